@@ -1,0 +1,1 @@
+"""solicitation-classifier: risk-factor detection of possible solicitation of children."""

@@ -1,0 +1,29 @@
+"""Indicators: the closed catalogue and the extractor, the only code that reads text."""
+
+from ._catalogue import AgeRule, Catalogue, Indicator, available_languages, load_catalogue
+from ._extractor import (
+    AgeEvidence,
+    AgeKind,
+    IndicatorBatch,
+    IndicatorExtractor,
+    MatchEngine,
+    MessageIndicators,
+)
+from ._prefilter import ENGINES, Prefilter, hyperscan_available
+
+__all__ = [
+    "ENGINES",
+    "AgeEvidence",
+    "AgeKind",
+    "AgeRule",
+    "Catalogue",
+    "Indicator",
+    "IndicatorBatch",
+    "IndicatorExtractor",
+    "MatchEngine",
+    "MessageIndicators",
+    "Prefilter",
+    "available_languages",
+    "hyperscan_available",
+    "load_catalogue",
+]

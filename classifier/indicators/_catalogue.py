@@ -1,0 +1,520 @@
+"""The indicator catalogue: a closed, versioned list of indicators kept as data.
+
+One JSON Lines file per language (``data/<lang>.jsonl``). The first line is the header
+(catalogue name, language, version, the closed lists of categories and risk factors,
+the token *slots* used by templates, and number words); every other line is one
+indicator. The file is validated whole at load time; every error names the file, the
+entry and the problem (codes E100-E119 in :mod:`classifier._errors`).
+
+Templates
+---------
+An indicator lists *templates*, a compact way to write many token patterns::
+
+    (are|r) (your|ur) (parents|mom) (home|around)?  -> 2 x 2 x 2 x 3 phrases
+    im <AGE> (yo|years old)?                         -> token patterns with a slot
+
+Words are separated by spaces; ``(a|b c)`` is a group of alternatives (an alternative
+may hold several words), ``(...)?`` makes a group optional, ``<NAME>`` is a slot from the
+header (one spaCy token pattern, for example a number range), and ``\\?`` is a literal
+``?``. Each expanded phrase is tokenised with spaCy's tokenizer, so ``dont`` in a
+template matches the tokens ``do`` ``nt`` exactly as in a message. Raw spaCy token
+patterns may be given under ``patterns`` and are checked with spaCy's validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import CatalogueError, Errors
+
+__all__ = [
+    "AgeRule",
+    "Catalogue",
+    "Indicator",
+    "Template",
+    "available_languages",
+    "load_catalogue",
+]
+
+DATA_DIR = Path(__file__).parent / "data"
+MAX_EXPANSION = 10000
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_SLOT_RE = re.compile(r"^<([A-Z][A-Z0-9_]*)>$")
+_HEADER_KEYS = ("catalogue", "language", "version", "description", "categories",
+                "risk_factors", "slots", "number_words")
+_ENTRY_KEYS = ("id", "category", "risk_factor", "description", "templates", "patterns", "age",
+               "not_followed_by", "not_preceded_by", "message_start", "examples",
+               "counterexamples")
+_ENTRY_REQUIRED = ("id", "category", "risk_factor", "description")
+_TOKEN_ATTRS = ("LOWER", "OP")
+_OPS = ("?", "*", "+")
+AGE_KINDS = ("disclosed", "birth_year", "number", "band")
+
+
+@dataclass(frozen=True)
+class AgeRule:
+    """How a match of an indicator becomes numeric age evidence.
+
+    ``disclosed``: the number in the match is an age; ``birth_year``: it is a year of
+    birth; ``number``: the number plus ``offset`` gives an age band (school grades);
+    ``band``: a fixed age band.
+    """
+
+    kind: str
+    offset: tuple[float, float] = (0.0, 0.0)
+    band: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One parsed template: its source and its expansion into token sequences."""
+
+    source: str
+    # each phrase: tuple of items; an item is ("lit", token_lower) or ("slot", NAME)
+    phrases: tuple[tuple[tuple[str, str], ...], ...]
+    regex: str  # a superset regex over lower-cased text (for the prefilter)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One catalogue entry (the unit the extractor counts)."""
+
+    id: str
+    category: str
+    risk_factor: str
+    description: str
+    templates: tuple[Template, ...]
+    patterns: tuple[tuple[Mapping[str, Any], ...], ...]
+    pattern_regexes: tuple[str, ...]
+    age: AgeRule | None = None
+    not_followed_by: frozenset[str] = frozenset()
+    not_preceded_by: frozenset[str] = frozenset()
+    message_start: bool = False
+    examples: tuple[str, ...] = ()
+    counterexamples: tuple[str, ...] = ()
+    line: int = 0
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of concrete patterns (expanded template phrases plus raw patterns)."""
+        return sum(len(t.phrases) for t in self.templates) + len(self.patterns)
+
+    @property
+    def regexes(self) -> tuple[str, ...]:
+        return tuple(t.regex for t in self.templates) + self.pattern_regexes
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A validated indicator catalogue.
+
+    Examples
+    --------
+    >>> cat = load_catalogue("en")
+    >>> cat.language, len(cat) >= 40
+    ('en', True)
+    >>> cat.feature_names()[0]
+    'age_question.how_old'
+    """
+
+    name: str
+    language: str
+    version: str
+    description: str
+    path: str
+    sha256: str
+    categories: Mapping[str, Mapping[str, Any]]
+    risk_factors: Mapping[str, str]
+    slots: Mapping[str, Mapping[str, Any]]
+    number_words: Mapping[str, int]
+    indicators: tuple[Indicator, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.indicators)
+
+    def feature_names(self) -> tuple[str, ...]:
+        """Indicator ids in vector order."""
+        return tuple(ind.id for ind in self.indicators)
+
+    def category_names(self) -> tuple[str, ...]:
+        """Category names in header order (the state's category order)."""
+        return tuple(self.categories)
+
+    @property
+    def n_patterns(self) -> int:
+        return sum(ind.n_patterns for ind in self.indicators)
+
+
+def available_languages() -> tuple[str, ...]:
+    """Languages with a bundled catalogue."""
+    return tuple(sorted(p.stem for p in DATA_DIR.glob("*.jsonl")))
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _tokenize_word(word: str, language: str) -> tuple[str, ...]:
+    """Split one template word into tokens with the language's blank spaCy tokenizer."""
+    tokenizer = _TOKENIZERS.get(language)
+    if tokenizer is None:
+        import spacy
+
+        tokenizer = _TOKENIZERS[language] = spacy.blank(language).tokenizer
+    return tuple(t.lower_ for t in tokenizer(word))
+
+
+class _Ctx:
+    """Where we are in the file, for error messages."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.entry = "header"
+
+    def error(self, template: str, **kw: Any) -> CatalogueError:
+        return CatalogueError(template.format(file=self.file, entry=self.entry, **kw))
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_type(ctx: _Ctx, obj: Mapping[str, Any], key: str, types: type | tuple[type, ...],
+                expected: str) -> Any:
+    value = obj[key]
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)):
+        raise ctx.error(Errors.E104, key=key, expected=expected, got=_type_name(value))
+    return value
+
+
+def _str_list(ctx: _Ctx, obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    if key not in obj:
+        return ()
+    value = _check_type(ctx, obj, key, list, "a list of strings")
+    if not all(isinstance(v, str) for v in value):
+        raise ctx.error(Errors.E104, key=key, expected="a list of strings", got="a list with "
+                        "non-strings")
+    return tuple(value)
+
+
+def _token_regex(ctx: _Ctx, spec: Mapping[str, Any]) -> str:
+    """Superset regex (over lower-cased text) of one token pattern dict."""
+    for key in spec:
+        if key not in _TOKEN_ATTRS:
+            raise ctx.error(Errors.E114, key=key, allowed=", ".join(_TOKEN_ATTRS))
+    if "LOWER" not in spec:
+        raise ctx.error(Errors.E114, key="(none)", allowed="LOWER with an optional OP")
+    value = spec["LOWER"]
+    if isinstance(value, str):
+        return re.escape(value.lower())
+    if isinstance(value, Mapping) and set(value) == {"IN"} and isinstance(value["IN"], list):
+        words = sorted({str(w).lower() for w in value["IN"]}, key=lambda w: (-len(w), w))
+        return "(?:" + "|".join(re.escape(w) for w in words) + ")"
+    if isinstance(value, Mapping) and set(value) == {"REGEX"} and isinstance(value["REGEX"], str):
+        rx = value["REGEX"]
+        problem = ""
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            problem = str(exc)
+        if problem or not (rx.startswith("^") and rx.endswith("$")):
+            raise ctx.error(Errors.E113, regex=rx, problem=problem or "not anchored")
+        return "(?:" + rx[1:-1] + ")"
+    raise ctx.error(Errors.E114, key="LOWER", allowed="a string, {IN: [...]} or {REGEX: '^...$'}")
+
+
+def _validate_spacy_pattern(ctx: _Ctx, pattern: Any, index: int) -> None:
+    from spacy.schemas import validate_token_pattern
+
+    problems = validate_token_pattern(pattern)
+    if problems:
+        raise ctx.error(Errors.E112, index=index, problem="; ".join(problems))
+
+
+def _pattern_regex(ctx: _Ctx, pattern: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    required = 0
+    for spec in pattern:
+        rx = _token_regex(ctx, spec)
+        op = spec.get("OP")
+        if op is not None and op not in _OPS:
+            raise ctx.error(Errors.E114, key=f"OP {op!r}", allowed="OP one of ? * +")
+        if op is None or op == "+":
+            required += 1
+        parts.append(f"(?:{rx}\\s*){op}" if op else f"{rx}\\s*")
+    if not required:
+        raise ctx.error(Errors.E112, index=0, problem="every token is optional; the pattern "
+                        "would match nothing")
+    return "".join(parts)
+
+
+def _parse_template(ctx: _Ctx, source: str, index: int, header: Mapping[str, Any],
+                    slot_regex: Mapping[str, str]) -> Template:
+    """Parse a template (groups may nest), expand it, and build its superset regex."""
+    slots = header["slots"]
+    pos = 0
+    n = len(source)
+
+    def fail(problem: str) -> CatalogueError:
+        return ctx.error(Errors.E109, index=index, problem=problem)
+
+    def word_items(word: str) -> list[tuple[str, str]]:
+        m = _SLOT_RE.match(word)
+        if m:
+            if m.group(1) not in slots:
+                raise ctx.error(Errors.E110, index=index, slot=m.group(1),
+                                known=", ".join(slots) or "(none)")
+            return [("slot", m.group(1))]
+        if "<" in word or ">" in word:
+            raise fail(f"malformed slot {word!r}")
+        literal = word.replace("\\", "")
+        return [("lit", tok) for tok in _tokenize_word(literal, header["language"])]
+
+    # A parsed node is a list of options; each option is (phrases, regex) where phrases
+    # are item tuples. A sequence multiplies its parts' options out.
+    def parse_sequence(depth: int) -> tuple[list[tuple[tuple[str, str], ...]], str]:
+        nonlocal pos
+        phrases: list[tuple[tuple[str, str], ...]] = [()]
+        regex = ""
+        while pos < n:
+            ch = source[pos]
+            if ch.isspace():
+                pos += 1
+                continue
+            if ch in "|)":
+                if depth == 0:
+                    raise fail(f"{ch!r} outside a group at column {pos + 1}")
+                break
+            if ch == "(":
+                opened = pos
+                pos += 1
+                alternatives = []
+                while True:
+                    alt_phrases, alt_regex = parse_sequence(depth + 1)
+                    if not alt_regex:
+                        raise fail(f"empty alternative in the group at column {opened + 1}; "
+                                   "use (...)? for an optional group")
+                    alternatives.append((alt_phrases, alt_regex))
+                    if pos >= n:
+                        raise fail(f"unbalanced parentheses: the group at column {opened + 1} "
+                                   "is not closed")
+                    if source[pos] == ")":
+                        pos += 1
+                        break
+                    pos += 1  # "|"
+                optional = pos < n and source[pos] == "?"
+                if optional:
+                    pos += 1
+                options = [p for alt, _ in alternatives for p in alt] + ([()] if optional else [])
+                group_rx = "(?:" + "|".join(sorted({r for _, r in alternatives},
+                                                   key=lambda r: (-len(r), r))) + ")"
+                regex += group_rx + ("?" if optional else "")
+            else:
+                start = pos
+                while pos < n and not source[pos].isspace() and source[pos] not in "()|":
+                    pos += 1
+                items = tuple(word_items(source[start:pos]))
+                options = [items]
+                regex += "".join(
+                    (slot_regex[v] if kind == "slot" else re.escape(v)) + "\\s*"
+                    for kind, v in items
+                )
+            if len(phrases) * len(options) > MAX_EXPANSION:
+                raise ctx.error(Errors.E111, index=index, count=f"more than {MAX_EXPANSION}",
+                                limit=MAX_EXPANSION)
+            phrases = [a + b for a in phrases for b in options]
+        return phrases, regex
+
+    phrases, regex = parse_sequence(0)
+    unique = tuple(dict.fromkeys(phrases))
+    if not regex or any(not p for p in unique):
+        raise fail("the template has no required part")
+    return Template(source, unique, regex)
+
+
+def _age_rule(ctx: _Ctx, raw: Any) -> AgeRule:
+    if not isinstance(raw, Mapping) or raw.get("kind") not in AGE_KINDS:
+        raise ctx.error(Errors.E115, problem=f"'kind' must be one of {', '.join(AGE_KINDS)}")
+    unknown = set(raw) - {"kind", "offset", "band"}
+    if unknown:
+        raise ctx.error(Errors.E115, problem=f"unknown key(s) {', '.join(sorted(unknown))}")
+
+    def pair(key: str) -> tuple[float, float]:
+        v = raw.get(key)
+        if (not isinstance(v, list) or len(v) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                or v[0] > v[1]):
+            raise ctx.error(Errors.E115, problem=f"'{key}' must be [low, high] with low <= high")
+        return (float(v[0]), float(v[1]))
+
+    kind = raw["kind"]
+    if kind == "number":
+        return AgeRule(kind, offset=pair("offset"))
+    if kind == "band":
+        return AgeRule(kind, band=pair("band"))
+    return AgeRule(kind)
+
+
+def _parse_header(ctx: _Ctx, header: Any, problem_if_not: str) -> dict[str, Any]:
+    if not isinstance(header, dict) or "catalogue" not in header:
+        raise CatalogueError(Errors.E102.format(file=ctx.file, problem=problem_if_not))
+    for key in header:
+        if key not in _HEADER_KEYS:
+            raise ctx.error(Errors.E105, key=key, allowed=", ".join(_HEADER_KEYS))
+    for key in _HEADER_KEYS:
+        if key not in header:
+            raise ctx.error(Errors.E103, key=key)
+    for key in ("catalogue", "language", "version", "description"):
+        _check_type(ctx, header, key, str, "a string")
+    for key in ("categories", "risk_factors", "slots", "number_words"):
+        _check_type(ctx, header, key, dict, "an object")
+    for name, cat in header["categories"].items():
+        if not isinstance(cat, dict) or "description" not in cat or "stage" not in cat:
+            raise ctx.error(Errors.E104, key=f"categories.{name}",
+                            expected="an object with 'stage' and 'description'", got=_type_name(cat))
+    for name, spec in header["slots"].items():
+        if not isinstance(spec, dict):
+            raise ctx.error(Errors.E104, key=f"slots.{name}", expected="a token pattern object",
+                            got=_type_name(spec))
+        ctx.entry = f"header slot <{name}>"
+        _validate_spacy_pattern(ctx, [spec], 0)
+        if "OP" in spec:
+            raise ctx.error(Errors.E114, key="OP", allowed="LOWER (a slot is one token)")
+    ctx.entry = "header"
+    for word, value in header["number_words"].items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ctx.error(Errors.E104, key=f"number_words.{word}", expected="an integer",
+                            got=_type_name(value))
+    return header
+
+
+def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
+                 slot_regex: Mapping[str, str], line: int) -> Indicator:
+    if not isinstance(obj, dict):
+        raise ctx.error(Errors.E104, key="(entry)", expected="an object", got=_type_name(obj))
+    if isinstance(obj.get("id"), str):
+        ctx.entry = f"line {line} ({obj['id']})"
+    for key in obj:
+        if key not in _ENTRY_KEYS:
+            raise ctx.error(Errors.E105, key=key, allowed=", ".join(_ENTRY_KEYS))
+    for key in _ENTRY_REQUIRED:
+        if key not in obj:
+            raise ctx.error(Errors.E103, key=key)
+        _check_type(ctx, obj, key, str, "a string")
+    ind_id = obj["id"]
+    if not _ID_RE.match(ind_id):
+        raise ctx.error(Errors.E117, id=ind_id)
+    if obj["category"] not in header["categories"]:
+        raise ctx.error(Errors.E107, value=obj["category"], known=", ".join(header["categories"]))
+    if obj["risk_factor"] not in header["risk_factors"]:
+        raise ctx.error(Errors.E108, value=obj["risk_factor"],
+                        known=", ".join(header["risk_factors"]))
+    templates = tuple(
+        _parse_template(ctx, src, i, header, slot_regex)
+        for i, src in enumerate(_str_list(ctx, obj, "templates"))
+    )
+    raw_patterns = obj.get("patterns", [])
+    if not isinstance(raw_patterns, list):
+        raise ctx.error(Errors.E104, key="patterns", expected="a list of token patterns",
+                        got=_type_name(raw_patterns))
+    pattern_regexes = []
+    for i, pattern in enumerate(raw_patterns):
+        _validate_spacy_pattern(ctx, pattern, i)
+        pattern_regexes.append(_pattern_regex(ctx, pattern))
+    if not templates and not raw_patterns:
+        raise ctx.error(Errors.E116)
+    age = _age_rule(ctx, obj["age"]) if obj.get("age") is not None else None
+    message_start = obj.get("message_start", False)
+    if not isinstance(message_start, bool):
+        raise ctx.error(Errors.E104, key="message_start", expected="true or false",
+                        got=_type_name(message_start))
+    return Indicator(
+        id=ind_id,
+        category=obj["category"],
+        risk_factor=obj["risk_factor"],
+        description=obj["description"],
+        templates=templates,
+        patterns=tuple(tuple(p) for p in raw_patterns),
+        pattern_regexes=tuple(pattern_regexes),
+        age=age,
+        not_followed_by=frozenset(w.lower() for w in _str_list(ctx, obj, "not_followed_by")),
+        not_preceded_by=frozenset(w.lower() for w in _str_list(ctx, obj, "not_preceded_by")),
+        message_start=message_start,
+        examples=_str_list(ctx, obj, "examples"),
+        counterexamples=_str_list(ctx, obj, "counterexamples"),
+        line=line,
+    )
+
+
+def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> Catalogue:
+    """Load and validate an indicator catalogue.
+
+    Parameters
+    ----------
+    language : str, default "en"
+        Language of a bundled catalogue (see :func:`available_languages`).
+    path : path-like, optional
+        A catalogue file of your own; overrides ``language``.
+
+    Raises
+    ------
+    CatalogueError
+        With the file, the entry and the problem.
+    """
+    if path is None:
+        path = DATA_DIR / f"{language}.jsonl"
+        if not path.exists():
+            raise CatalogueError(Errors.E119.format(language=language,
+                                                    known=", ".join(available_languages())))
+    path = Path(path)
+    ctx = _Ctx(str(path))
+    if not path.is_file():
+        raise CatalogueError(Errors.E100.format(file=path))
+    raw = path.read_bytes()
+    lines = raw.decode("utf-8").splitlines()
+    decoded: list[tuple[int, Any]] = []
+    for line_no, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            decoded.append((line_no, json.loads(text)))
+        except json.JSONDecodeError as exc:
+            raise CatalogueError(Errors.E101.format(file=path, line=line_no,
+                                                    problem=f"{exc.msg} at column {exc.colno}"))
+    if not decoded:
+        raise CatalogueError(Errors.E102.format(file=path, problem="the file is empty"))
+    header = _parse_header(ctx, decoded[0][1], "no 'catalogue' key")
+    slot_regex = {}
+    for name, spec in header["slots"].items():
+        ctx.entry = f"header slot <{name}>"
+        slot_regex[name] = _token_regex(ctx, spec)
+    indicators: list[Indicator] = []
+    first_line: dict[str, int] = {}
+    for line_no, obj in decoded[1:]:
+        ctx.entry = f"line {line_no}"
+        ind = _parse_entry(ctx, obj, header, slot_regex, line_no)
+        if ind.id in first_line:
+            raise ctx.error(Errors.E106, id=ind.id, first=first_line[ind.id])
+        first_line[ind.id] = line_no
+        indicators.append(ind)
+    if not indicators:
+        raise CatalogueError(Errors.E118.format(file=path))
+    return Catalogue(
+        name=header["catalogue"],
+        language=header["language"],
+        version=header["version"],
+        description=header["description"],
+        path=str(path),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        categories=dict(header["categories"]),
+        risk_factors=dict(header["risk_factors"]),
+        slots=dict(header["slots"]),
+        number_words=dict(header["number_words"]),
+        indicators=tuple(indicators),
+    )

@@ -1,0 +1,123 @@
+"""The prefilter: which messages of a batch may hold an indicator at all.
+
+Each template compiles to a *superset* regex over lower-cased text: its tokens in order,
+with optional white space between them. A spaCy match is its tokens with optional white
+space between them, so every message the full matcher would match is a prefilter
+candidate (the prefilter can only let through too much, never too little). Only the
+candidates are tokenised by spaCy; the common message with no indicator costs one scan
+of a joined, lower-cased batch.
+
+Two engines run the same regexes: Hyperscan (one scan per batch; x86-64 Linux wheels)
+and Python's ``re`` (portable, slower).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._errors import Errors, InputTypeError
+
+__all__ = ["ENGINES", "Prefilter", "hyperscan_available"]
+
+ENGINES = ("auto", "hyperscan", "re", "none")
+_SEP = "\x00"
+
+
+def hyperscan_available() -> bool:
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def join_lower(texts: Sequence[str]) -> tuple[str, int]:
+    """Join a batch with NUL separators, lower-cased; returns (joined, n_separators_expected)."""
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != len(texts) - 1:
+        # a message carries NUL itself: blank it in this view only
+        joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
+    return joined.lower(), len(texts) - 1
+
+
+class Prefilter:
+    """Candidate selection for a batch of messages.
+
+    Parameters
+    ----------
+    regexes : sequence of str
+        Superset regexes (one per template or pattern).
+    engine : {"auto", "hyperscan", "re", "none"}
+        ``auto`` takes Hyperscan where installed, else ``re``; ``none`` lets every
+        message through (the full matcher).
+    """
+
+    def __init__(self, regexes: Sequence[str], *, engine: str = "auto") -> None:
+        if engine not in ENGINES:
+            raise ValueError(Errors.E002.format(engine=engine, choices=", ".join(ENGINES)))
+        if engine == "auto":
+            engine = "hyperscan" if hyperscan_available() else "re"
+        if engine == "hyperscan" and not hyperscan_available():
+            raise ImportError(Errors.E003)
+        self.engine = engine
+        self._regexes = tuple(regexes)
+        self._db: Any = None
+        self._scratch: Any = None
+        self._re: re.Pattern[str] | None = None
+        if engine == "hyperscan":
+            self._compile_hyperscan()
+        elif engine == "re":
+            self._re = re.compile("|".join(f"(?:{r})" for r in self._regexes))
+
+    def _compile_hyperscan(self) -> None:
+        import hyperscan
+
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        exprs = [r.encode("utf-8") for r in self._regexes]
+        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                   flags=[0] * len(exprs))
+        self._db = db
+        self._scratch = hyperscan.Scratch(db)
+
+    def candidates(self, texts: Sequence[str]) -> np.ndarray:
+        """Boolean mask: which messages may hold an indicator.
+
+        Raises
+        ------
+        InputTypeError
+            If an item is not a str (naming its index, never its value).
+        """
+        n = len(texts)
+        for i, t in enumerate(texts):
+            if type(t) is not str and not isinstance(t, str):
+                raise InputTypeError(Errors.E001.format(type_name=type(t).__name__, record=i))
+        if self.engine == "none" or n == 0:
+            return np.ones(n, dtype=bool)
+        joined, _ = join_lower(texts)
+        mask = np.zeros(n, dtype=bool)
+        if self._db is not None:
+            data = joined.encode("utf-8", "surrogatepass")
+            ends: list[int] = []
+            append = ends.append
+
+            def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+                append(to)
+
+            self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
+            if not ends:
+                return mask
+            seps = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
+            idx = np.searchsorted(seps, np.asarray(ends, dtype=np.int64) - 1, side="left")
+        else:
+            assert self._re is not None
+            found = [m.end() for m in self._re.finditer(joined)]
+            if not found:
+                return mask
+            seps = np.asarray([m.start() for m in re.finditer(_SEP, joined)], dtype=np.int64)
+            idx = np.searchsorted(seps, np.asarray(found, dtype=np.int64) - 1, side="left")
+        mask[idx[idx < n]] = True
+        return mask
