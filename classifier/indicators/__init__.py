@@ -1,6 +1,7 @@
 """Indicators: the closed catalogue and the extractor, the only code that reads text."""
 
 from ._catalogue import AgeRule, Catalogue, Indicator, available_languages, load_catalogue
+from ._component import IndicatorComponent
 from ._extractor import (
     AgeEvidence,
     AgeKind,
@@ -10,6 +11,7 @@ from ._extractor import (
     MessageIndicators,
 )
 from ._prefilter import ENGINES, Prefilter, hyperscan_available
+from ._vectorizer import IndicatorVectorizer
 
 __all__ = [
     "ENGINES",
@@ -19,7 +21,9 @@ __all__ = [
     "Catalogue",
     "Indicator",
     "IndicatorBatch",
+    "IndicatorComponent",
     "IndicatorExtractor",
+    "IndicatorVectorizer",
     "MatchEngine",
     "MessageIndicators",
     "Prefilter",

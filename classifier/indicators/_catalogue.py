@@ -187,8 +187,8 @@ def _type_name(value: Any) -> str:
 def _check_type(ctx: _Ctx, obj: Mapping[str, Any], key: str, types: type | tuple[type, ...],
                 expected: str) -> Any:
     value = obj[key]
-    if not isinstance(value, types) or isinstance(value, bool) and bool not in (
-            types if isinstance(types, tuple) else (types,)):
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,))):
         raise ctx.error(Errors.E104, key=key, expected=expected, got=_type_name(value))
     return value
 
@@ -374,10 +374,18 @@ def _parse_header(ctx: _Ctx, header: Any, problem_if_not: str) -> dict[str, Any]
         _check_type(ctx, header, key, str, "a string")
     for key in ("categories", "risk_factors", "slots", "number_words"):
         _check_type(ctx, header, key, dict, "an object")
+    try:
+        import spacy.util
+
+        spacy.util.get_lang_class(header["language"])
+    except Exception:
+        raise ctx.error(Errors.E104, key="language", expected="a language code spaCy knows",
+                        got=repr(header["language"])) from None
     for name, cat in header["categories"].items():
         if not isinstance(cat, dict) or "description" not in cat or "stage" not in cat:
             raise ctx.error(Errors.E104, key=f"categories.{name}",
-                            expected="an object with 'stage' and 'description'", got=_type_name(cat))
+                            expected="an object with 'stage' and 'description'",
+                            got=_type_name(cat))
     for name, spec in header["slots"].items():
         if not isinstance(spec, dict):
             raise ctx.error(Errors.E104, key=f"slots.{name}", expected="a token pattern object",
@@ -486,7 +494,8 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> C
             decoded.append((line_no, json.loads(text)))
         except json.JSONDecodeError as exc:
             raise CatalogueError(Errors.E101.format(file=path, line=line_no,
-                                                    problem=f"{exc.msg} at column {exc.colno}"))
+                                                    problem=f"{exc.msg} at column {exc.colno}")
+                                 ) from None
     if not decoded:
         raise CatalogueError(Errors.E102.format(file=path, problem="the file is empty"))
     header = _parse_header(ctx, decoded[0][1], "no 'catalogue' key")

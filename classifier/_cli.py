@@ -1,0 +1,155 @@
+"""The ``solicitation-classifier`` command.
+
+Subcommands grow with the data flow: ``extract`` (indicators -> state) and ``demo`` (the
+main job on embedded defaults). Output is numbers and ids only; message text is never
+printed, and a bad record is reported by line and field while the good ones go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._conversation import read_jsonl
+from ._progress import progress
+from ._state import ConversationState
+from .indicators import IndicatorExtractor
+
+SAMPLE = "sample.jsonl"
+
+
+def sample_path() -> Path:
+    """Path of the bundled sample conversations (synthetic, non-explicit)."""
+    return Path(str(resources.files("classifier") / "data" / SAMPLE))
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def state_summary(state: ConversationState, feature_names: Sequence[str]) -> dict[str, Any]:
+    """The numeric summary of one conversation written by ``extract`` (no text)."""
+    participants = []
+    for pid, p in state.participants.items():
+        participants.append({
+            "id": pid,
+            "messages": p.n_messages,
+            "scanned": p.n_scanned,
+            "not_scanned": p.n_not_scanned,
+            "with_indicators": p.n_with_indicators,
+            "indicators": {feature_names[k]: int(c) for k, c in enumerate(p.counts) if c},
+            "disclosed_age": None if not p.disclosed_age.n else {
+                "n": p.disclosed_age.n, "mean": p.disclosed_age.mean,
+                "low": p.disclosed_age.low, "high": p.disclosed_age.high},
+            "school_age": None if not p.school_age.n else {
+                "n": p.school_age.n, "low": p.school_age.low, "high": p.school_age.high},
+        })
+    return {"conversation_id": state.conversation_id, "participants": participants,
+            "state_bytes": len(state.to_bytes())}
+
+
+def run_extract(inputs: Sequence[Path], out: TextIO | None, extractor: IndicatorExtractor,
+                report: TextIO) -> int:
+    """Extract indicators from interchange files; prints a summary; returns the exit code."""
+    names = extractor.feature_names()
+    categories = [ind.category for ind in extractor.catalogue.indicators]
+    n_conv = n_bad = n_msgs = n_scanned = n_not_scanned = n_hit_msgs = 0
+    by_category: Counter[str] = Counter()
+    start = time.perf_counter()
+    for path in inputs:
+        total = _count_lines(path)
+        for result in progress(read_jsonl(path), label=f"extract {path.name}", total=total):
+            if result.error is not None:
+                n_bad += 1
+                print(f"{path.name}: {result.error}", file=report)
+                continue
+            conv = result.conversation
+            assert conv is not None
+            state = ConversationState.from_conversation(conv, extractor)
+            n_conv += 1
+            for p in state.participants.values():
+                n_msgs += p.n_messages
+                n_scanned += p.n_scanned
+                n_not_scanned += p.n_not_scanned
+                n_hit_msgs += p.n_with_indicators
+                for k, c in enumerate(p.counts):
+                    if c:
+                        by_category[categories[k]] += int(c)
+            if out is not None:
+                out.write(json.dumps(state_summary(state, names)) + "\n")
+    elapsed = time.perf_counter() - start
+    print(f"catalogue {extractor.catalogue.name} {extractor.catalogue.version} "
+          f"({len(names)} indicators, {extractor.catalogue.n_patterns} patterns), "
+          f"prefilter engine: {extractor.prefilter.engine}", file=report)
+    print(f"{n_conv} conversations read, {n_bad} records rejected; {n_msgs} messages: "
+          f"{n_scanned} scanned, {n_not_scanned} not scanned (not text); "
+          f"{n_hit_msgs} messages carried at least one indicator", file=report)
+    if by_category:
+        width = max(len(c) for c in by_category)
+        print("indicator matches by category:", file=report)
+        for cat in extractor.catalogue.categories:
+            if by_category[cat]:
+                print(f"  {cat:<{width}}  {by_category[cat]}", file=report)
+    print(f"done in {elapsed:.2f} s", file=report)
+    return 0 if n_bad == 0 else 2
+
+
+def _open_out(path: str | None) -> TextIO | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    return open(path, "w", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="solicitation-classifier",
+        description="Detect possible solicitation of children from key indicators and "
+                    "objectively identified risk factors (Reg. (EU) 2021/1232).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_ext = sub.add_parser("extract", help="extract risk indicators from interchange JSONL")
+    p_ext.add_argument("inputs", nargs="+", type=Path)
+    p_ext.add_argument("-o", "--output", help="write one numeric summary per conversation "
+                       "(JSONL; '-' for stdout)")
+    p_ext.add_argument("--language", default="en")
+    p_ext.add_argument("--prefilter", default="auto",
+                       choices=("auto", "hyperscan", "re", "none"))
+    p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
+    p_demo.add_argument("-o", "--output", default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "extract":
+        missing = [p for p in args.inputs if not p.is_file()]
+        if missing:
+            parser.error(f"input file not found: {missing[0]}")
+        extractor = IndicatorExtractor(language=args.language, prefilter=args.prefilter)
+        out = _open_out(args.output)
+        try:
+            return run_extract(args.inputs, out, extractor, sys.stderr)
+        finally:
+            if out not in (None, sys.stdout):
+                out.close()  # type: ignore[union-attr]
+    if args.command == "demo":
+        print(f"solicitation-classifier demo: extracting risk indicators from the bundled "
+              f"sample {sample_path()}", file=sys.stderr)
+        extractor = IndicatorExtractor()
+        out = _open_out(args.output)
+        try:
+            return run_extract([sample_path()], out, extractor, sys.stderr)
+        finally:
+            if out not in (None, sys.stdout):
+                out.close()  # type: ignore[union-attr]
+    return 1  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,443 @@
+"""Per-conversation incremental state: numbers only, constant size, mergeable.
+
+The state accumulates, per participant, what the extractor returned (indicator counts,
+age evidence) and traffic data (message counts, timing, replies). It never sees text.
+Its size does not grow with the length of the conversation; a one-to-one conversation
+serialises to well under 1 KB (see ``benchmarks/``).
+
+Merging two partial states of one conversation is exact for every counter, sum, minimum
+and maximum. The order-dependent traffic figures (turns, reply latency) are exact when
+the partial states cover consecutive stretches of time (incremental batches); for
+interleaved partial states they leave out the one reply at the seam and
+:attr:`ConversationState.order_exact` becomes False.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from ._conversation import Conversation
+from ._errors import Errors, StateError
+from .indicators import AgeKind, Catalogue, IndicatorExtractor, MessageIndicators
+
+__all__ = ["ConversationState", "ParticipantState", "merge_states"]
+
+OVERFLOW_ID = "*"
+NEVER = math.inf
+_MAGIC = b"CS1"
+_NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
+_COUNT_MAX = np.iinfo(np.uint16).max
+
+
+def _epoch(ts: datetime | float | int, index: int = 0) -> float:
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            raise StateError(Errors.E303.format(index=index, type_name="naive datetime"))
+        return ts.timestamp()
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        return float(ts)
+    raise StateError(Errors.E303.format(index=index, type_name=type(ts).__name__))
+
+
+@dataclass
+class _AgeStats:
+    """Mergeable moments of age intervals (midpoints) with their overall range."""
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    def add(self, low: float, high: float) -> None:
+        mid = (low + high) / 2.0
+        self.n += 1
+        self.total += mid
+        self.total_sq += mid * mid
+        self.low = min(self.low, low)
+        self.high = max(self.high, high)
+
+    def merge(self, other: _AgeStats) -> _AgeStats:
+        return _AgeStats(self.n + other.n, self.total + other.total,
+                         self.total_sq + other.total_sq, min(self.low, other.low),
+                         max(self.high, other.high))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else math.nan
+
+    @property
+    def std(self) -> float:
+        if self.n < 2:
+            return 0.0 if self.n else math.nan
+        var = max(self.total_sq / self.n - self.mean ** 2, 0.0)
+        return math.sqrt(var)
+
+    def values(self) -> tuple[float, ...]:
+        return (float(self.n), self.total, self.total_sq, self.low, self.high)
+
+
+@dataclass
+class ParticipantState:
+    """What one participant has sent, as numbers."""
+
+    counts: np.ndarray  # uint32 per indicator
+    first_seen: np.ndarray  # float64 per category: epoch seconds of first occurrence
+    n_messages: int = 0
+    n_scanned: int = 0  # text messages passed to the extractor
+    n_not_scanned: int = 0  # non-text modality: never scanned, only counted
+    n_with_indicators: int = 0  # scanned messages that carried at least one indicator
+    n_chars: int = 0
+    n_night: int = 0
+    n_replies: int = 0
+    reply_latency_sum: float = 0.0
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    disclosed_age: _AgeStats = field(default_factory=_AgeStats)
+    school_age: _AgeStats = field(default_factory=_AgeStats)
+
+    @classmethod
+    def empty(cls, n_indicators: int, n_categories: int) -> ParticipantState:
+        return cls(np.zeros(n_indicators, dtype=np.uint32),
+                   np.full(n_categories, NEVER, dtype=np.float64))
+
+    def merge(self, other: ParticipantState) -> ParticipantState:
+        return ParticipantState(
+            counts=self.counts + other.counts,
+            first_seen=np.minimum(self.first_seen, other.first_seen),
+            n_messages=self.n_messages + other.n_messages,
+            n_scanned=self.n_scanned + other.n_scanned,
+            n_not_scanned=self.n_not_scanned + other.n_not_scanned,
+            n_with_indicators=self.n_with_indicators + other.n_with_indicators,
+            n_chars=self.n_chars + other.n_chars,
+            n_night=self.n_night + other.n_night,
+            n_replies=self.n_replies + other.n_replies,
+            reply_latency_sum=self.reply_latency_sum + other.reply_latency_sum,
+            first_ts=min(self.first_ts, other.first_ts),
+            last_ts=max(self.last_ts, other.last_ts),
+            disclosed_age=self.disclosed_age.merge(other.disclosed_age),
+            school_age=self.school_age.merge(other.school_age),
+        )
+
+    def _scalars(self) -> tuple[float, ...]:
+        return (float(self.n_messages), float(self.n_scanned), float(self.n_not_scanned),
+                float(self.n_with_indicators), float(self.n_chars), float(self.n_night),
+                float(self.n_replies),
+                self.reply_latency_sum, self.first_ts, self.last_ts,
+                *self.disclosed_age.values(), *self.school_age.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParticipantState):
+            return NotImplemented
+        return (np.array_equal(self.counts, other.counts)
+                and np.array_equal(self.first_seen, other.first_seen)
+                and np.allclose(self._scalars(), other._scalars(), rtol=1e-12, atol=1e-9,
+                                equal_nan=True))
+
+
+_SCALARS = struct.Struct("<IIIIIII d d d I ddff I ddff")
+_CONV = struct.Struct("<dd hh I I ?")
+
+
+class ConversationState:
+    """Incremental, mergeable, serialisable numeric state of one conversation.
+
+    Parameters
+    ----------
+    conversation_id : str
+    catalogue : Catalogue
+        Fixes the length of the count vector and the category order.
+    max_participants : int, default 8
+        Further senders are pooled in one overflow slot, so that the state stays bounded
+        in group chats.
+
+    Examples
+    --------
+    >>> from classifier.indicators import IndicatorExtractor
+    >>> ext = IndicatorExtractor()
+    >>> state = ConversationState("c-1", ext.catalogue)
+    >>> state.update("u-1", 1_772_000_000.0, ext.extract("are your parents home"))
+    >>> state.update("u-2", 1_772_000_060.0, ext.extract("no"))
+    >>> state.n_messages, state.participants["u-2"].n_replies
+    (2, 1)
+    """
+
+    def __init__(self, conversation_id: str, catalogue: Catalogue, *,
+                 max_participants: int = 8) -> None:
+        self.conversation_id = conversation_id
+        self.catalogue_sha256 = catalogue.sha256
+        self.n_indicators = len(catalogue.indicators)
+        self.n_categories = len(catalogue.categories)
+        cat_index = {name: i for i, name in enumerate(catalogue.categories)}
+        self._indicator_category = np.array(
+            [cat_index[ind.category] for ind in catalogue.indicators], dtype=np.int64)
+        self.max_participants = max_participants
+        self.participants: dict[str, ParticipantState] = {}
+        self.first_ts = math.inf
+        self.last_ts = -math.inf
+        self.first_sender: str | None = None
+        self.last_sender: str | None = None
+        self.n_turns = 0
+        self.order_exact = True
+
+    # -- updating -------------------------------------------------------------------
+    def _slot(self, sender: str) -> ParticipantState:
+        state = self.participants.get(sender)
+        if state is None:
+            if len(self.participants) >= self.max_participants:
+                sender = OVERFLOW_ID
+                state = self.participants.get(sender)
+            if state is None:
+                state = ParticipantState.empty(self.n_indicators, self.n_categories)
+                self.participants[sender] = state
+        return state
+
+    def update(self, sender: str, ts: datetime | float, indicators: MessageIndicators | None,
+               *, n_chars: int = 0, scanned: bool = True) -> None:
+        """Add one message, in time order.
+
+        Parameters
+        ----------
+        sender : str
+        ts : datetime (timezone-aware) or epoch seconds
+        indicators : MessageIndicators or None
+            The extractor's output; None for a message that was not scanned.
+        n_chars : int
+            Length of the text (a traffic figure; the text itself never comes here).
+        scanned : bool
+            False for non-text modalities, which are counted but never scanned.
+        """
+        t = _epoch(ts, self.n_messages)
+        p = self._slot(sender)
+        p.n_messages += 1
+        p.n_chars += n_chars
+        if scanned and indicators is not None:
+            p.n_scanned += 1
+            self._add_indicators(p, indicators, t)
+        else:
+            p.n_not_scanned += 1
+        if time.gmtime(t).tm_hour in _NIGHT_HOURS:  # UTC; providers may shift ts
+            p.n_night += 1
+        p.first_ts = min(p.first_ts, t)
+        p.last_ts = max(p.last_ts, t)
+        if self.last_sender is not None and sender != self.last_sender:
+            self.n_turns += 1
+            p.n_replies += 1
+            p.reply_latency_sum += max(t - self.last_ts, 0.0)
+        if self.first_sender is None:
+            self.first_sender, self.first_ts = sender, t
+        self.last_sender, self.last_ts = sender, max(self.last_ts, t)
+
+    def _add_indicators(self, p: ParticipantState, ind: MessageIndicators, t: float) -> None:
+        counts = ind.counts
+        if counts.any():
+            p.n_with_indicators += 1
+            p.counts += counts
+            hit_categories = self._indicator_category[np.flatnonzero(counts)]
+            p.first_seen[hit_categories] = np.minimum(p.first_seen[hit_categories], t)
+        for ev in ind.ages:
+            (p.disclosed_age if ev.kind == AgeKind.DISCLOSED else p.school_age).add(ev.low, ev.high)
+
+    @classmethod
+    def from_conversation(cls, conversation: Conversation, extractor: IndicatorExtractor,
+                          **kwargs: Any) -> ConversationState:
+        """Build the state of a whole conversation (text messages extracted in one batch)."""
+        state = cls(conversation.conversation_id, extractor.catalogue, **kwargs)
+        state.update_messages(conversation.messages, extractor)
+        return state
+
+    def update_messages(self, messages: Sequence[Any], extractor: IndicatorExtractor) -> None:
+        """Add messages (objects with sender, ts, text, is_text) in time order."""
+        text_rows = [i for i, m in enumerate(messages) if m.is_text]
+        batch = extractor.extract_batch([messages[i].text for i in text_rows],
+                                        reference_year=[messages[i].ts.year for i in text_rows])
+        row_of = {i: r for r, i in enumerate(text_rows)}
+        for i, m in enumerate(messages):
+            r = row_of.get(i)
+            if r is None:
+                self.update(m.sender, m.ts, None, scanned=False)
+            else:
+                self.update(m.sender, m.ts, batch[r], n_chars=len(m.text))
+
+    # -- reading --------------------------------------------------------------------
+    @property
+    def n_messages(self) -> int:
+        return sum(p.n_messages for p in self.participants.values())
+
+    # -- merging --------------------------------------------------------------------
+    def merge(self, other: ConversationState) -> ConversationState:
+        """Combine two partial states of the same conversation (see module docs)."""
+        if other.conversation_id != self.conversation_id:
+            raise StateError(Errors.E300.format(left=self.conversation_id,
+                                                right=other.conversation_id))
+        if other.catalogue_sha256 != self.catalogue_sha256:
+            raise StateError(Errors.E302.format(got=other.catalogue_sha256[:12],
+                                                expected=self.catalogue_sha256[:12]))
+        if not other.participants:
+            return self.copy()
+        if not self.participants:
+            return other.copy()
+        early, late = (self, other) if self.first_ts <= other.first_ts else (other, self)
+        out = early.copy()
+        out.participants = {}
+        for pid in list(early.participants) + [k for k in late.participants
+                                                if k not in early.participants]:
+            a, b = early.participants.get(pid), late.participants.get(pid)
+            if a is not None and b is not None:
+                out.participants[pid] = a.merge(b)
+            else:
+                only = a if a is not None else b
+                assert only is not None
+                out.participants[pid] = _copy_p(only)
+        out.n_turns = early.n_turns + late.n_turns
+        out.order_exact = early.order_exact and late.order_exact
+        if early.last_ts <= late.first_ts:
+            if late.first_sender != early.last_sender:
+                out.n_turns += 1
+                seam = out.participants[late.first_sender]  # type: ignore[index]
+                seam.n_replies += 1
+                seam.reply_latency_sum += late.first_ts - early.last_ts
+            out.last_sender, out.last_ts = late.last_sender, late.last_ts
+        else:
+            out.order_exact = False
+            if late.last_ts >= early.last_ts:
+                out.last_sender, out.last_ts = late.last_sender, late.last_ts
+        return out
+
+    def copy(self) -> ConversationState:
+        new = object.__new__(ConversationState)
+        new.__dict__.update(self.__dict__)
+        new.participants = {k: _copy_p(v) for k, v in self.participants.items()}
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConversationState):
+            return NotImplemented
+        return (self.conversation_id == other.conversation_id
+                and self.catalogue_sha256 == other.catalogue_sha256
+                and self.participants == other.participants
+                and (self.first_ts, self.last_ts, self.first_sender, self.last_sender,
+                     self.n_turns) == (other.first_ts, other.last_ts, other.first_sender,
+                                       other.last_sender, other.n_turns))
+
+    def __repr__(self) -> str:
+        return (f"ConversationState(conversation_id={self.conversation_id!r}, "
+                f"participants={len(self.participants)}, messages={self.n_messages})")
+
+    # -- serialising ----------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Compact binary form (numbers and ids only); counts saturate at 65535."""
+        ids = list(self.participants)
+        index = {pid: i for i, pid in enumerate(ids)}
+        parts = [_MAGIC, bytes.fromhex(self.catalogue_sha256[:16]),
+                 struct.pack("<HHH", self.n_indicators, self.n_categories, len(ids)),
+                 _pack_str(self.conversation_id),
+                 _CONV.pack(self.first_ts, self.last_ts, index.get(self.first_sender, -1),
+                            index.get(self.last_sender, -1), self.n_turns,
+                            self.max_participants, self.order_exact)]
+        for pid in ids:
+            p = self.participants[pid]
+            da, sa = p.disclosed_age, p.school_age
+            parts.append(_pack_str(pid))
+            parts.append(_SCALARS.pack(
+                p.n_messages, p.n_scanned, p.n_not_scanned, p.n_with_indicators, p.n_chars,
+                p.n_night, p.n_replies,
+                p.reply_latency_sum, p.first_ts, p.last_ts,
+                da.n, da.total, da.total_sq, da.low, da.high,
+                sa.n, sa.total, sa.total_sq, sa.low, sa.high))
+            parts.append(np.minimum(p.counts, _COUNT_MAX).astype("<u2").tobytes())
+            parts.append(p.first_seen.astype("<f8").tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, catalogue: Catalogue) -> ConversationState:
+        """Restore a state written by :meth:`to_bytes`."""
+        try:
+            return cls._from_bytes(data, catalogue)
+        except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise StateError(Errors.E301.format(problem=type(exc).__name__)) from None
+
+    @classmethod
+    def _from_bytes(cls, data: bytes, catalogue: Catalogue) -> ConversationState:
+        if data[:3] != _MAGIC:
+            raise StateError(Errors.E301.format(problem="not a conversation state"))
+        if data[3:11] != bytes.fromhex(catalogue.sha256[:16]):
+            raise StateError(Errors.E302.format(got=data[3:11].hex(),
+                                                expected=catalogue.sha256[:16]))
+        k, c, n_p = struct.unpack_from("<HHH", data, 11)
+        pos = 17
+        cid, pos = _unpack_str(data, pos)
+        first_ts, last_ts, first_i, last_i, n_turns, max_p, exact = _CONV.unpack_from(data, pos)
+        pos += _CONV.size
+        state = cls(cid, catalogue, max_participants=max_p)
+        if (k, c) != (state.n_indicators, state.n_categories):
+            raise StateError(Errors.E301.format(problem="vector lengths differ"))
+        ids = []
+        for _ in range(n_p):
+            pid, pos = _unpack_str(data, pos)
+            v = _SCALARS.unpack_from(data, pos)
+            pos += _SCALARS.size
+            counts = np.frombuffer(data, "<u2", k, pos).astype(np.uint32)
+            pos += 2 * k
+            first_seen = np.frombuffer(data, "<f8", c, pos).copy()
+            pos += 8 * c
+            state.participants[pid] = ParticipantState(
+                counts, first_seen, *v[:7], v[7], v[8], v[9],
+                _AgeStats(v[10], v[11], v[12], v[13], v[14]),
+                _AgeStats(v[15], v[16], v[17], v[18], v[19]))
+            ids.append(pid)
+        if pos != len(data):
+            raise StateError(Errors.E301.format(problem="trailing bytes"))
+        state.first_ts, state.last_ts, state.n_turns, state.order_exact = (
+            first_ts, last_ts, n_turns, exact)
+        state.first_sender = ids[first_i] if first_i >= 0 else None
+        state.last_sender = ids[last_i] if last_i >= 0 else None
+        return state
+
+    def __reduce__(self) -> Any:
+        # pickles as its compact numeric form; restores against the bundled catalogue
+        return (_restore, (self.to_bytes(), self.catalogue_sha256))
+
+
+def _copy_p(p: ParticipantState) -> ParticipantState:
+    return ParticipantState(**{**p.__dict__, "counts": p.counts.copy(),
+                               "first_seen": p.first_seen.copy(),
+                               "disclosed_age": _AgeStats(**p.disclosed_age.__dict__),
+                               "school_age": _AgeStats(**p.school_age.__dict__)})
+
+
+def _pack_str(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _unpack_str(data: bytes, pos: int) -> tuple[str, int]:
+    (n,) = struct.unpack_from("<H", data, pos)
+    pos += 2
+    return data[pos:pos + n].decode("utf-8"), pos + n
+
+
+def _restore(data: bytes, sha: str) -> ConversationState:
+    from .indicators import load_catalogue
+
+    catalogue = load_catalogue()
+    if catalogue.sha256 != sha:
+        raise StateError(Errors.E302.format(got=sha[:12], expected=catalogue.sha256[:12]))
+    return ConversationState.from_bytes(data, catalogue)
+
+
+def merge_states(states: Iterable[ConversationState]) -> ConversationState:
+    """Merge several partial states of one conversation."""
+    it = iter(states)
+    out = next(it)
+    for s in it:
+        out = out.merge(s)
+    return out

@@ -1,0 +1,97 @@
+"""The extractor as a scikit-learn transformer, without importing scikit-learn.
+
+It follows the estimator contract (keyword-only parameters stored as given, validation
+in ``fit``, learned state ending in ``_``, ``get_params``/``set_params`` for ``clone``,
+``get_feature_names_out``). Pickling keeps only parameters and the catalogue digest: the
+extractor (and its vocabulary, which may have seen message words) is rebuilt on load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ._extractor import IndicatorExtractor
+
+__all__ = ["IndicatorVectorizer"]
+
+
+class IndicatorVectorizer:
+    """Messages in, indicator counts out (one row per message).
+
+    Parameters
+    ----------
+    language : str, default "en"
+    catalogue_path : str or None
+        A catalogue file of your own.
+    prefilter : {"auto", "hyperscan", "re", "none"}
+
+    Examples
+    --------
+    >>> vec = IndicatorVectorizer().fit(["hi"])
+    >>> X = vec.transform(["r u alone", "good morning"])
+    >>> X.shape[0], int(X[0].sum()), int(X[1].sum())
+    (2, 1, 0)
+    >>> vec.get_feature_names_out()[0]
+    'age_question.how_old'
+    """
+
+    def __init__(self, *, language: str = "en", catalogue_path: str | None = None,
+                 prefilter: str = "auto") -> None:
+        self.language = language
+        self.catalogue_path = catalogue_path
+        self.prefilter = prefilter
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"language": self.language, "catalogue_path": self.catalogue_path,
+                "prefilter": self.prefilter}
+
+    def set_params(self, **params: Any) -> IndicatorVectorizer:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"Invalid parameter {key!r} for IndicatorVectorizer.")
+            setattr(self, key, value)
+        return self
+
+    def fit(self, X: Iterable[str] | None = None, y: Any = None) -> IndicatorVectorizer:
+        """Load and validate the catalogue; X is not looked at."""
+        self.extractor_ = IndicatorExtractor(language=self.language,
+                                             catalogue=self.catalogue_path,
+                                             prefilter=self.prefilter)
+        cat = self.extractor_.catalogue
+        self.catalogue_version_ = cat.version
+        self.catalogue_sha256_ = cat.sha256
+        self.n_features_out_ = len(cat.indicators)
+        return self
+
+    def transform(self, X: Iterable[str]) -> np.ndarray:
+        if not hasattr(self, "extractor_"):
+            raise AttributeError("IndicatorVectorizer is not fitted; call fit first.")
+        return self.extractor_.extract_batch(list(X)).counts.astype(np.float32)
+
+    def fit_transform(self, X: Iterable[str], y: Any = None) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        if not hasattr(self, "extractor_"):
+            raise AttributeError("IndicatorVectorizer is not fitted; call fit first.")
+        return np.asarray(self.extractor_.feature_names(), dtype=object)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("extractor_", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "catalogue_sha256_" in state:
+            self.fit()
+            if self.catalogue_sha256_ != state["catalogue_sha256_"]:
+                raise ValueError("The indicator catalogue changed since this vectorizer was "
+                                 "pickled; refit it.")
+
+    def __repr__(self) -> str:
+        return (f"IndicatorVectorizer(language={self.language!r}, "
+                f"catalogue_path={self.catalogue_path!r}, prefilter={self.prefilter!r})")

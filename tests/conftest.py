@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from classifier.indicators import IndicatorExtractor, hyperscan_available, load_catalogue
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    return load_catalogue("en")
+
+
+@pytest.fixture(scope="session")
+def extractor(catalogue):
+    return IndicatorExtractor(catalogue=catalogue)
+
+
+@pytest.fixture(scope="session")
+def full_extractor(catalogue):
+    """The full matcher: spaCy on every message, no prefilter."""
+    return IndicatorExtractor(catalogue=catalogue, prefilter="none")
+
+
+ENGINES = ["re", "none"] + (["hyperscan"] if hyperscan_available() else [])
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def any_extractor(request, catalogue):
+    return IndicatorExtractor(catalogue=catalogue, prefilter=request.param)

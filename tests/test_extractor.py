@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from classifier import InputTypeError
+from classifier.indicators import AgeKind, IndicatorExtractor, IndicatorVectorizer
+
+
+def _examples(catalogue, attr):
+    return [(ind.id, text) for ind in catalogue.indicators for text in getattr(ind, attr)]
+
+
+def test_every_catalogue_example_matches(any_extractor, catalogue):
+    for ind_id, text in _examples(catalogue, "examples"):
+        counts = any_extractor.extract(text).counts
+        assert counts[any_extractor.index(ind_id)] >= 1, (any_extractor.prefilter.engine, ind_id,
+                                                          text)
+
+
+def test_no_catalogue_counterexample_matches(any_extractor, catalogue):
+    for ind_id, text in _examples(catalogue, "counterexamples"):
+        counts = any_extractor.extract(text).counts
+        assert counts[any_extractor.index(ind_id)] == 0, (ind_id, text)
+
+
+# indicator family, text, expected count of that indicator
+TABLE = [
+    ("age_question.how_old", "HOW OLD R U???", 1),
+    ("age_question.how_old", "how old is the tree", 0),
+    ("age_question.asl", "asl", 1),
+    ("age_disclosure.i_am_age", "im 13", 1),
+    ("age_disclosure.i_am_age", "I'm 13 years old", 1),
+    ("age_disclosure.i_am_age", "im 13 minutes away", 0),
+    ("age_disclosure.i_am_age", "13 reasons why is a show", 0),
+    ("age_disclosure.age_suffix", "13 yo", 1),
+    ("age_disclosure.age_suffix", "my kids are 13 and 15", 0),
+    ("age_disclosure.age_suffix", "my son is 13 years old", 0),
+    ("age_disclosure.asl_answer", "13/f", 1),
+    ("age_disclosure.asl_answer", "we need 13 f stops", 0),
+    ("age_disclosure.turning", "turning 14 next month", 1),
+    ("age_disclosure.birth_year", "born in 2013", 1),
+    ("school_grade.uk_year", "im in year 8", 1),
+    ("school_grade.uk_year", "8 years ago", 0),
+    ("school_grade.us_grade", "im in 8th grade", 1),
+    ("child_context.parents_rules", "my mom wont let me", 1),
+    ("child_context.bedtime", "its past my bedtime", 1),
+    ("adult_context.work", "just got off work", 1),
+    ("adult_context.family", "my wife is asleep", 1),
+    ("flattery.maturity", "ur so mature 4 ur age", 1),
+    ("isolation.friends", "ur friends are fake", 1),
+    ("secrecy.keep_secret", "dont tell ur mom", 1),
+    ("secrecy.delete", "delete our chat", 1),
+    ("supervision_check.parents_home", "r ur parents home rn", 1),
+    ("supervision_check.alone", "u home alone?", 1),
+    ("supervision_check.device", "who reads ur messages", 1),
+    ("platform_move.other_app", "add me on disc0rd", 0),
+    ("platform_move.other_app", "add me on discord", 1),
+    ("platform_move.phone_number", "whats ur #", 1),
+    ("gift.in_game", "ill get u robux", 1),
+    ("photo_request.photo", "send me a pic", 1),
+    ("photo_request.camera", "turn on ur cam", 1),
+    ("meeting_request.meet", "wanna meet up", 1),
+    ("meeting_request.location", "where do u live", 1),
+    # sexual-topic word list, exercised with clinical terms only
+    ("sexual_topic.clinical_terms", "we had sexual health education", 1),
+    ("sexual_topic.clinical_terms", "the doctor said genitalia", 1),
+    ("sexual_topic.clinical_terms", "sussex and essex", 0),
+    ("sexual_topic.body_development", "have you started puberty", 1),
+]
+
+
+@pytest.mark.parametrize(("ind_id", "text", "expected"), TABLE)
+def test_indicator_table(extractor, ind_id, text, expected):
+    assert extractor.extract(text).counts[extractor.index(ind_id)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "low", "high"),
+    [
+        ("im 13", AgeKind.DISCLOSED, 13, 13),
+        ("i am thirteen", AgeKind.DISCLOSED, 13, 13),
+        ("13 yo", AgeKind.DISCLOSED, 13, 13),
+        ("13yo lol", AgeKind.DISCLOSED, 13, 13),
+        ("13/f", AgeKind.DISCLOSED, 13, 13),
+        ("14f uk", AgeKind.DISCLOSED, 14, 14),
+        ("turning 14 soon", AgeKind.DISCLOSED, 14, 14),
+        ("born in 2013", AgeKind.DISCLOSED, 12, 13),
+        ("im in year 8", AgeKind.SCHOOL, 12, 13),
+        ("im in 8th grade", AgeKind.SCHOOL, 13, 14),
+        ("im in middle school", AgeKind.SCHOOL, 11, 14),
+        ("im 34 and work in sales", AgeKind.DISCLOSED, 34, 34),
+    ],
+)
+def test_age_evidence_is_parsed_to_numbers(extractor, text, kind, low, high):
+    ages = extractor.extract(text, reference_year=2026).ages
+    assert [(a.kind, a.low, a.high) for a in ages] == [(kind, low, high)]
+
+
+@pytest.mark.parametrize("text", ["im 13 minutes away", "my kids are 13 and 15", "8 years ago",
+                                  "13 reasons why", "year 2013 was good", "i have 13 cats"])
+def test_near_misses_give_no_age(extractor, text):
+    assert extractor.extract(text).ages == ()
+
+
+def test_prefilter_agrees_with_full_matcher(catalogue, full_extractor):
+    texts = [t for ind in catalogue.indicators for t in ind.examples + ind.counterexamples]
+    texts += ["", " ", "hello", "HOW   OLD\tR U", "r u\nalone", "dont\x00tell anyone", "😀 asl 😀",
+              "שלום are your parents home", "x" * 5000 + " send me a pic"]
+    reference = full_extractor.extract_batch(texts)
+    for engine in ("re", "hyperscan"):
+        try:
+            ext = IndicatorExtractor(catalogue=catalogue, prefilter=engine)
+        except ImportError:
+            continue
+        got = ext.extract_batch(texts)
+        np.testing.assert_array_equal(got.counts, reference.counts)
+        assert dict(got.ages) == dict(reference.ages)
+        assert got.n_candidates < len(texts)
+
+
+def test_batch_rows_align_with_messages(extractor):
+    texts = ["hi", "are your parents home", "", "ok", "send me a pic", "bye"]
+    batch = extractor.extract_batch(texts)
+    assert batch.counts.shape == (6, extractor.n_features)
+    assert batch.counts.sum(axis=1).nonzero()[0].tolist() == [1, 4]
+
+
+@pytest.mark.parametrize("bad", [None, 13, b"bytes", ["nested"]])
+def test_non_string_input_gets_a_clear_error(extractor, bad):
+    with pytest.raises(InputTypeError, match=r"\[E001\].*record 1"):
+        extractor.extract_batch(["fine", bad])
+
+
+def test_a_single_string_is_not_a_batch(extractor):
+    with pytest.raises(InputTypeError, match="list of messages"):
+        extractor.extract_batch("are your parents home")
+
+
+def test_string_store_stays_bounded(extractor):
+    before = len(extractor.nlp.vocab.strings)
+    for round_ in range(3):
+        texts = [f"are your parents home qx{round_}w{i}zz" for i in range(3000)]
+        extractor.extract_batch(texts)
+    assert len(extractor.nlp.vocab.strings) == before
+
+
+def test_spacy_component_matches_extractor(extractor):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("solicitation_indicators")
+    for text in ["are your parents home", "im 13", "nothing here"]:
+        doc = nlp(text)
+        np.testing.assert_array_equal(doc._.indicator_counts, extractor.extract(text).counts)
+    assert [a.low for a in nlp("im 13")._.indicator_ages] == [13.0]
+
+
+def test_vectorizer_contract_clone_and_pickle():
+    vec = IndicatorVectorizer(prefilter="re")
+    assert vec.get_params() == {"language": "en", "catalogue_path": None, "prefilter": "re"}
+    with pytest.raises(AttributeError):
+        vec.transform(["x"])
+    X = vec.fit_transform(["are your parents home", "hello"])
+    assert X.dtype == np.float32 and X.shape == (2, len(vec.get_feature_names_out()))
+    blob = pickle.dumps(vec)
+    assert b"parents" not in blob
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.transform(["are your parents home", "hello"]), X)
+    sklearn_base = pytest.importorskip("sklearn.base")
+    clone = sklearn_base.clone(vec)
+    assert clone.get_params() == vec.get_params() and not hasattr(clone, "extractor_")
+
+
+def test_extractor_pickles_without_vocabulary(extractor):
+    extractor.extract_batch(["secretword123 are your parents home"])
+    blob = pickle.dumps(extractor)
+    assert b"secretword123" not in blob
+    assert pickle.loads(blob).extract("im 13").ages[0].low == 13
