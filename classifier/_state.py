@@ -156,8 +156,8 @@ class ConversationState:
     catalogue : Catalogue
         Fixes the length of the count vector and the category order.
     max_participants : int, default 8
-        Further senders are pooled in one overflow slot, so that the state stays bounded
-        in group chats.
+        Slots at most; the last one pools every further sender (id ``"*"``), so that the
+        state stays bounded in group chats.
 
     Examples
     --------
@@ -179,6 +179,8 @@ class ConversationState:
         cat_index = {name: i for i, name in enumerate(catalogue.categories)}
         self._indicator_category = np.array(
             [cat_index[ind.category] for ind in catalogue.indicators], dtype=np.int64)
+        if max_participants < 2:
+            raise ValueError("max_participants must be at least 2")
         self.max_participants = max_participants
         self.participants: dict[str, ParticipantState] = {}
         self.first_ts = math.inf
@@ -192,7 +194,7 @@ class ConversationState:
     def _slot(self, sender: str) -> ParticipantState:
         state = self.participants.get(sender)
         if state is None:
-            if len(self.participants) >= self.max_participants:
+            if len(self.participants) >= self.max_participants - 1:
                 sender = OVERFLOW_ID
                 state = self.participants.get(sender)
             if state is None:

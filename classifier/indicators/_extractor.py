@@ -299,13 +299,24 @@ class IndicatorExtractor:
         if rows.size:
             years = _years(reference_year, n)
             with self.nlp.memory_zone():
-                docs = self.nlp.tokenizer.pipe(texts[i] for i in rows)
+                docs = self.nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
                 for row, doc in zip(rows.tolist(), docs, strict=True):
                     c, a = self.engine.match(doc, years[row])
                     counts[row] = c
                     if a:
                         ages[row] = a
         return IndicatorBatch(counts, ages, int(rows.size))
+
+
+def _encodable(text: str) -> str:
+    """spaCy cannot hash lone surrogates; replace them (only those) before tokenising."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _years(reference_year: int | Sequence[int] | None, n: int) -> Sequence[int]:

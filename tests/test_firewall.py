@@ -1,0 +1,60 @@
+"""The substance firewall: a unique canary string in message text is found nowhere after
+reading, extraction, state, pickling, repr, logging at DEBUG and the CLI's outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+
+from classifier import ConversationState, IndicatorVectorizer, read_jsonl
+from classifier._cli import main
+
+CANARY = "qvxcanary93814"
+
+
+def _record() -> dict:
+    texts = [f"are your parents home {CANARY}", f"im 13 {CANARY}", f"{CANARY}",
+             f"send me a pic {CANARY} ok", "x" * 100 + CANARY]
+    return {
+        "conversation_id": "c-canary",
+        "participants": [{"id": "u-1", "declared_age": None}, {"id": "u-2", "declared_age": 13}],
+        "messages": [{"sender": "u-1" if i % 2 == 0 else "u-2",
+                      "ts": f"2026-05-01T10:0{i}:00Z", "text": t} for i, t in enumerate(texts)],
+    }
+
+
+def test_canary_is_found_nowhere(tmp_path, caplog, capsys, extractor):
+    path = tmp_path / "in.jsonl"
+    bad = dict(_record(), region=CANARY)  # a bad field value must not echo the text either
+    path.write_text(json.dumps(_record()) + "\n" + json.dumps(bad) + "\n")
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger().setLevel(logging.DEBUG)
+
+    results = list(read_jsonl(path))
+    conv = results[0].conversation
+    state = ConversationState.from_conversation(conv, extractor)
+    batch = extractor.extract_batch([m.text for m in conv.messages])
+    vec = IndicatorVectorizer(prefilter="re").fit()
+    X = vec.transform([m.text for m in conv.messages])
+
+    outputs: list[bytes] = [
+        pickle.dumps(extractor), pickle.dumps(state), pickle.dumps(vec), state.to_bytes(),
+        pickle.dumps(batch.counts), X.tobytes(), pickle.dumps(dict(batch.ages)),
+    ]
+    texts = [repr(conv), repr(state), repr(extractor), repr(vec), repr(batch),
+             repr(results), str(results[1].error), repr(state.participants)]
+
+    out_file = tmp_path / "out.jsonl"
+    assert main(["extract", str(path), "-o", str(out_file)]) == 2  # one record rejected
+    captured = capsys.readouterr()
+    texts += [captured.out, captured.err, out_file.read_text(), caplog.text]
+    texts += [r.getMessage() for r in caplog.records]
+    assert "records rejected" in captured.err and "Line 2" in captured.err
+    assert json.loads(out_file.read_text().splitlines()[0])["conversation_id"] == "c-canary"
+
+    for blob in outputs:
+        assert CANARY.encode() not in blob
+    for text in texts:
+        assert CANARY not in text
+    assert not list(tmp_path.glob("**/*canary*"))

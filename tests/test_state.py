@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from classifier import ConversationState, Message, StateError, merge_states
+
+T0 = datetime(2026, 3, 1, 21, 0, tzinfo=UTC)
+LINES = ["hi", "how old r u", "im 13", "ur so mature for ur age", "are your parents home",
+         "dont tell anyone", "send me a pic", "lol", "ok", "add me on snap", "im in year 8"]
+
+
+def messages(n: int, senders=("a", "b")) -> list[Message]:
+    return [Message(senders[i % len(senders)], T0 + timedelta(minutes=7 * i),
+                    LINES[i % len(LINES)]) for i in range(n)]
+
+
+def build(extractor, msgs, cid="c") -> ConversationState:
+    state = ConversationState(cid, extractor.catalogue)
+    state.update_messages(msgs, extractor)
+    return state
+
+
+def test_counts_ages_and_traffic(extractor):
+    state = build(extractor, messages(11))
+    a, b = state.participants["a"], state.participants["b"]
+    assert state.n_messages == 11 and (a.n_messages, b.n_messages) == (6, 5)
+    assert a.counts[extractor.index("age_disclosure.i_am_age")] == 1
+    assert b.counts[extractor.index("age_disclosure.i_am_age")] == 0
+    assert a.disclosed_age.mean == 13 and b.disclosed_age.n == 0
+    assert (a.school_age.n, a.school_age.low, a.school_age.high) == (1, 12, 13)
+    assert state.n_turns == 10 and (a.n_replies, b.n_replies) == (5, 5)
+    assert b.reply_latency_sum == 5 * 7 * 60
+    assert (a.n_night, b.n_night) == (1, 1)  # 21:00 + 7 min steps: 22:03 and 22:10 are night
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), cut=st.integers(0, 60))
+def test_merge_of_consecutive_parts_is_exact(extractor, n, cut):
+    msgs = messages(n)
+    cut = min(cut, n)
+    whole = build(extractor, msgs)
+    a, b = build(extractor, msgs[:cut]), build(extractor, msgs[cut:])
+    assert a.merge(b) == whole
+    assert b.merge(a) == whole
+    assert a.merge(b).order_exact
+
+
+def test_merge_of_three_parts_and_interleaved_parts(extractor):
+    msgs = messages(30)
+    whole = build(extractor, msgs)
+    assert merge_states([build(extractor, msgs[i:i + 10]) for i in (0, 10, 20)]) == whole
+    odd, even = build(extractor, msgs[::2]), build(extractor, msgs[1::2])
+    merged = odd.merge(even)
+    assert not merged.order_exact
+    for pid, p in whole.participants.items():  # counters stay exact
+        assert (merged.participants[pid].counts == p.counts).all()
+        assert merged.participants[pid].n_messages == p.n_messages
+
+
+def test_merge_refuses_other_conversation(extractor):
+    with pytest.raises(StateError, match=r"\[E300\]"):
+        build(extractor, messages(3), "x").merge(build(extractor, messages(3), "y"))
+
+
+def test_serialisation_round_trip_and_constant_size(extractor):
+    sizes = []
+    for n in (10, 100, 1000):
+        state = build(extractor, messages(n))
+        raw = state.to_bytes()
+        sizes.append(len(raw))
+        assert ConversationState.from_bytes(raw, extractor.catalogue) == state
+        assert pickle.loads(pickle.dumps(state)) == state
+    assert sizes[0] == sizes[1] == sizes[2] <= 1024
+
+
+def test_state_is_bounded_in_group_chats(extractor):
+    senders = tuple(f"user-{i}" for i in range(40))
+    state = ConversationState("g", extractor.catalogue, max_participants=4)
+    for i, m in enumerate(messages(200, senders)):
+        state.update(senders[i % 40], m.ts, extractor.extract(m.text))
+    assert len(state.participants) == 4 and "*" in state.participants
+    assert state.n_messages == 200
+
+
+@pytest.mark.parametrize("raw", [b"", b"XYZ", b"CS1" + b"\0" * 8])
+def test_corrupt_bytes_are_rejected(extractor, raw):
+    with pytest.raises(StateError):
+        ConversationState.from_bytes(raw, extractor.catalogue)
+
+
+def test_truncated_bytes_are_rejected(extractor):
+    raw = build(extractor, messages(5)).to_bytes()
+    with pytest.raises(StateError, match=r"\[E301\]"):
+        ConversationState.from_bytes(raw[:-3], extractor.catalogue)
+
+
+def test_non_text_is_counted_not_scanned(extractor):
+    msgs = [Message("a", T0, "are your parents home"), Message("a", T0, "", modality="audio")]
+    state = build(extractor, msgs)
+    a = state.participants["a"]
+    assert (a.n_scanned, a.n_not_scanned, a.n_with_indicators) == (1, 1, 1)
+
+
+def test_naive_timestamp_is_refused(extractor):
+    state = ConversationState("c", extractor.catalogue)
+    with pytest.raises(StateError, match=r"\[E303\]"):
+        state.update("a", datetime(2026, 1, 1), None)
