@@ -115,16 +115,19 @@ class MatchEngine:
         for k, ind in enumerate(catalogue.indicators):
             key = f"indicator:{ind.id}"
             self._key_to_index[vocab.strings.add(key)] = k
-            docs, token_patterns = [], []
+            docs, slotted = [], []
             for template in ind.templates:
                 for phrase in template.phrases:
                     if all(kind == "lit" for kind, _ in phrase):
                         docs.append(Doc(vocab, words=[v for _, v in phrase]))
                     else:
-                        token_patterns.append([
-                            {"LOWER": v} if kind == "lit" else dict(catalogue.slots[v])
-                            for kind, v in phrase
-                        ])
+                        slotted.append(phrase)
+            token_patterns = [
+                [dict(catalogue.slots[item[1]]) if isinstance(item, tuple)
+                 else {"LOWER": next(iter(item))} if len(item) == 1
+                 else {"LOWER": {"IN": sorted(item)}} for item in pattern]
+                for pattern in _compress(slotted)
+            ]
             token_patterns.extend([dict(t) for t in p] for p in ind.patterns)
             if docs:
                 self._phrase.add(key, docs)
@@ -132,10 +135,17 @@ class MatchEngine:
                 self._matcher.add(key, token_patterns)
         self._number_words = {w.lower(): v for w, v in catalogue.number_words.items()}
 
-    def match(self, doc: Any, reference_year: int) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
-        """Count indicator matches in a tokenised doc; returns (counts, age evidence)."""
+    def match(self, doc: Any, reference_year: int, *, token_patterns: bool = True,
+              ) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
+        """Count indicator matches in a tokenised doc; returns (counts, age evidence).
+
+        ``token_patterns=False`` skips the ``Matcher`` (patterns with slots), for a doc
+        the prefilter has shown cannot match any of them.
+        """
         counts = np.zeros(self.n_features, dtype=COUNT_DTYPE)
-        found = list(self._phrase(doc)) + list(self._matcher(doc))
+        found = list(self._phrase(doc))
+        if token_patterns:
+            found += self._matcher(doc)
         if not found:
             return counts, ()
         by_indicator: dict[int, list[tuple[int, int]]] = {}
@@ -180,6 +190,44 @@ class MatchEngine:
                 return None
             return AgeEvidence(AgeKind.DISCLOSED, age - 1, age, k)
         return AgeEvidence(AgeKind.SCHOOL, number + rule.offset[0], number + rule.offset[1], k)
+
+
+Item = frozenset[str] | tuple[str, str]
+
+
+def _compress(phrases: Iterable[tuple[tuple[str, str], ...]]) -> list[tuple[Item, ...]]:
+    """Merge expanded token sequences that differ at one literal position into IN-sets.
+
+    Template expansion multiplies alternatives out; spaCy's Matcher cost grows with the
+    number of patterns, so the product is folded back (exactly: the merged patterns
+    match the same token sequences).
+    """
+    pats: set[tuple[Item, ...]] = {
+        tuple(frozenset([v]) if kind == "lit" else ("slot", v) for kind, v in phrase)
+        for phrase in phrases
+    }
+    changed = True
+    while changed:
+        changed = False
+        for pos in range(max((len(p) for p in pats), default=0)):
+            groups: dict[Any, list[tuple[Item, ...]]] = {}
+            for p in pats:
+                if pos < len(p) and isinstance(p[pos], frozenset):
+                    key: Any = (p[:pos], p[pos + 1:])
+                else:
+                    key = p
+                groups.setdefault(key, []).append(p)
+            merged: set[tuple[Item, ...]] = set()
+            for key, members in groups.items():
+                if len(members) == 1:
+                    merged.add(members[0])
+                else:
+                    prefix, suffix = key
+                    union = frozenset().union(*(m[pos] for m in members))
+                    merged.add((*prefix, union, *suffix))
+                    changed = True
+            pats = merged
+    return sorted(pats, key=repr)
 
 
 def _context_ok(doc: Any, span: tuple[int, int], ind: Indicator) -> bool:
@@ -244,8 +292,15 @@ class IndicatorExtractor:
         self.catalogue = catalogue
         self.nlp = spacy.blank(catalogue.language)
         self.engine = MatchEngine(self.nlp.vocab, catalogue)
-        regexes = [rx for ind in catalogue.indicators for rx in ind.regexes]
-        self.prefilter = Prefilter(regexes, engine=prefilter)
+        regexes, needs_matcher = [], []
+        for ind in catalogue.indicators:
+            for template in ind.templates:
+                regexes.append(template.regex)
+                needs_matcher.append(any(kind == "slot" for p in template.phrases
+                                         for kind, _ in p))
+            regexes.extend(ind.pattern_regexes)
+            needs_matcher.extend([True] * len(ind.pattern_regexes))
+        self.prefilter = Prefilter(regexes, engine=prefilter, flagged=needs_matcher)
         self._index = {name: k for k, name in enumerate(catalogue.feature_names())}
 
     @property
@@ -292,7 +347,7 @@ class IndicatorExtractor:
                                                     record="batch"))
         texts = texts if isinstance(texts, (list, tuple)) else list(texts)
         n = len(texts)
-        mask = self.prefilter.candidates(texts)
+        mask, needs_matcher = self.prefilter.candidates(texts)
         rows = np.flatnonzero(mask)
         counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
         ages: dict[int, tuple[AgeEvidence, ...]] = {}
@@ -301,7 +356,8 @@ class IndicatorExtractor:
             with self.nlp.memory_zone():
                 docs = self.nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
                 for row, doc in zip(rows.tolist(), docs, strict=True):
-                    c, a = self.engine.match(doc, years[row])
+                    c, a = self.engine.match(doc, years[row],
+                                             token_patterns=bool(needs_matcher[row]))
                     counts[row] = c
                     if a:
                         ages[row] = a

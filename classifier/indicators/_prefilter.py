@@ -54,9 +54,13 @@ class Prefilter:
     engine : {"auto", "hyperscan", "re", "none"}
         ``auto`` takes Hyperscan where installed, else ``re``; ``none`` lets every
         message through (the full matcher).
+    flagged : sequence of bool, optional
+        One per regex; :meth:`candidates` also reports which messages hit a flagged
+        regex (the extractor flags templates that need spaCy's slower ``Matcher``).
     """
 
-    def __init__(self, regexes: Sequence[str], *, engine: str = "auto") -> None:
+    def __init__(self, regexes: Sequence[str], *, engine: str = "auto",
+                 flagged: Sequence[bool] | None = None) -> None:
         if engine not in ENGINES:
             raise ValueError(Errors.E002.format(engine=engine, choices=", ".join(ENGINES)))
         if engine == "auto":
@@ -65,12 +69,16 @@ class Prefilter:
             raise ImportError(Errors.E003)
         self.engine = engine
         self._regexes = tuple(regexes)
+        self._flagged = np.asarray(
+            flagged if flagged is not None else [False] * len(self._regexes), dtype=bool)
         self._db: Any = None
         self._scratch: Any = None
         self._re: re.Pattern[str] | None = None
         if engine == "hyperscan":
             self._compile_hyperscan()
         elif engine == "re":
+            # no groups: capturing ~400 groups makes `re` ~7x slower; this engine flags
+            # every candidate for the Matcher instead of telling which regex hit
             self._re = re.compile("|".join(f"(?:{r})" for r in self._regexes))
 
     def _compile_hyperscan(self) -> None:
@@ -83,8 +91,9 @@ class Prefilter:
         self._db = db
         self._scratch = hyperscan.Scratch(db)
 
-    def candidates(self, texts: Sequence[str]) -> np.ndarray:
-        """Boolean mask: which messages may hold an indicator.
+    def candidates(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks: which messages may hold an indicator, and which of those hit a
+        flagged regex.
 
         Raises
         ------
@@ -93,31 +102,37 @@ class Prefilter:
         """
         n = len(texts)
         for i, t in enumerate(texts):
-            if type(t) is not str and not isinstance(t, str):
+            if not isinstance(t, str):
                 raise InputTypeError(Errors.E001.format(type_name=type(t).__name__, record=i))
         if self.engine == "none" or n == 0:
-            return np.ones(n, dtype=bool)
+            return np.ones(n, dtype=bool), np.ones(n, dtype=bool)
         joined, _ = join_lower(texts)
         mask = np.zeros(n, dtype=bool)
+        flagged = np.zeros(n, dtype=bool)
         if self._db is not None:
             data = joined.encode("utf-8", "surrogatepass")
-            ends: list[int] = []
-            append = ends.append
+            hits: list[tuple[int, int]] = []
+            append = hits.append
 
-            def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
-                append(to)
+            def on_match(rx: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+                append((rx, to))
 
             self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
-            if not ends:
-                return mask
+            if not hits:
+                return mask, flagged
             seps = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
-            idx = np.searchsorted(seps, np.asarray(ends, dtype=np.int64) - 1, side="left")
         else:
             assert self._re is not None
-            found = [m.end() for m in self._re.finditer(joined)]
-            if not found:
-                return mask
+            hits = [(-1, m.end()) for m in self._re.finditer(joined)]
+            if not hits:
+                return mask, flagged
             seps = np.asarray([m.start() for m in re.finditer(_SEP, joined)], dtype=np.int64)
-            idx = np.searchsorted(seps, np.asarray(found, dtype=np.int64) - 1, side="left")
-        mask[idx[idx < n]] = True
-        return mask
+        arr = np.asarray(hits, dtype=np.int64)
+        idx = np.searchsorted(seps, arr[:, 1] - 1, side="left")
+        keep = idx < n
+        mask[idx[keep]] = True
+        if self._db is None:
+            flagged[idx[keep]] = True
+        else:
+            flagged[idx[keep & self._flagged[arr[:, 0]]]] = True
+        return mask, flagged
