@@ -37,7 +37,10 @@ def corpus(n: int, seed: int = 0) -> tuple[list[str], str]:
         source = f"chitchat-dataset ({len(msgs)} real chat messages, repeated)"
     except ImportError:
         rng = random.Random(seed)
-        words = ["hey", "lol", "ok", "how", "was", "your", "day", "i", "am", "good", "thanks", "what", "are", "you", "doing", "tonight", "the", "game", "was", "great", "did", "you", "see", "that", "movie", "my", "dog", "is", "cute", "haha", "yes", "no", "maybe", "are", "your", "parents", "home", "send", "me", "a", "pic", "im", "13", "school", "work"]
+        text = ("hey lol ok how was your day i am good thanks what are you doing tonight "
+                "the game was great did you see that movie my dog is cute haha yes no maybe "
+                "are your parents home send me a pic im 13 school work")
+        words = text.split()
         msgs = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 14)))
                 for _ in range(50_000)]
         source = "synthetic chat-like messages (install [eval] for real chat)"
