@@ -131,24 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [p for p in args.inputs if not p.is_file()]
         if missing:
             parser.error(f"input file not found: {missing[0]}")
+        inputs = list(args.inputs)
         extractor = IndicatorExtractor(language=args.language, prefilter=args.prefilter)
-        out = _open_out(args.output)
-        try:
-            return run_extract(args.inputs, out, extractor, sys.stderr)
-        finally:
-            if out not in (None, sys.stdout):
-                out.close()  # type: ignore[union-attr]
-    if args.command == "demo":
+    else:  # demo
+        inputs = [sample_path()]
         print(f"solicitation-classifier demo: extracting risk indicators from the bundled "
-              f"sample {sample_path()}", file=sys.stderr)
+              f"sample {inputs[0]}", file=sys.stderr)
         extractor = IndicatorExtractor()
-        out = _open_out(args.output)
-        try:
-            return run_extract([sample_path()], out, extractor, sys.stderr)
-        finally:
-            if out not in (None, sys.stdout):
-                out.close()  # type: ignore[union-attr]
-    return 1  # pragma: no cover
+    out = _open_out(args.output)
+    try:
+        return run_extract(inputs, out, extractor, sys.stderr)
+    finally:
+        if out not in (None, sys.stdout):
+            out.close()  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":  # pragma: no cover
