@@ -41,3 +41,20 @@ def test_one_megabyte_message(extractor):
 def test_empty_and_whitespace(extractor):
     batch = extractor.extract_batch(["", " ", "\n\n", "\t"])
     assert not batch.counts.any() and batch.n_candidates == 0
+
+
+@SETTINGS
+@given(batch=st.lists(st.lists(chat_words, max_size=8).map(" ".join), max_size=12))
+def test_batches_of_matching_messages_agree_in_every_engine(any_extractor, full_extractor,
+                                                            batch):
+    # consecutive messages that each start and end with a match: a word edge consumed by
+    # one message's match must not hide the next message's match
+    np.testing.assert_array_equal(any_extractor.extract_batch(batch).counts,
+                                  full_extractor.extract_batch(batch).counts)
+
+
+def test_back_to_back_matches_in_a_batch(any_extractor, full_extractor):
+    batch = ["ily", "im 13", "asl", "ily", "13/f", "send me a pic", "im 13"]
+    got = any_extractor.extract_batch(batch)
+    np.testing.assert_array_equal(got.counts, full_extractor.extract_batch(batch).counts)
+    assert (got.counts.sum(axis=1) > 0).all()

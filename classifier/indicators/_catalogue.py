@@ -24,6 +24,7 @@ patterns may be given under ``patterns`` and are checked with spaCy's validator.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -157,6 +158,54 @@ def available_languages() -> tuple[str, ...]:
 
 
 _TOKENIZERS: dict[str, Any] = {}
+_FRAGMENTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+# Between the tokens of a spaCy match the text holds nothing or one plain space (other
+# white space becomes a token of its own), so the superset regexes join tokens with:
+_GAP = "[ ]?"
+# Word edges for the superset regexes: a match must start after a non-alphanumeric
+# character (or the start of the text) and end before one (or the end of the text).
+# Hyperscan has no look-around, so the edges consume a character; the `re` engine swaps
+# them for look-arounds (see RE_EDGES), as its non-overlapping search would otherwise
+# lose a match whose edge character the previous match took.
+LEFT_EDGE = "(?:^|[^a-z0-9])"
+RIGHT_EDGE = "(?:[^a-z0-9]|$)"
+# message_start: only spaces and punctuation before the match (batches join with NUL)
+MESSAGE_START = "(?:^|\\x00)[^a-z0-9\\x00]*"
+RE_EDGES = {
+    LEFT_EDGE: "(?<![a-z0-9])",
+    RIGHT_EDGE: "(?![a-z0-9])",
+    MESSAGE_START: "(?:^|(?<=\\x00))[^a-z0-9\\x00]*",
+}
+
+
+def _split_fragments(language: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Tokens spaCy can cut out of the middle of a word: (heads, tails).
+
+    From the tokenizer's exceptions (``dont`` -> ``do`` ``nt``, ``im`` -> ``i`` ``m``) and
+    unit suffixes after digits (``10km`` -> ``10`` ``km``). A template may only claim a word
+    edge before its first token if that token is never a tail, and after its last token if
+    that token is never a head, so the superset regex stays sound.
+    """
+    if language not in _FRAGMENTS:
+        _tokenize_word("", language)
+        tokenizer = _TOKENIZERS[language]
+        from spacy.attrs import ORTH
+
+        heads, tails = set(), set()
+        for pieces in tokenizer.rules.values():
+            orths = [str(p.get(ORTH, p.get("ORTH", ""))) for p in pieces]
+            for a, b in itertools.pairwise(orths):
+                if a and b and a[-1].isalnum() and b[0].isalnum():
+                    heads.add(a.lower())
+                    tails.add(b.lower())
+        try:
+            from spacy.lang.char_classes import UNITS
+
+            tails.update(u.lower() for u in UNITS.split("|"))
+        except ImportError:  # pragma: no cover
+            pass
+        _FRAGMENTS[language] = (frozenset(heads), frozenset(tails))
+    return _FRAGMENTS[language]
 
 
 def _tokenize_word(word: str, language: str) -> tuple[str, ...]:
@@ -247,7 +296,7 @@ def _pattern_regex(ctx: _Ctx, pattern: Sequence[Mapping[str, Any]]) -> str:
             raise ctx.error(Errors.E114, key=f"OP {op!r}", allowed="OP one of ? * +")
         if op is None or op == "+":
             required += 1
-        parts.append(f"(?:{rx}\\s*){op}" if op else f"{rx}\\s*")
+        parts.append(f"(?:{rx}{_GAP}){op}" if op else f"{rx}{_GAP}")
     if not required:
         raise ctx.error(Errors.E112, index=0, problem="every token is optional; the pattern "
                         "would match nothing")
@@ -255,7 +304,7 @@ def _pattern_regex(ctx: _Ctx, pattern: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _parse_template(ctx: _Ctx, source: str, index: int, header: Mapping[str, Any],
-                    slot_regex: Mapping[str, str]) -> Template:
+                    slot_regex: Mapping[str, str], message_start: bool = False) -> Template:
     """Parse a template (groups may nest), expand it, and build its superset regex."""
     slots = header["slots"]
     pos = 0
@@ -322,7 +371,7 @@ def _parse_template(ctx: _Ctx, source: str, index: int, header: Mapping[str, Any
                 items = tuple(word_items(source[start:pos]))
                 options = [items]
                 regex += "".join(
-                    (slot_regex[v] if kind == "slot" else re.escape(v)) + "\\s*"
+                    (slot_regex[v] if kind == "slot" else re.escape(v)) + _GAP
                     for kind, v in items
                 )
             if len(phrases) * len(options) > MAX_EXPANSION:
@@ -335,6 +384,34 @@ def _parse_template(ctx: _Ctx, source: str, index: int, header: Mapping[str, Any
     unique = tuple(dict.fromkeys(phrases))
     if not regex or any(not p for p in unique):
         raise fail("the template has no required part")
+    heads, tails = _split_fragments(header["language"])
+
+    def words_of(item: tuple[str, str]) -> list[str] | None:
+        if item[0] == "lit":
+            return [item[1]]
+        value = slots[item[1]].get("LOWER")
+        if isinstance(value, str):
+            return [value.lower()]
+        if isinstance(value, Mapping) and "IN" in value:
+            return [str(w).lower() for w in value["IN"]]
+        return None  # a REGEX slot (numbers): safe on the left, never on the right
+
+    def left_safe(item: tuple[str, str]) -> bool:
+        words = words_of(item)
+        return words is None or all(w[:1].isalnum() and w not in tails for w in words)
+
+    def right_safe(item: tuple[str, str]) -> bool:
+        words = words_of(item)
+        return words is not None and all(w[-1:].isalpha() and w not in heads for w in words)
+
+    if regex.endswith(_GAP):
+        regex = regex[:-len(_GAP)]
+    if message_start:
+        regex = MESSAGE_START + regex
+    elif all(left_safe(p[0]) for p in unique):
+        regex = LEFT_EDGE + regex
+    if all(right_safe(p[-1]) for p in unique):
+        regex += RIGHT_EDGE
     return Template(source, unique, regex)
 
 
@@ -423,8 +500,12 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
     if obj["risk_factor"] not in header["risk_factors"]:
         raise ctx.error(Errors.E108, value=obj["risk_factor"],
                         known=", ".join(header["risk_factors"]))
+    message_start = obj.get("message_start", False)
+    if not isinstance(message_start, bool):
+        raise ctx.error(Errors.E104, key="message_start", expected="true or false",
+                        got=_type_name(message_start))
     templates = tuple(
-        _parse_template(ctx, src, i, header, slot_regex)
+        _parse_template(ctx, src, i, header, slot_regex, message_start)
         for i, src in enumerate(_str_list(ctx, obj, "templates"))
     )
     raw_patterns = obj.get("patterns", [])
@@ -438,10 +519,6 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
     if not templates and not raw_patterns:
         raise ctx.error(Errors.E116)
     age = _age_rule(ctx, obj["age"]) if obj.get("age") is not None else None
-    message_start = obj.get("message_start", False)
-    if not isinstance(message_start, bool):
-        raise ctx.error(Errors.E104, key="message_start", expected="true or false",
-                        got=_type_name(message_start))
     return Indicator(
         id=ind_id,
         category=obj["category"],

@@ -1,9 +1,10 @@
 """The prefilter: which messages of a batch may hold an indicator at all.
 
 Each template compiles to a *superset* regex over lower-cased text: its tokens in order,
-with optional white space between them. A spaCy match is its tokens with optional white
-space between them, so every message the full matcher would match is a prefilter
-candidate (the prefilter can only let through too much, never too little). Only the
+with nothing or one space between them, anchored at word edges where spaCy cannot split
+inside a word. A spaCy match is exactly such a stretch of text, so every message the full
+matcher would match is a prefilter candidate (the prefilter can only let through too
+much, never too little). Only the
 candidates are tokenised by spaCy; the common message with no indicator costs one scan
 of a joined, lower-cased batch.
 
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import Errors, InputTypeError
+from ._catalogue import RE_EDGES
 
 __all__ = ["ENGINES", "Prefilter", "hyperscan_available"]
 
@@ -42,6 +44,12 @@ def join_lower(texts: Sequence[str]) -> tuple[str, int]:
         # a message carries NUL itself: blank it in this view only
         joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
     return joined.lower(), len(texts) - 1
+
+
+def _re_edges(regex: str) -> str:
+    for consuming, lookaround in RE_EDGES.items():
+        regex = regex.replace(consuming, lookaround)
+    return regex
 
 
 class Prefilter:
@@ -79,7 +87,7 @@ class Prefilter:
         elif engine == "re":
             # no groups: capturing ~400 groups makes `re` ~7x slower; this engine flags
             # every candidate for the Matcher instead of telling which regex hit
-            self._re = re.compile("|".join(f"(?:{r})" for r in self._regexes))
+            self._re = re.compile("|".join(f"(?:{_re_edges(r)})" for r in self._regexes))
 
     def _compile_hyperscan(self) -> None:
         import hyperscan
