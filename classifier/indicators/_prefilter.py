@@ -94,8 +94,11 @@ class Prefilter:
 
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         exprs = [r.encode("utf-8") for r in self._regexes]
+        # UTF-8 mode: one class match per code point. (Byte mode missed a match of a
+        # template with edges and two alternations here: a Hyperscan engine bug, found by
+        # the agreement benchmark.) UTF-8 mode needs valid input: see candidates().
         db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
-                   flags=[0] * len(exprs))
+                   flags=[hyperscan.HS_FLAG_UTF8] * len(exprs))
         self._db = db
         self._scratch = hyperscan.Scratch(db)
 
@@ -118,7 +121,7 @@ class Prefilter:
         mask = np.zeros(n, dtype=bool)
         flagged = np.zeros(n, dtype=bool)
         if self._db is not None:
-            data = joined.encode("utf-8", "surrogatepass")
+            data = joined.encode("utf-8", "replace")  # lone surrogates -> "?"
             hits: list[tuple[int, int]] = []
             append = hits.append
 
