@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._conversation import read_jsonl
+from ._conversation import conversation_to_dict, read_jsonl
 from ._progress import progress
 from ._state import ConversationState
 from .indicators import IndicatorExtractor
@@ -102,6 +102,42 @@ def run_extract(inputs: Sequence[Path], out: TextIO | None, extractor: Indicator
     return 0 if n_bad == 0 else 2
 
 
+def run_data(args: argparse.Namespace) -> int:
+    """``data synth|benign|pan12|espd``: write interchange JSONL and print a summary."""
+    from evaluation import generate, load_chitchat, load_espd, load_pan12
+
+    errors: list[Any] = []
+    extra = ""
+    if args.source == "synth":
+        convs: Any = progress(generate(args.n, seed=args.seed, split=args.split,
+                                       positive_share=args.positive_share, noise=args.noise),
+                              label=f"synth {args.split}", total=args.n)
+    elif args.source == "benign":
+        convs = progress(load_chitchat(args.split, errors=errors), label=f"benign {args.split}")
+    elif args.source == "pan12":
+        corpus = load_pan12(args.directory)
+        errors = corpus.errors
+        convs = progress(corpus.conversations, label="pan12", total=len(corpus.conversations))
+        lines_path = Path(args.output).with_suffix(".predator_lines.json")
+        lines_path.write_text(json.dumps(corpus.predator_lines, sort_keys=True))
+        extra = f"; problem-2 line labels in {lines_path}"
+    else:
+        convs = progress(load_espd(args.file, errors=errors), label="espd")
+    subgroups: Counter[str] = Counter()
+    n = 0
+    with open(args.output, "w", encoding="utf-8") as fh:
+        for conv in convs:
+            fh.write(json.dumps(conversation_to_dict(conv), ensure_ascii=False) + "\n")
+            subgroups[f"{conv.subgroup}"] += 1
+            n += 1
+    for err in errors:
+        print(err, file=sys.stderr)
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(subgroups.items()))
+    print(f"wrote {n} conversations to {args.output} ({mix}); {len(errors)} records "
+          f"rejected{extra}", file=sys.stderr)
+    return 0 if not errors else 2
+
+
 def _open_out(path: str | None) -> TextIO | None:
     if path is None:
         return None
@@ -123,10 +159,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ext.add_argument("--language", default="en")
     p_ext.add_argument("--prefilter", default="auto",
                        choices=("auto", "hyperscan", "re", "none"))
+    p_data = sub.add_parser("data", help="make evaluation data in the interchange format")
+    data_sub = p_data.add_subparsers(dest="source", required=True)
+    p_synth = data_sub.add_parser("synth", help="synthetic grooming and hard-negative chats")
+    p_synth.add_argument("--n", type=int, required=True)
+    p_synth.add_argument("--seed", type=int, default=0)
+    p_synth.add_argument("--split", choices=("train", "test"), required=True)
+    p_synth.add_argument("--positive-share", type=float, default=0.35)
+    p_synth.add_argument("--noise", type=float, default=0.3)
+    p_synth.add_argument("-o", "--output", required=True)
+    p_benign = data_sub.add_parser("benign", help="real benign chat (chitchat-dataset)")
+    p_benign.add_argument("--split", choices=("train", "test"), required=True)
+    p_benign.add_argument("-o", "--output", required=True)
+    p_pan = data_sub.add_parser("pan12", help="convert a PAN12 corpus directory")
+    p_pan.add_argument("directory", type=Path)
+    p_pan.add_argument("-o", "--output", required=True)
+    p_espd = data_sub.add_parser("espd", help="convert an eSPD datapack (JSON)")
+    p_espd.add_argument("file", type=Path)
+    p_espd.add_argument("-o", "--output", required=True)
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
 
+    if args.command == "data":
+        return run_data(args)
     if args.command == "extract":
         missing = [p for p in args.inputs if not p.is_file()]
         if missing:
