@@ -138,6 +138,37 @@ def run_data(args: argparse.Namespace) -> int:
     return 0 if not errors else 2
 
 
+def run_score(src: Path, output: str, model_dir: Path | None, threshold: float | None,
+              report: TextIO) -> int:
+    """``score``: one output line per conversation (DESIGN section 5), and a summary."""
+    from ._model import RiskModel
+    from ._scoring import Scorer
+
+    extractor = IndicatorExtractor()
+    model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
+    scorer = Scorer(model, extractor=extractor, threshold=threshold)
+    counts: Counter[str] = Counter()
+    start = time.perf_counter()
+    with open(output, "w", encoding="utf-8") as fh:
+        for result in progress(read_jsonl(src), label=f"score {src.name}",
+                               total=_count_lines(src)):
+            if result.error is not None:
+                counts["rejected"] += 1
+                print(f"{src.name}: {result.error}", file=report)
+                continue
+            assert result.conversation is not None
+            scored = scorer.score(result.conversation)
+            counts["flagged" if scored.flagged else scored.status] += 1
+            fh.write(json.dumps(scored.to_dict()) + "\n")
+    print(f"model {model.version}, threshold {scorer.threshold:.6f} "
+          f"({model.metadata['threshold_policy']})", file=report)
+    print(f"{sum(counts.values())} conversations: {counts['flagged']} flagged for human review, "
+          f"{counts['scored']} below the threshold, {counts['refused']} refused by scope, "
+          f"{counts['rejected']} records rejected; {time.perf_counter() - start:.2f} s; "
+          f"results in {output}", file=report)
+    return 0 if not counts["rejected"] else 2
+
+
 def _open_out(path: str | None) -> TextIO | None:
     if path is None:
         return None
@@ -177,12 +208,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_espd = data_sub.add_parser("espd", help="convert an eSPD datapack (JSON)")
     p_espd.add_argument("file", type=Path)
     p_espd.add_argument("-o", "--output", required=True)
+    p_train = sub.add_parser("train", help="rebuild the risk model (extras [train], [eval])")
+    p_train.add_argument("-o", "--output", default=None,
+                         help="model directory (default: the shipped models/)")
+    p_train.add_argument("--small", action="store_true",
+                         help="a small, fast configuration (for trying things out)")
+    p_score = sub.add_parser("score", help="score interchange JSONL with the risk model")
+    p_score.add_argument("input", type=Path)
+    p_score.add_argument("-o", "--output", required=True)
+    p_score.add_argument("--model", type=Path, default=None)
+    p_score.add_argument("--threshold", type=float, default=None)
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return run_data(args)
+    if args.command == "train":
+        from evaluation.train import TrainConfig, train
+
+        from ._model import default_model_dir
+
+        config = TrainConfig(synth_n=600, val_n=300, test_n=600) if args.small else TrainConfig()
+        train(args.output or default_model_dir(), config)
+        return 0
+    if args.command == "score":
+        if not args.input.is_file():
+            parser.error(f"input file not found: {args.input}")
+        return run_score(args.input, args.output, args.model, args.threshold, sys.stderr)
     if args.command == "extract":
         missing = [p for p in args.inputs if not p.is_file()]
         if missing:
@@ -196,10 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         extractor = IndicatorExtractor()
     out = _open_out(args.output)
     try:
-        return run_extract(inputs, out, extractor, sys.stderr)
+        code = run_extract(inputs, out, extractor, sys.stderr)
     finally:
         if out not in (None, sys.stdout):
             out.close()  # type: ignore[union-attr]
+    if args.command == "demo":
+        scored = Path(args.output or "demo-scores.jsonl").with_suffix(".scores.jsonl")
+        print(f"\nscoring the sample with the shipped model -> {scored}", file=sys.stderr)
+        code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr))
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The runtime imports and extracts with only its runtime dependencies.
+"""The runtime imports, extracts and scores with only its runtime dependencies.
 
 A fresh interpreter is started in which every optional extra (and Hyperscan) raises
 ImportError on import; the library must still import, extract and build state.
@@ -30,6 +30,9 @@ from classifier import ConversationState, read_jsonl
 from classifier._cli import sample_path
 conv = next(iter(read_jsonl(sample_path()))).conversation
 state = ConversationState.from_conversation(conv, ext)
+from classifier._scoring import Scorer
+result = Scorer(extractor=ext).score(conv)  # the shipped ONNX model, onnxruntime only
+assert result.flagged and result.flagged_at_message is not None
 loaded = sorted(m.split('.')[0] for m in sys.modules)
 assert not set(BLOCKED) & set(loaded)
 print('ok', state.n_messages)

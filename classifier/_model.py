@@ -1,0 +1,121 @@
+"""The risk model at run time: an ONNX graph (onnxruntime) plus its auditable metadata.
+
+A model directory holds ``model.onnx`` and ``metadata.json`` (feature names in order,
+threshold and the policy that chose it, sha256 of the model and of the indicator
+catalogue, training-data digests, metrics, baseline factor values for explanations) and
+``model_card.md``. Loading checks the digests and the feature names, so a model can never
+be run on a vector it was not trained for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import ClassifierError
+from ._features import FEATURE_NAMES, peer_gate
+
+__all__ = ["MODEL_ENV", "ModelError", "RiskModel", "default_model_dir"]
+
+MODEL_ENV = "SOLICITATION_MODEL_DIR"
+
+
+class ModelError(ClassifierError, ValueError):
+    """A model directory is missing, altered or does not fit this library."""
+
+
+def default_model_dir() -> Path:
+    """``$SOLICITATION_MODEL_DIR``, else the repository's ``models/`` (the shipped model)."""
+    env = os.environ.get(MODEL_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    """A loaded risk model. Use :meth:`load`."""
+
+    path: Path
+    metadata: Mapping[str, Any]
+    session: Any
+    input_name: str
+    threshold: float
+    version: str
+    baseline: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, catalogue_sha256: str | None = None,
+             ) -> RiskModel:
+        """Load and verify a model directory.
+
+        Raises
+        ------
+        ModelError
+            Missing files, a model whose sha256 differs from its metadata, feature names
+            that differ from this library's, or a different indicator catalogue.
+        """
+        import onnxruntime as ort
+
+        path = Path(path) if path is not None else default_model_dir()
+        meta_path, onnx_path = path / "metadata.json", path / "model.onnx"
+        for p in (meta_path, onnx_path):
+            if not p.is_file():
+                raise ModelError(f"[M001] Model directory {path}: {p.name} is missing "
+                                 "(train one with `solicitation-classifier train`).")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        digest = sha256_file(onnx_path)
+        if digest != meta.get("model_sha256"):
+            raise ModelError(f"[M002] Model directory {path}: model.onnx sha256 {digest[:12]} "
+                             f"differs from metadata.json ({str(meta.get('model_sha256'))[:12]}).")
+        if tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
+            raise ModelError(f"[M003] Model directory {path}: its risk factors differ from "
+                             "this library's; retrain it.")
+        if catalogue_sha256 is not None and meta.get("catalogue_sha256") != catalogue_sha256:
+            raise ModelError(f"[M004] Model directory {path}: trained with indicator catalogue "
+                             f"{str(meta.get('catalogue_sha256'))[:12]}, this one is "
+                             f"{catalogue_sha256[:12]}; retrain it.")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        return cls(path=path, metadata=meta, session=session,
+                   input_name=session.get_inputs()[0].name,
+                   threshold=float(meta["threshold"]), version=str(meta["model_version"]),
+                   baseline=np.asarray(meta["baseline"], dtype=np.float32))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores for rows of risk factors: the model's calibrated probability times the
+        peer gate (:func:`classifier._features.peer_gate`)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None, :]
+        return self.predict_raw(X) * peer_gate(X)
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """The ONNX graph's probability of the positive class, without the peer gate."""
+        outputs = self.session.run(None, {self.input_name: X})
+        proba = outputs[-1] if outputs[-1].ndim == 2 else outputs[0]
+        return np.asarray(proba[:, 1], dtype=np.float64)
+
+    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Score of one vector and each factor's contribution.
+
+        A factor's contribution is how much the score drops when that factor alone is set
+        to its benign-typical value (``baseline``, the median over benign training data).
+        """
+        x = np.asarray(x, dtype=np.float32)
+        rows = np.repeat(x[None, :], len(x) + 1, axis=0)
+        idx = np.arange(len(x))
+        rows[idx + 1, idx] = self.baseline
+        scores = self.predict(rows)
+        return float(scores[0]), scores[0] - scores[1:]

@@ -1,0 +1,182 @@
+"""Risk factors, training, ONNX parity, the shipped model, scoring and early detection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from classifier import Conversation, ConversationState, Message, Participant, read_jsonl
+from classifier._cli import main, sample_path
+from classifier._features import FEATURE_NAMES, MONOTONE_INCREASING, RiskFactorBuilder
+from classifier._model import ModelError, RiskModel, default_model_dir
+from classifier._scoring import Scorer
+
+T0 = datetime(2026, 4, 2, 17, 0, tzinfo=UTC)
+GROOMING_LINES = ["hey ur drawings are cool", "how old r u", "ur so mature for ur age",
+                  "are your parents home", "dont tell anyone we talk", "add me on snap",
+                  "send me a pic", "we should meet up"]
+
+
+def dialogue(a_lines, b_lines, a="a", b="b") -> list[Message]:
+    msgs = []
+    for i, (x, y) in enumerate(zip(a_lines, b_lines, strict=True)):
+        msgs.append(Message(a, T0 + timedelta(minutes=4 * i), x))
+        msgs.append(Message(b, T0 + timedelta(minutes=4 * i + 1), y))
+    return msgs
+
+
+def conversation(cid, msgs, ages) -> Conversation:
+    return Conversation(cid, tuple(Participant(p, age) for p, age in ages.items()), tuple(msgs))
+
+
+@pytest.fixture(scope="module")
+def scorer(extractor):
+    return Scorer(extractor=extractor)
+
+
+def factors(extractor, msgs, declared):
+    state = ConversationState("c", extractor.catalogue)
+    state.update_messages(msgs, extractor)
+    x = RiskFactorBuilder(extractor.catalogue).transform(state, declared)
+    return dict(zip(FEATURE_NAMES, x.tolist(), strict=True))
+
+
+def test_factor_schema_is_fixed_and_documented():
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 41
+    assert set(FEATURE_NAMES) >= MONOTONE_INCREASING
+
+
+def test_age_gap_and_child_likelihood(extractor):
+    child_lines = ["hi", "im 12", "ok", "my mom is at work", "ok", "lol", "ok", "maybe"]
+    adult = dialogue([*GROOMING_LINES[:1], "im 34, just got off work", *GROOMING_LINES[2:]],
+                     child_lines)
+    f = factors(extractor, adult, {"a": None, "b": None})
+    assert f["younger_age"] == 12 and f["older_age"] == 34 and f["age_gap"] == 22
+    assert f["younger_p_minor"] > 0.85 and f["older_p_adult"] > 0.95
+    assert f["adult_minor_dyad"] > 0.8
+    assert f["older_rate_secrecy"] > 0 and f["younger_rate_secrecy"] == 0
+    assert f["stage_coverage"] >= 0.6 and f["escalation_order"] > 0.5
+    assert f["older_started"] == 1.0
+
+
+def test_teenage_peers_score_low_by_design(extractor, scorer):
+    # the same indicator-rich words between two 14-year-olds: recital 6
+    peers = dialogue(["how old r u", "im 14", "dont tell anyone i like him",
+                      "are your parents home", "add me on discord", "send me a pic"],
+                     ["im 14 too", "same", "ok i wont", "no lol", "ok", "of my homework?"])
+    f = factors(extractor, peers, {"a": 14, "b": 14})
+    assert f["younger_p_minor"] > 0.9 and f["older_p_adult"] < 0.1
+    assert f["adult_minor_dyad"] < 0.1 and abs(f["age_gap"]) < 2
+    peer_score = scorer.score(conversation("peers", peers, {"a": 14, "b": 14})).score
+    adult = dialogue(["im 34 btw", *GROOMING_LINES[1:6]],
+                     ["hi", "im 14", "ok", "no", "ok", "ok"])
+    adult_score = scorer.score(conversation("adult", adult, {"a": None, "b": 14})).score
+    assert peer_score < scorer.threshold <= adult_score
+
+
+def test_shipped_model_metadata_is_auditable():
+    meta = json.loads((default_model_dir() / "metadata.json").read_text())
+    assert meta["feature_names"] == list(FEATURE_NAMES)
+    assert 0 < meta["threshold"] < 1 and "false-positive rate" in meta["threshold_policy"]
+    assert len(meta["model_sha256"]) == 64 and len(meta["catalogue_sha256"]) == 64
+    assert set(meta["training_data"]) == {"fit", "validation", "test"}
+    assert meta["metrics"]["onnx_parity_max_abs_diff"] <= 1e-5
+    card = (default_model_dir() / "model_card.md").read_text()
+    assert meta["model_version"] in card and "## Limits" in card
+
+
+def test_model_directory_is_verified(tmp_path, extractor):
+    src = default_model_dir()
+    with pytest.raises(ModelError, match=r"\[M001\]"):
+        RiskModel.load(tmp_path)
+    bad = tmp_path / "tampered"
+    shutil.copytree(src, bad)
+    (bad / "model.onnx").write_bytes((bad / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(ModelError, match=r"\[M002\]"):
+        RiskModel.load(bad)
+    other = tmp_path / "other"
+    shutil.copytree(src, other)
+    with pytest.raises(ModelError, match=r"\[M004\]"):
+        RiskModel.load(other, catalogue_sha256="0" * 64)
+    meta = json.loads((other / "metadata.json").read_text())
+    meta["feature_names"] = meta["feature_names"][::-1]
+    (other / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"\[M003\]"):
+        RiskModel.load(other)
+
+
+def test_scores_with_explanations_and_refusals(scorer):
+    convs = {r.conversation.conversation_id: r.conversation for r in read_jsonl(sample_path())}
+    groomed = scorer.score(convs["sample-001"])
+    assert groomed.flagged and groomed.flagged_at_message is not None
+    assert set(groomed.risk_factors) <= set(FEATURE_NAMES) and groomed.risk_factors
+    assert not scorer.score(convs["sample-002"]).flagged  # teen peers
+    assert not scorer.score(convs["sample-005"]).flagged  # everyday adults
+    e2ee = Conversation("x", convs["sample-001"].participants, convs["sample-001"].messages,
+                        e2ee=True)
+    assert scorer.score(e2ee).to_dict() == {"conversation_id": "x", "status": "refused",
+                                            "reason": "e2ee"}
+    helpline = Conversation("h", (Participant("a", None, "helpline"), Participant("b")),
+                            convs["sample-001"].messages)
+    assert scorer.score(helpline).reason == "protected_participant"
+
+
+def test_stream_flags_at_the_first_crossing(scorer):
+    conv = next(r.conversation for r in read_jsonl(sample_path())
+                if r.conversation.conversation_id == "sample-001")
+    stream = scorer.stream(conv.conversation_id, {p.id: p.declared_age for p in
+                                                   conv.participants})
+    scores = [stream.add(m) for m in conv.messages]
+    assert stream.flagged
+    assert stream.flagged_at_message == scorer.first_crossing(conv)
+    np.testing.assert_allclose(scores, scorer.prefix_scores(conv), atol=1e-6)
+
+
+def test_cli_score_writes_design_format(tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(sample_path()), "-o", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 6
+    assert set(rows[0]) == {"conversation_id", "score", "flagged", "risk_factors",
+                            "model_version", "threshold", "flagged_at_message"}
+    assert "flagged for human review" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbt"])
+def test_onnx_parity_with_scikit_learn(kind):
+    pytest.importorskip("sklearn")
+    from classifier.training import export_onnx, fit_model, onnx_parity
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, len(FEATURE_NAMES))).astype(np.float32)
+    y = (X[:, 2] + 0.5 * X[:, 11] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    model = fit_model(kind, X, y)
+    assert onnx_parity(model, export_onnx(model, X.shape[1]), X) <= 1e-5
+
+
+def test_threshold_policy_by_hand():
+    from classifier.training import ThresholdPolicy
+
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.95, 0.8])
+    labels = np.array([0, 0, 0, 1, 1, 0])
+    t = ThresholdPolicy(max_fpr=0.0).choose(scores, labels)
+    assert 0.8 < t < 0.9  # no benign above it
+    t = ThresholdPolicy(max_fpr=0.25).choose(scores, labels)
+    assert 0.3 < t <= 0.8 + 1e-9  # one benign of four may be flagged
+
+
+def test_retraining_a_small_configuration_is_deterministic(tmp_path):
+    pytest.importorskip("sklearn")
+    from evaluation.train import TrainConfig, train
+
+    config = TrainConfig(synth_n=300, val_n=150, test_n=300, benign=False)
+    a = train(tmp_path / "a", config, report=open("/dev/null", "w"))  # noqa: SIM115
+    b = train(tmp_path / "b", config, report=open("/dev/null", "w"))  # noqa: SIM115
+    assert a["model_sha256"] == b["model_sha256"] and a["threshold"] == b["threshold"]
+    test = a["metrics"]["test"]
+    assert test["recall"] > 0.6 and test["precision"] > 0.8
+    assert RiskModel.load(tmp_path / "a").version == a["model_version"]
