@@ -254,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out not in (None, sys.stdout):
             out.close()  # type: ignore[union-attr]
     if args.command == "demo":
-        scored = Path(args.output or "demo-scores.jsonl").with_suffix(".scores.jsonl")
+        scored = (Path(args.output).with_suffix(".scores.jsonl") if args.output
+                  else Path("demo-scores.jsonl"))
         print(f"\nscoring the sample with the shipped model -> {scored}", file=sys.stderr)
         code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr))
     return code
