@@ -50,7 +50,8 @@ def main() -> None:
         t_onnx = best(lambda s=sess, nm=name: s.run(None, {nm: X}))
         t_sk = best(lambda m=model: m.predict_proba(X), repeat=2)
         one = X[:1]
-        t_one = best(lambda s=sess, nm=name: [s.run(None, {nm: one}) for _ in range(2000)]) / 2000
+        t_one = best(lambda s=sess, nm=name, row=one: [s.run(None, {nm: row})
+                                                       for _ in range(2000)]) / 2000
         print(f"{kind + ' (fitted here)':<28} {n / t_onnx:>14,.0f} {n / t_sk:>15,.0f} "
               f"{t_sk / t_onnx:>7.1f} {t_one * 1e6:>10.1f}")
 
