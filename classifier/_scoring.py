@@ -95,8 +95,7 @@ class Scorer:
         if reason is not None:
             return ScoreResult(conversation.conversation_id, status="refused", reason=reason)
         declared = {p.id: p.declared_age for p in conversation.participants}
-        state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
-        state.update_messages(conversation.messages, self.extractor)
+        state = ConversationState.from_conversation(conversation, self.extractor)
         x = self.factors.transform(state, declared)
         score, factors = self._explanation(x)
         flagged = score >= self.threshold
@@ -114,17 +113,8 @@ class Scorer:
         declared = {p.id: p.declared_age for p in conversation.participants}
         state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
         msgs = conversation.messages
-        text_rows = [i for i, m in enumerate(msgs) if m.is_text]
-        batch = self.extractor.extract_batch([msgs[i].text for i in text_rows],
-                                             reference_year=[msgs[i].ts.year for i in text_rows])
-        row_of = {i: r for r, i in enumerate(text_rows)}
         rows = np.empty((len(msgs), len(FEATURE_NAMES)), dtype=np.float32)
-        for i, m in enumerate(msgs):
-            r = row_of.get(i)
-            if r is None:
-                state.update(m.sender, m.ts, None, scanned=False)
-            else:
-                state.update(m.sender, m.ts, batch[r], n_chars=len(m.text))
+        for i in state.iter_update(msgs, self.extractor):
             rows[i] = self.factors.transform(state, declared)
         return self.model.predict(rows) if len(msgs) else np.zeros(0)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -258,6 +258,16 @@ class ConversationState:
 
     def update_messages(self, messages: Sequence[Any], extractor: IndicatorExtractor) -> None:
         """Add messages (objects with sender, ts, text, is_text) in time order."""
+        for _ in self.iter_update(messages, extractor):
+            pass
+
+    def iter_update(self, messages: Sequence[Any], extractor: IndicatorExtractor,
+                    ) -> Iterator[int]:
+        """Add messages in time order, yielding each message's index once it is added.
+
+        The text messages are extracted in one batch first; non-text messages are counted,
+        never scanned.
+        """
         text_rows = [i for i, m in enumerate(messages) if m.is_text]
         batch = extractor.extract_batch([messages[i].text for i in text_rows],
                                         reference_year=[messages[i].ts.year for i in text_rows])
@@ -268,6 +278,7 @@ class ConversationState:
                 self.update(m.sender, m.ts, None, scanned=False)
             else:
                 self.update(m.sender, m.ts, batch[r], n_chars=len(m.text))
+            yield i
 
     # -- reading --------------------------------------------------------------------
     @property
