@@ -101,8 +101,8 @@ def peer_gate(X: np.ndarray) -> np.ndarray:
     >>> x[:, _I_YOUNGER] = 0.95
     >>> x[0, _I_OLDER_ADULT], x[0, _I_GAP] = 0.05, 1.0   # two 14-year-olds
     >>> x[1, _I_OLDER_ADULT], x[1, _I_GAP] = 0.95, 20.0  # an adult and a child
-    >>> peer_gate(x).round(3).tolist()
-    [0.098, 0.998]
+    >>> [round(v, 3) for v in peer_gate(x).tolist()]
+    [0.098, 1.0]
     """
     X = np.atleast_2d(X)
     closeness = np.clip((5.0 - np.abs(X[:, _I_GAP])) / 3.0, 0.0, 1.0)

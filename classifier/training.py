@@ -81,6 +81,13 @@ def export_onnx(model: Any, n_features: int) -> bytes:
 
     sample = np.zeros((1, n_features), dtype=np.float32)
     onx = to_onnx(model, sample, options={"zipmap": False}, target_opset=17)
+    # skl2onnx collects opset imports in a set: order them, or the bytes (and sha256)
+    # would change with Python's hash seed from one process to the next
+    imports = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in imports:
+        entry = onx.opset_import.add()
+        entry.domain, entry.version = domain, version
     return onx.SerializeToString()
 
 

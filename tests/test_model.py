@@ -171,11 +171,21 @@ def test_threshold_policy_by_hand():
 
 def test_retraining_a_small_configuration_is_deterministic(tmp_path):
     pytest.importorskip("sklearn")
+    import os
+    import subprocess
+    import sys
+
     from evaluation.train import TrainConfig, train
 
     config = TrainConfig(synth_n=300, val_n=150, test_n=300, benign=False)
-    a = train(tmp_path / "a", config, report=open("/dev/null", "w"))  # noqa: SIM115
-    b = train(tmp_path / "b", config, report=open("/dev/null", "w"))  # noqa: SIM115
+    a = train(tmp_path / "a", config, report=open(os.devnull, "w"))  # noqa: SIM115
+    # a second process with another hash seed must write the same bytes
+    code = ("import os; from evaluation.train import TrainConfig, train; "
+            "train(os.environ['OUT'], TrainConfig(synth_n=300, val_n=150, test_n=300, "
+            "benign=False), report=open(os.devnull, 'w'))")
+    env = {**os.environ, "OUT": str(tmp_path / "b"), "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    b = json.loads((tmp_path / "b" / "metadata.json").read_text())
     assert a["model_sha256"] == b["model_sha256"] and a["threshold"] == b["threshold"]
     test = a["metrics"]["test"]
     assert test["recall"] > 0.6 and test["precision"] > 0.8
