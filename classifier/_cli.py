@@ -169,6 +169,80 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
     return 0 if not counts["rejected"] else 2
 
 
+def _print_where(tracking_uri: str, run_id: str, experiment: str,
+                 report: str = "report.html (and report.md)") -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    run = mlflow.get_run(run_id)
+    print(f"MLflow run {run_id} ({run.info.run_name}) in experiment '{experiment}'\n"
+          f"  report: {run.info.artifact_uri}/{report}\n"
+          f"  open the runs: pip install mlflow && mlflow ui --backend-store-uri "
+          f"{tracking_uri}", file=sys.stderr)
+
+
+def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | None,
+                 baseline_train: Sequence[Path] | None) -> int:
+    """``evaluate``: measure, log one MLflow run, print the headline figures."""
+    from evaluation.harness import EVAL_EXPERIMENT, default_tracking_uri, evaluate, load_labelled
+
+    uri = tracking_uri or default_tracking_uri()
+    train_convs: list[Any] = []
+    if baseline_train is not None:
+        if baseline_train:
+            train_convs = load_labelled(baseline_train)[0]
+        else:
+            from evaluation import generate
+            train_convs = list(generate(2000, seed=0, split="train"))
+    ev = evaluate(data, model_dir=model, tracking_uri=uri, baseline_train=train_convs)
+    s = ev.summary
+    print(f"recall {s['recall']:.4f}, precision {s['precision']:.4f}, F0.5 {s['f0_5']:.4f}, "
+          f"FPR {100 * s['fpr']:.2f}% (95% CI {100 * s['fpr_ci95'][0]:.2f}-"
+          f"{100 * s['fpr_ci95'][1]:.2f}%), F_latency {ev.extra['f_latency']:.4f}"
+          + (f"; text baseline recall {ev.baseline['recall']:.4f}, FPR "
+             f"{100 * ev.baseline['fpr']:.2f}%" if ev.baseline else ""), file=sys.stderr)
+    assert ev.run_id is not None
+    _print_where(uri, ev.run_id, EVAL_EXPERIMENT)
+    return 0 if not ev.rejected else 2
+
+
+def run_audit(tracking_uri: str | None) -> int:
+    """``audit``: the substance audit as its own MLflow run."""
+    from evaluation.audit import load_topics, substance_audit
+    from evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
+
+    uri = tracking_uri or default_tracking_uri()
+    result = substance_audit(*load_topics())
+    run_id = log_audit(result, uri)
+    print(f"topic attacker accuracy: risk factors {100 * result.risk_factor_accuracy:.1f}%, "
+          f"bag of words {100 * result.bag_of_words_accuracy:.1f}%, chance "
+          f"{100 * result.chance:.1f}% ({result.n_topics} topics, {result.n_test} test "
+          f"conversations); risk factors {result.risk_factor_gap:+.1f} points over chance",
+          file=sys.stderr)
+    _print_where(uri, run_id, AUDIT_EXPERIMENT, "report.md")
+    return 0
+
+
+def run_demo_evaluation() -> int:
+    """The demo's last step: an evaluation run on embedded defaults (synthetic test data,
+    a SQLite tracking store in the working directory)."""
+    try:
+        import mlflow  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        print("\nevaluation skipped: install the [eval] and [train] extras", file=sys.stderr)
+        return 0
+    from evaluation import generate
+
+    data = Path("demo-eval-data.jsonl")
+    from ._conversation import write_jsonl
+
+    write_jsonl(generate(600, seed=42, split="test"), data)
+    print(f"\nevaluating the shipped model on 600 synthetic held-out conversations ({data}), "
+          "with the naive text baseline beside it", file=sys.stderr)
+    return run_evaluate([data], None, None, [])
+
+
 def _open_out(path: str | None) -> TextIO | None:
     if path is None:
         return None
@@ -218,6 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_score.add_argument("-o", "--output", required=True)
     p_score.add_argument("--model", type=Path, default=None)
     p_score.add_argument("--threshold", type=float, default=None)
+    p_eval = sub.add_parser("evaluate", help="measure errors and log an MLflow run "
+                            "(extras [eval], [train] for the baseline)")
+    p_eval.add_argument("--data", nargs="+", type=Path, required=True)
+    p_eval.add_argument("--model", type=Path, default=None)
+    p_eval.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: sqlite:///mlruns.db here)")
+    p_eval.add_argument("--baseline-train", nargs="*", type=Path, default=None,
+                        help="train the naive text baseline on these files (no files: "
+                             "generated synthetic train data) and report it side by side")
+    p_audit = sub.add_parser("audit", help="substance audit: can the risk factors reveal "
+                             "the topic? (extras [eval], [train])")
+    p_audit.add_argument("--tracking-uri", default=None)
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
@@ -232,6 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = TrainConfig(synth_n=600, val_n=300, test_n=600) if args.small else TrainConfig()
         train(args.output or default_model_dir(), config)
         return 0
+    if args.command == "evaluate":
+        missing = [p for p in args.data if not p.is_file()]
+        if missing:
+            parser.error(f"data file not found: {missing[0]}")
+        return run_evaluate(args.data, args.model, args.tracking_uri, args.baseline_train)
+    if args.command == "audit":
+        return run_audit(args.tracking_uri)
     if args.command == "score":
         if not args.input.is_file():
             parser.error(f"input file not found: {args.input}")
@@ -258,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   else Path("demo-scores.jsonl"))
         print(f"\nscoring the sample with the shipped model -> {scored}", file=sys.stderr)
         code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr))
+        code = max(code, run_demo_evaluation())
     return code
 
 

@@ -196,13 +196,19 @@ class RiskFactorBuilder:
     def transform(self, state: ConversationState,
                   declared_ages: Mapping[str, int | None] | None = None) -> np.ndarray:
         """The risk-factor vector (float32, in :data:`FEATURE_NAMES` order)."""
+        return self.transform_with_subject(state, declared_ages)[0]
+
+    def transform_with_subject(self, state: ConversationState,
+                               declared_ages: Mapping[str, int | None] | None = None,
+                               ) -> tuple[np.ndarray, str | None]:
+        """The risk-factor vector and the id of the older party (whom a flag is about)."""
         declared_ages = declared_ages or {}
         parts = sorted(state.participants.items(), key=lambda kv: -kv[1].n_messages)[:2]
         estimates = [(pid, p, self.estimate_age(p, declared_ages.get(pid))) for pid, p in parts]
         if len(estimates) == 1:
             estimates.append(("", None, self.estimate_age(None, None)))
         if not estimates:
-            return np.zeros(len(FEATURE_NAMES), dtype=np.float32)
+            return np.zeros(len(FEATURE_NAMES), dtype=np.float32), None
         # older = the likelier adult; ties broken by the higher age estimate
         estimates.sort(key=lambda e: (e[2].p_minor, -e[2].age))
         (o_id, o, oe), (_y_id, y, ye) = estimates
@@ -225,7 +231,7 @@ class RiskFactorBuilder:
             math.log1p(latency), math.log1p(span_h), night,
             float(state.first_sender == o_id),
         ]
-        return np.asarray(values, dtype=np.float32)
+        return np.asarray(values, dtype=np.float32), (o_id or None)
 
     def _rates(self, p: ParticipantState | None) -> np.ndarray:
         if p is None or not p.n_messages:

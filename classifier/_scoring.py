@@ -37,6 +37,7 @@ class ScoreResult:
     flagged_at_message: int | None = None
     status: str = "scored"
     reason: str | None = None
+    subject: str | None = None  # the older party, whom a flag is about (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         if self.status != "scored":
@@ -96,12 +97,12 @@ class Scorer:
             return ScoreResult(conversation.conversation_id, status="refused", reason=reason)
         declared = {p.id: p.declared_age for p in conversation.participants}
         state = ConversationState.from_conversation(conversation, self.extractor)
-        x = self.factors.transform(state, declared)
+        x, subject = self.factors.transform_with_subject(state, declared)
         score, factors = self._explanation(x)
         flagged = score >= self.threshold
         first = self.first_crossing(conversation) if (flagged and early) else None
         return ScoreResult(conversation.conversation_id, score, flagged, factors,
-                           self.model.version, self.threshold, first)
+                           self.model.version, self.threshold, first, subject=subject)
 
     def score_batch(self, conversations: Iterable[Conversation], *,
                     early: bool = True) -> Iterator[ScoreResult]:

@@ -44,7 +44,7 @@ from classifier.training import (
 )
 
 from .benign import load_chitchat
-from .metrics import f_beta, f_latency, wilson_interval
+from .metrics import classification_summary, f_latency
 from .synth import generate
 
 __all__ = ["TrainConfig", "build_matrix", "train"]
@@ -111,33 +111,7 @@ def _benign_parts(part: str, benign: bool) -> list[Conversation]:
 
 
 def _metrics(scores: np.ndarray, m: Matrix, threshold: float) -> dict[str, Any]:
-    flagged = scores >= threshold
-    pos, neg = m.y == 1, m.y == 0
-    tp, fp = int((flagged & pos).sum()), int((flagged & neg).sum())
-    fn = int((~flagged & pos).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    n_neg = int(neg.sum())
-    lo, hi = wilson_interval(fp, n_neg)
-    out: dict[str, Any] = {
-        "n_conversations": len(m.y), "n_positive": int(pos.sum()), "n_negative": n_neg,
-        "refused_by_scope": m.refused, "tp": tp, "fp": fp, "fn": fn,
-        "precision": precision, "recall": recall, "f1": f_beta(precision, recall, 1.0),
-        "f0_5": f_beta(precision, recall, 0.5),
-        "fpr": fp / n_neg if n_neg else 0.0, "fpr_ci95": [lo, hi],
-        "false_flags_per_10k_benign": 1e4 * fp / n_neg if n_neg else 0.0,
-        "subgroups": {},
-    }
-    groups = np.asarray(m.subgroups)
-    for g in sorted(set(m.subgroups)):
-        sel = groups == g
-        n, k = int(sel.sum()), int((flagged & sel).sum())
-        is_pos = bool(m.y[sel].all())
-        lo, hi = wilson_interval(k, n)
-        out["subgroups"][g] = {"n": n, "flagged": k, "rate": k / n if n else 0.0,
-                               "ci95": [lo, hi],
-                               "measure": "recall" if is_pos else "false_positive_rate"}
-    return out
+    return classification_summary(scores, m.y, m.subgroups, threshold, refused=m.refused)
 
 
 def _scores_of(model: Any, X: np.ndarray) -> np.ndarray:
