@@ -141,10 +141,15 @@ def evaluate(data: Sequence[str | Path], *, model_dir: str | Path | None = None,
 
         from .baseline import TextBaseline
 
-        text_model = TextBaseline().fit(baseline_train)
-        b_train = text_model.scores(baseline_train)
+        # fit on 80% of the baseline's training data, set its threshold on the other 20%
+        # (by id hash), with the same policy as the model: fair, not tuned on its own fit
+        def held(c: Conversation) -> bool:
+            return hashlib.sha256(c.conversation_id.encode()).digest()[2] < 52
+        fit_part = [c for c in baseline_train if not held(c)]
+        val_part = [c for c in baseline_train if held(c)]
+        text_model = TextBaseline().fit(fit_part)
         b_threshold = ThresholdPolicy(meta.get("threshold_policy_max_fpr", 0.001)).choose(
-            b_train, np.asarray([int(c.label or 0) for c in baseline_train]))
+            text_model.scores(val_part), np.asarray([int(c.label or 0) for c in val_part]))
         b_scores = text_model.scores([c for c, _ in scored])
         ev.baseline = classification_summary(b_scores, labels, groups, b_threshold)
         ev.baseline["pr_auc"] = average_precision(b_scores, labels)
