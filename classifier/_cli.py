@@ -223,6 +223,25 @@ def run_audit(tracking_uri: str | None) -> int:
     return 0
 
 
+def run_guard(action: str, url: str) -> int:
+    """``guard verify-audit|purge|counters`` on a store (numbers only)."""
+    from .guard import Guard, Keys, Store
+
+    store = Store(url)
+    store.migrate()
+    if action == "verify-audit":
+        ok, n, broken = store.verify_audit_log()
+        print(f"audit log {'intact' if ok else 'BROKEN at entry ' + str(broken)}: "
+              f"{n} entries verified", file=sys.stderr)
+        return 0 if ok else 1
+    if action == "purge":
+        n = Guard(store, Keys.from_env()).purge_expired()
+        print(f"{n} cases past their retention deadline purged", file=sys.stderr)
+        return 0
+    print(json.dumps(store.counters(), indent=2, sort_keys=True))
+    return 0
+
+
 def run_demo_evaluation() -> int:
     """The demo's last step: an evaluation run on embedded defaults (synthetic test data,
     a SQLite tracking store in the working directory)."""
@@ -304,6 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_audit = sub.add_parser("audit", help="substance audit: can the risk factors reveal "
                              "the topic? (extras [eval], [train])")
     p_audit.add_argument("--tracking-uri", default=None)
+    p_guard = sub.add_parser("guard", help="guard store: verify the audit log, purge")
+    guard_sub = p_guard.add_subparsers(dest="action", required=True)
+    for name, text in (("verify-audit", "recompute the audit log's hash chain"),
+                       ("purge", "delete every case past its retention deadline"),
+                       ("counters", "print the aggregate counters")):
+        g = guard_sub.add_parser(name, help=text)
+        g.add_argument("--store", default="sqlite:///guard.db", help="SQLAlchemy URL")
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
@@ -323,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             parser.error(f"data file not found: {missing[0]}")
         return run_evaluate(args.data, args.model, args.tracking_uri, args.baseline_train)
+    if args.command == "guard":
+        return run_guard(args.action, args.store)
     if args.command == "audit":
         return run_audit(args.tracking_uri)
     if args.command == "score":

@@ -1,0 +1,24 @@
+"""The guard layer: scan policy, store, encrypted evidence, human review, report gate,
+retention and the hash-chained audit log. Humans decide; data dies on time."""
+
+from ._cases import ROLES, Actor, Guard, Report, export_report
+from ._crypto import MASTER_KEY_ENV, Keys, MasterKeyError
+from ._policy import LegalBasis, ScanDecision, ScanPolicy, load_legal_bases
+from ._store import Store, StoreError
+
+__all__ = [
+    "MASTER_KEY_ENV",
+    "ROLES",
+    "Actor",
+    "Guard",
+    "Keys",
+    "LegalBasis",
+    "MasterKeyError",
+    "Report",
+    "ScanDecision",
+    "ScanPolicy",
+    "Store",
+    "StoreError",
+    "export_report",
+    "load_legal_bases",
+]

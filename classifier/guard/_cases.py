@@ -1,0 +1,284 @@
+"""Cases, human review and the report gate.
+
+- :meth:`Guard.triage`: a flagged conversation becomes a case (pseudonymous ids, score,
+  explanation, model version) with a minimal evidence excerpt (the messages that carried
+  indicators and at most three before each), encrypted under a per-case data key. An
+  unflagged conversation leaves nothing but counters.
+- Review: a reviewer claims a case (never two at once, across processes), views the
+  evidence (every view is audited) and confirms or dismisses it with a coded reason. A
+  dismissal destroys the evidence at once (the wrapped key and the rows).
+- :func:`export_report` is the only way to a :class:`Report`: it loads the case from the
+  store, requires a supervisor, and re-checks the recorded human confirmation in the
+  hash-chained audit log before it re-identifies the reported account.
+- :meth:`Guard.purge_expired` deletes every case at its deadline (at most 12 months).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from .._conversation import Conversation
+from .._scoring import ScoreResult
+from ..indicators import IndicatorExtractor
+from ._crypto import Keys
+from ._store import Store, StoreError, audit_log, case_keys, cases, evidence
+
+__all__ = ["ROLES", "Actor", "Guard", "Report", "export_report"]
+
+ROLES = ("reviewer", "supervisor", "auditor")
+DISMISS_REASONS = ("no_solicitation", "peer_conversation", "adult_conversation",
+                   "family_or_professional", "insufficient_evidence")
+CONFIRM_REASONS = ("solicitation_of_a_child",)
+MAX_RETENTION_DAYS = 365  # Art 3(1)(i): at most 12 months from identification
+_EXPORT_GATE = object()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting on the guard: name (or staff id) and role."""
+
+    name: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report for law enforcement or a public-interest organisation (NCMEC-like fields).
+
+    Only :func:`export_report` can make one."""
+
+    fields: dict[str, Any]
+    _gate: object = field(repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self._gate is not _EXPORT_GATE:
+            raise StoreError("[G101] A report can only be made by export_report() from a "
+                             "confirmed case in the store.")
+
+    def __repr__(self) -> str:
+        return f"Report(case_id={self.fields.get('case_id')!r})"
+
+    def to_json(self) -> str:
+        return json.dumps(self.fields, ensure_ascii=False, indent=2)
+
+
+class Guard:
+    """Triage, review and retention on a :class:`Store`.
+
+    Parameters
+    ----------
+    store : Store
+    keys : Keys
+        The provider's master key; without one no evidence is ever stored.
+    retention_days : int, default 365
+        Deadline from identification; more than 365 is refused.
+    """
+
+    def __init__(self, store: Store, keys: Keys, *, retention_days: int = MAX_RETENTION_DAYS,
+                 excerpt_before: int = 3) -> None:
+        if not 0 < retention_days <= MAX_RETENTION_DAYS:
+            raise StoreError(f"[G102] retention_days must be 1..{MAX_RETENTION_DAYS}")
+        if not isinstance(keys, Keys):
+            raise StoreError("[G001] A master key (Keys) is required to store evidence.")
+        self.store = store
+        self.keys = keys
+        self.retention_days = retention_days
+        self.excerpt_before = excerpt_before
+
+    # -- triage ----------------------------------------------------------------------
+    def triage(self, conversation: Conversation, result: ScoreResult,
+               extractor: IndicatorExtractor) -> str | None:
+        """Open a case for a flagged result; otherwise only count. Returns the case id."""
+        with self.store.engine.begin() as conn:
+            self.store.bump(conn, f"scored.{result.status}")
+            if not result.flagged:
+                return None
+            case_id = uuid.uuid4().hex
+            msgs = conversation.messages
+            text_rows = [i for i, m in enumerate(msgs) if m.is_text]
+            counts = extractor.extract_batch([msgs[i].text for i in text_rows]).counts
+            carrying = {text_rows[r] for r in range(len(text_rows)) if counts[r].any()}
+            keep = sorted({j for i in carrying for j in range(max(0, i - self.excerpt_before),
+                                                              i + 1)})
+            subject = result.subject or msgs[0].sender
+            plaintext = json.dumps({
+                "conversation_id": conversation.conversation_id, "subject": subject,
+                "participants": [p.id for p in conversation.participants],
+                "messages": [{"index": i, "sender": msgs[i].sender,
+                              "ts": msgs[i].ts.isoformat(), "text": msgs[i].text,
+                              "modality": msgs[i].modality} for i in keep],
+            }).encode()
+            wrapped, ciphertext = self.keys.seal(plaintext, case_id.encode())
+            now = time.time()
+            conn.execute(insert(cases).values(
+                id=case_id,
+                conversation_pseudonym=self.keys.pseudonym(conversation.conversation_id),
+                subject_pseudonym=self.keys.pseudonym(subject), region=conversation.region,
+                created_at=now, expires_at=now + self.retention_days * 86400.0, status="open",
+                score=float(result.score or 0.0), threshold=float(result.threshold or 0.0),
+                model_version=str(result.model_version),
+                explanation=json.dumps(dict(result.risk_factors)), minor_to_minor=False))
+            conn.execute(insert(case_keys).values(case_id=case_id, wrapped_key=wrapped))
+            conn.execute(insert(evidence).values(case_id=case_id, ciphertext=ciphertext))
+            self.store.bump(conn, "cases.opened")
+            self.store.audit(conn, actor="system", role="system", action="case_opened",
+                             case_id=case_id, detail={"score": round(float(result.score or 0),
+                                                                      6),
+                                                      "excerpt_messages": len(keep)})
+            return case_id
+
+    # -- review ----------------------------------------------------------------------
+    def claim(self, case_id: str, actor: Actor) -> bool:
+        """Claim an open case; False if someone else holds it or it is not open."""
+        _require(actor, "reviewer")
+        with self.store.engine.begin() as conn:
+            got = conn.execute(update(cases).where(cases.c.id == case_id,
+                                                   cases.c.status == "open",
+                                                   cases.c.claimed_by.is_(None))
+                               .values(status="claimed", claimed_by=actor.name,
+                                       claimed_at=time.time())).rowcount
+            if got:
+                self.store.audit(conn, actor=actor.name, role=actor.role, action="case_claimed",
+                                 case_id=case_id)
+            return bool(got)
+
+    def _held(self, conn: Any, case_id: str, actor: Actor) -> Any:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise StoreError(f"[G103] No case {case_id!r}.")
+        if row.status != "claimed" or row.claimed_by != actor.name:
+            raise StoreError(f"[G104] Case {case_id!r} is not claimed by {actor.name!r}.")
+        return row
+
+    def view_evidence(self, case_id: str, actor: Actor) -> dict[str, Any]:
+        """Decrypt the evidence for the reviewer holding the case; the view is audited."""
+        _require(actor, "reviewer")
+        with self.store.engine.begin() as conn:
+            self._held(conn, case_id, actor)
+            plain = self._open(conn, case_id)
+            self.store.audit(conn, actor=actor.name, role=actor.role, action="evidence_viewed",
+                             case_id=case_id)
+        return plain
+
+    def _open(self, conn: Any, case_id: str) -> dict[str, Any]:
+        key = conn.execute(select(case_keys.c.wrapped_key)
+                           .where(case_keys.c.case_id == case_id)).scalar()
+        blob = conn.execute(select(evidence.c.ciphertext)
+                            .where(evidence.c.case_id == case_id)).scalar()
+        if key is None or blob is None:
+            raise StoreError(f"[G105] The evidence of case {case_id!r} no longer exists.")
+        return json.loads(self.keys.open(key, blob, case_id.encode()))
+
+    def decide(self, case_id: str, actor: Actor, decision: str, reason: str, *,
+               minor_to_minor: bool = False) -> None:
+        """Confirm or dismiss a claimed case. A dismissal destroys its evidence at once."""
+        _require(actor, "reviewer")
+        allowed = CONFIRM_REASONS if decision == "confirm" else DISMISS_REASONS
+        if decision not in ("confirm", "dismiss") or reason not in allowed:
+            raise StoreError(f"[G106] decision must be confirm ({CONFIRM_REASONS}) or dismiss "
+                             f"({DISMISS_REASONS}) with one of those coded reasons.")
+        with self.store.engine.begin() as conn:
+            self._held(conn, case_id, actor)
+            status = "confirmed" if decision == "confirm" else "dismissed"
+            values: dict[str, Any] = {"status": status, "decided_by": actor.name,
+                                      "decided_at": time.time(), "decision_reason": reason,
+                                      "minor_to_minor": bool(minor_to_minor)}
+            if decision == "dismiss":
+                _shred(conn, case_id)
+                values["explanation"] = None
+                self.store.bump(conn, "cases.dismissed")
+            else:
+                self.store.bump(conn, "cases.confirmed")
+            conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
+            self.store.audit(conn, actor=actor.name, role=actor.role, action=f"case_{status}",
+                             case_id=case_id, detail={"reason": reason,
+                                                      "minor_to_minor": bool(minor_to_minor)})
+
+    # -- retention -------------------------------------------------------------------
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete every case whose deadline has passed (evidence, key and row)."""
+        now = time.time() if now is None else now
+        with self.store.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(cases.c.id)
+                                              .where(cases.c.expires_at <= now))]
+            for case_id in ids:
+                _shred(conn, case_id)
+                conn.execute(delete(cases).where(cases.c.id == case_id))
+                self.store.audit(conn, actor="system", role="system", action="case_purged",
+                                 case_id=case_id)
+            if ids:
+                self.store.bump(conn, "cases.purged", len(ids))
+        return len(ids)
+
+
+def _shred(conn: Any, case_id: str) -> None:
+    conn.execute(delete(case_keys).where(case_keys.c.case_id == case_id))
+    conn.execute(delete(evidence).where(evidence.c.case_id == case_id))
+
+
+def _require(actor: Actor, role: str) -> None:
+    if not isinstance(actor, Actor) or actor.role != role:
+        raise StoreError(f"[G107] This action needs the {role} role.")
+
+
+def export_report(guard: Guard, case_id: str, actor: Actor) -> Report:
+    """Export a report for a confirmed case: the one path to a :class:`Report`.
+
+    Requires a supervisor; loads the case from the store; re-checks that the audit log is
+    intact and holds the reviewer's confirmation of this case (a status edited in the
+    database alone is not enough); then re-identifies the reported account.
+    """
+    _require(actor, "supervisor")
+    store = guard.store
+    intact, _, broken = store.verify_audit_log()
+    if not intact:
+        raise StoreError(f"[G108] The audit log is broken at entry {broken}; no export.")
+    with store.engine.begin() as conn:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise StoreError(f"[G103] No case {case_id!r}.")
+        if row.status != "confirmed" or not row.decided_by:
+            raise StoreError(f"[G109] Case {case_id!r} is {row.status}: only a case a human "
+                             "reviewer confirmed can be reported.")
+        confirmed = conn.execute(select(audit_log.c.seq).where(
+            audit_log.c.case_id == case_id, audit_log.c.action == "case_confirmed",
+            audit_log.c.actor == row.decided_by, audit_log.c.role == "reviewer")).first()
+        if confirmed is None:
+            raise StoreError(f"[G110] No recorded human confirmation of case {case_id!r} in "
+                             "the audit log.")
+        if row.decided_by == actor.name:
+            raise StoreError("[G111] The supervisor who exports must not be the reviewer "
+                             "who confirmed.")
+        plain = guard._open(conn, case_id)
+        last = plain["messages"][-1]["ts"] if plain["messages"] else None
+        fields = {
+            "case_id": case_id,
+            "incident_type": "Online Enticement of Children",
+            "incident_time": last,
+            "reported_account": plain["subject"],
+            "annotations": {"minor_to_minor_interaction": bool(row.minor_to_minor),
+                            "human_reviewed_content": True},
+            "human_review": {"decision": "confirmed", "reason": row.decision_reason,
+                             "decided_at": datetime.fromtimestamp(row.decided_at, UTC)
+                             .isoformat()},
+            "detection": {"model_version": row.model_version, "score": row.score,
+                          "threshold": row.threshold},
+            "evidence_excerpt": plain["messages"],
+            "exported_at": datetime.now(UTC).isoformat(),
+        }
+        conn.execute(update(cases).where(cases.c.id == case_id).values(status="reported"))
+        store.bump(conn, "reports.exported")
+        store.audit(conn, actor=actor.name, role=actor.role, action="report_exported",
+                    case_id=case_id)
+    return Report(fields, _EXPORT_GATE)

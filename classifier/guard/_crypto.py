@@ -1,0 +1,78 @@
+"""Evidence encryption and pseudonymisation.
+
+Evidence is encrypted with AES-256-GCM under a fresh data key per case; the data key is
+wrapped (AES-256-GCM) under the provider's master key. Destroying the wrapped key
+destroys the evidence (crypto-shredding), even in a backup. Participant ids are
+pseudonymised with a keyed HMAC-SHA256 before they are stored; the HMAC key is derived
+from the master key (HKDF), so one secret serves both.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+from dataclasses import dataclass
+from hashlib import sha256
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .._errors import ClassifierError
+
+__all__ = ["MASTER_KEY_ENV", "Keys", "MasterKeyError"]
+
+MASTER_KEY_ENV = "SOLICITATION_MASTER_KEY"
+
+
+class MasterKeyError(ClassifierError, ValueError):
+    """No usable master key: the library refuses to store evidence without one."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The provider's master key (32 bytes). Never logged; repr shows nothing."""
+
+    master: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.master, bytes) or len(self.master) != 32:
+            raise MasterKeyError("[G001] The master key must be 32 bytes (base64 in "
+                            f"${MASTER_KEY_ENV}); evidence is never stored without one.")
+
+    def __repr__(self) -> str:
+        return "Keys(master=<hidden>)"
+
+    @classmethod
+    def from_env(cls) -> Keys:
+        value = os.environ.get(MASTER_KEY_ENV)
+        if not value:
+            raise MasterKeyError(f"[G001] ${MASTER_KEY_ENV} is not set: evidence is never stored "
+                            "without a master key.")
+        try:
+            return cls(base64.b64decode(value, validate=True))
+        except (ValueError, TypeError):
+            raise MasterKeyError(f"[G001] ${MASTER_KEY_ENV} is not valid base64 of 32 "
+                                 "bytes.") from None
+
+    @staticmethod
+    def generate() -> str:
+        """A new master key, base64 (for configuration)."""
+        return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+
+    def pseudonym(self, identifier: str) -> str:
+        key = HKDF(hashes.SHA256(), 32, salt=None, info=b"pseudonym").derive(self.master)
+        return hmac.new(key, identifier.encode("utf-8"), sha256).hexdigest()[:32]
+
+    def seal(self, plaintext: bytes, context: bytes) -> tuple[bytes, bytes]:
+        """Encrypt under a fresh data key; returns (wrapped key, ciphertext)."""
+        data_key = AESGCM.generate_key(bit_length=256)
+        n1, n2 = os.urandom(12), os.urandom(12)
+        ciphertext = n1 + AESGCM(data_key).encrypt(n1, plaintext, context)
+        wrapped = n2 + AESGCM(self.master).encrypt(n2, data_key, context)
+        return wrapped, ciphertext
+
+    def open(self, wrapped: bytes, ciphertext: bytes, context: bytes) -> bytes:
+        data_key = AESGCM(self.master).decrypt(wrapped[:12], wrapped[12:], context)
+        return AESGCM(data_key).decrypt(ciphertext[:12], ciphertext[12:], context)

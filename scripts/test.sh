@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh checkout: a virtual environment with every extra,
+# a throw-away PostgreSQL server for the guard store tests (Debian packages; needs root),
+# lint, then pytest. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = "0" ]; then
+  SOLICITATION_TEST_POSTGRES_URL="$(bash .ci/postgres.sh)"
+  export SOLICITATION_TEST_POSTGRES_URL
+else
+  echo "not root: the guard store tests run on SQLite only (set SOLICITATION_TEST_POSTGRES_URL)" >&2
+fi
+python3 -m venv .venv
+.venv/bin/pip install -e '.[dev]'
+.venv/bin/ruff check .
+.venv/bin/pytest

@@ -1,0 +1,257 @@
+"""Guard layer on real SQLite and PostgreSQL: policy, encrypted evidence, review, the
+report gate (every other path refused), retention, and the audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text, update
+
+from classifier import Conversation, Message, Participant
+from classifier._scoring import Scorer
+from classifier.guard import (
+    Actor,
+    Guard,
+    Keys,
+    LegalBasis,
+    MasterKeyError,
+    Report,
+    ScanPolicy,
+    Store,
+    StoreError,
+    export_report,
+)
+from classifier.guard._store import audit_log, cases, metadata, schema_version
+
+CANARY = "qqguardcanary5521"
+T0 = datetime(2026, 9, 1, 18, 0, tzinfo=UTC)
+LINES = ["hey ur drawings are cool", "thx", "how old r u", f"im 12 {CANARY}",
+         "im 34, just got off work", "ok", "ur so mature for ur age", "lol",
+         "are your parents home", "no", "dont tell anyone we talk", "ok",
+         "add me on snap", "ok", "send me a pic", "maybe", "we should meet up", "idk"]
+REVIEWER, OTHER = Actor("rev-ann", "reviewer"), Actor("rev-bob", "reviewer")
+SUPERVISOR = Actor("sup-cat", "supervisor")
+
+
+def grooming(cid="conv-real-id-1") -> Conversation:
+    msgs = tuple(Message("adult-real-id" if i % 2 == 0 else "child-real-id",
+                         T0 + timedelta(minutes=3 * i), t) for i, t in enumerate(LINES))
+    return Conversation(cid, (Participant("adult-real-id"), Participant("child-real-id", 12)),
+                        msgs)
+
+
+def benign() -> Conversation:
+    msgs = tuple(Message("a" if i % 2 == 0 else "b", T0 + timedelta(minutes=i), t)
+                 for i, t in enumerate(["want to grab lunch", "sure", "noon?", "ok"]))
+    return Conversation("lunch", (Participant("a", 40), Participant("b", 41)), msgs)
+
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("SOLICITATION_TEST_POSTGRES_URL")
+                         else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'guard.db'}")
+    else:
+        s = Store(os.environ["SOLICITATION_TEST_POSTGRES_URL"])
+        with s.engine.begin() as conn:
+            metadata.drop_all(conn)
+            schema_version.drop(conn, checkfirst=True)
+    assert s.migrate() == 1 and s.migrate() == 1  # idempotent
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def scorer(extractor):
+    return Scorer(extractor=extractor)
+
+
+@pytest.fixture
+def guard(store):
+    return Guard(store, Keys(b"k" * 32))
+
+
+def open_case(guard, scorer):
+    conv = grooming()
+    result = scorer.score(conv)
+    assert result.flagged
+    case_id = guard.triage(conv, result, scorer.extractor)
+    assert case_id
+    return case_id
+
+
+def test_policy_calendar_scope_and_metering():
+    policy = ScanPolicy()
+    conv = grooming()
+    assert policy.decide(conv, date(2022, 5, 1)).basis == "reg-2021-1232"
+    assert policy.decide(conv, date(2025, 1, 1)).basis == "reg-2024-1307"
+    assert policy.decide(conv, date(2026, 9, 1)).basis == "reg-2026-1881"
+    assert policy.decide(conv, date(2026, 5, 1)).reason == "no_legal_basis"  # the gap
+    assert policy.decide(conv, date(2028, 4, 4)).reason == "no_legal_basis"
+    e2ee = Conversation("x", conv.participants, conv.messages, e2ee=True)
+    assert policy.decide(e2ee, date(2026, 9, 1)).reason == "e2ee"
+    helpline = Conversation("h", (Participant("a", None, "helpline"),), conv.messages[:1])
+    assert policy.decide(helpline, date(2026, 9, 1)).reason == "protected_participant"
+    other = ScanPolicy(extra_bases=(LegalBasis("national", "a national law", date(2026, 4, 4),
+                                               date(2026, 7, 30)),))
+    assert other.decide(conv, date(2026, 5, 1)).allowed
+    voice = Conversation("v", conv.participants, (*conv.messages[:2],
+                         Message("child-real-id", T0, "", "audio")), region="non-EU")
+    policy.meter(voice)
+    counts = policy.counters()
+    assert counts["bytes_scanned.non-EU"] == len(LINES[0].encode()) + len(LINES[1].encode())
+    assert counts["messages_not_scanned"] == 1 and counts["refused.no_legal_basis"] == 2
+
+
+def test_calendar_file_errors_name_the_entry(tmp_path):
+    from classifier.guard import load_legal_bases
+
+    bad = tmp_path / "cal.json"
+    bad.write_text(json.dumps({"windows": [{"id": "x", "instrument": "y", "start": "2026-13-01",
+                                            "end": "2027-01-01"}]}))
+    with pytest.raises(ValueError, match=r"windows\[0\]"):
+        load_legal_bases(bad)
+
+
+def test_no_evidence_without_a_master_key(monkeypatch, store):
+    monkeypatch.delenv("SOLICITATION_MASTER_KEY", raising=False)
+    with pytest.raises(MasterKeyError, match=r"\[G001\]"):
+        Keys.from_env()
+    with pytest.raises(MasterKeyError):
+        Keys(b"short")
+    with pytest.raises(StoreError, match=r"\[G001\]"):
+        Guard(store, None)  # type: ignore[arg-type]
+    monkeypatch.setenv("SOLICITATION_MASTER_KEY", Keys.generate())
+    keys = Keys.from_env()
+    assert "hidden" in repr(keys) and keys.pseudonym("u") == keys.pseudonym("u") != "u"
+    assert Keys(b"x" * 32).pseudonym("u") != Keys(b"y" * 32).pseudonym("u")
+
+
+def test_unflagged_leaves_only_counters(guard, scorer):
+    conv = benign()
+    assert guard.triage(conv, scorer.score(conv), scorer.extractor) is None
+    with guard.store.engine.connect() as conn:
+        assert conn.execute(select(cases)).first() is None
+    assert guard.store.counters()["scored.scored"] == 1
+
+
+def test_case_review_confirm_and_export(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    assert guard.claim(case_id, REVIEWER) and not guard.claim(case_id, OTHER)
+    with pytest.raises(StoreError, match=r"\[G104\]"):
+        guard.view_evidence(case_id, OTHER)
+    seen = guard.view_evidence(case_id, REVIEWER)
+    assert seen["subject"] == "adult-real-id"
+    assert any(CANARY in m["text"] for m in seen["messages"])
+    guard.decide(case_id, REVIEWER, "confirm", "solicitation_of_a_child")
+    report = export_report(guard, case_id, SUPERVISOR)
+    assert report.fields["reported_account"] == "adult-real-id"
+    assert report.fields["annotations"]["human_reviewed_content"] is True
+    assert "adult-real-id" not in repr(report)
+    actions = [r.action for r in store.engine.connect().execute(
+        select(audit_log.c.action).order_by(audit_log.c.seq))]
+    assert actions == ["case_opened", "case_claimed", "evidence_viewed", "case_confirmed",
+                       "report_exported"]
+    assert store.verify_audit_log() == (True, 5, None)
+
+
+def test_every_other_path_to_a_report_is_refused(guard, scorer, store):
+    with pytest.raises(StoreError, match=r"\[G101\]"):
+        Report({"reported_account": "x"})
+    case_id = open_case(guard, scorer)
+    with pytest.raises(StoreError, match=r"\[G109\]"):
+        export_report(guard, case_id, SUPERVISOR)  # open, never reviewed
+    guard.claim(case_id, REVIEWER)
+    with pytest.raises(StoreError, match=r"\[G109\]"):
+        export_report(guard, case_id, SUPERVISOR)  # claimed, not decided
+    with pytest.raises(StoreError, match=r"\[G107\]"):
+        export_report(guard, case_id, REVIEWER)  # wrong role
+    with store.engine.begin() as conn:  # a status edited in the database alone
+        conn.execute(update(cases).where(cases.c.id == case_id)
+                     .values(status="confirmed", decided_by="rev-ann"))
+    with pytest.raises(StoreError, match=r"\[G110\]"):
+        export_report(guard, case_id, SUPERVISOR)
+    with pytest.raises(StoreError, match=r"\[G107\]"):
+        guard.decide(case_id, SUPERVISOR, "confirm", "solicitation_of_a_child")
+    with pytest.raises(StoreError, match=r"\[G106\]"):
+        guard.decide(case_id, REVIEWER, "confirm", "free text reason")
+    with pytest.raises(StoreError, match=r"\[G103\]"):
+        export_report(guard, "nope", SUPERVISOR)
+
+
+def test_dismissal_destroys_evidence_at_once(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    guard.claim(case_id, REVIEWER)
+    guard.decide(case_id, REVIEWER, "dismiss", "peer_conversation", minor_to_minor=True)
+    with store.engine.connect() as conn:
+        for table in ("evidence", "case_keys"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+    assert row.status == "dismissed" and row.explanation is None and row.minor_to_minor
+    with pytest.raises(StoreError, match=r"\[G109\]"):
+        export_report(guard, case_id, SUPERVISOR)
+    assert store.counters()["cases.dismissed"] == 1
+
+
+def test_retention_purges_at_the_deadline(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    assert guard.purge_expired() == 0
+    assert guard.purge_expired(now=datetime.now(UTC).timestamp() + 366 * 86400) == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(select(cases).where(cases.c.id == case_id)).first() is None
+        assert conn.execute(text("SELECT count(*) FROM evidence")).scalar() == 0
+    with pytest.raises(StoreError, match=r"\[G102\]"):
+        Guard(store, Keys(b"k" * 32), retention_days=400)
+
+
+def test_two_reviewers_never_hold_the_same_case(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    reviewers = [Actor(f"rev-{i}", "reviewer") for i in range(8)]
+
+    def attempt(actor):
+        other = Guard(Store(store.url), Keys(b"k" * 32))  # its own engine and connections
+        try:
+            return other.claim(case_id, actor)
+        finally:
+            other.store.engine.dispose()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, reviewers))
+    assert results.count(True) == 1
+
+
+def test_tampered_audit_log_is_detected_and_blocks_export(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    guard.claim(case_id, REVIEWER)
+    guard.decide(case_id, REVIEWER, "confirm", "solicitation_of_a_child")
+    with store.engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.seq == 2).values(actor="rev-zed"))
+    ok, _, broken = store.verify_audit_log()
+    assert not ok and broken == 2
+    with pytest.raises(StoreError, match=r"\[G108\]"):
+        export_report(guard, case_id, SUPERVISOR)
+
+
+def test_store_holds_no_clear_text_or_real_ids(tmp_path, scorer):
+    path = tmp_path / "g.db"
+    guard = Guard(Store(f"sqlite:///{path}"), Keys(b"k" * 32))
+    guard.store.migrate()
+    case_id = open_case(guard, scorer)
+    guard.claim(case_id, REVIEWER)
+    guard.view_evidence(case_id, REVIEWER)
+    guard.store.engine.dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for needle in (CANARY, "adult-real-id", "child-real-id", "conv-real-id-1",
+                   "dont tell anyone"):
+        assert needle.encode() not in blob, needle
