@@ -26,7 +26,7 @@ from classifier.guard import (
     StoreError,
     export_report,
 )
-from classifier.guard._store import audit_log, cases, metadata, schema_version
+from classifier.guard._store import audit_log, cases, metadata
 
 CANARY = "qqguardcanary5521"
 T0 = datetime(2026, 9, 1, 18, 0, tzinfo=UTC)
@@ -63,8 +63,7 @@ def store(request, tmp_path):
         s = Store(os.environ["SOLICITATION_TEST_POSTGRES_URL"])
         with s.engine.begin() as conn:
             metadata.drop_all(conn)
-            schema_version.drop(conn, checkfirst=True)
-    assert s.migrate() == 1 and s.migrate() == 1  # idempotent
+    assert s.migrate() == 2 and s.migrate() == 2  # idempotent
     yield s
     s.engine.dispose()
 
@@ -156,8 +155,9 @@ def test_case_review_confirm_and_export(guard, scorer, store):
     assert report.fields["reported_account"] == "adult-real-id"
     assert report.fields["annotations"]["human_reviewed_content"] is True
     assert "adult-real-id" not in repr(report)
-    actions = [r.action for r in store.engine.connect().execute(
-        select(audit_log.c.action).order_by(audit_log.c.seq))]
+    with store.engine.connect() as conn:
+        actions = [r.action for r in conn.execute(
+            select(audit_log.c.action).order_by(audit_log.c.seq))]
     assert actions == ["case_opened", "case_claimed", "evidence_viewed", "case_confirmed",
                        "report_exported"]
     assert store.verify_audit_log() == (True, 5, None)
@@ -255,3 +255,105 @@ def test_store_holds_no_clear_text_or_real_ids(tmp_path, scorer):
     for needle in (CANARY, "adult-real-id", "child-real-id", "conv-real-id-1",
                    "dont tell anyone"):
         assert needle.encode() not in blob, needle
+
+
+def confirmed_case(guard, scorer):
+    case_id = open_case(guard, scorer)
+    guard.claim(case_id, REVIEWER)
+    guard.decide(case_id, REVIEWER, "confirm", "solicitation_of_a_child")
+    return case_id
+
+
+def test_complaint_upheld_reinstates_and_shreds(guard, scorer, store):
+    from classifier.guard import decide_complaint, file_complaint, re_review
+
+    case_id = confirmed_case(guard, scorer)
+    complaint = file_complaint(guard, case_id)
+    with pytest.raises(StoreError, match=r"\[G123\]"):
+        re_review(guard, complaint, REVIEWER, "dismiss")  # not the same reviewer
+    with pytest.raises(StoreError, match=r"\[G124\]"):
+        decide_complaint(guard, complaint, SUPERVISOR)  # not re-reviewed yet
+    re_review(guard, complaint, OTHER, "dismiss")
+    assert decide_complaint(guard, complaint, SUPERVISOR) == "upheld"
+    with store.engine.connect() as conn:
+        assert conn.execute(select(cases.c.status).where(cases.c.id == case_id)).scalar() \
+            == "reinstated"
+        assert conn.execute(text("SELECT count(*) FROM evidence")).scalar() == 0
+    with pytest.raises(StoreError, match=r"\[G109\]"):
+        export_report(guard, case_id, SUPERVISOR)
+    assert store.verify_audit_log()[0]
+
+
+def test_complaint_rejected_keeps_the_case(guard, scorer):
+    from classifier.guard import decide_complaint, file_complaint, re_review
+
+    case_id = confirmed_case(guard, scorer)
+    complaint = file_complaint(guard, case_id)
+    re_review(guard, complaint, OTHER, "confirm")
+    assert decide_complaint(guard, complaint, SUPERVISOR) == "rejected"
+    assert export_report(guard, case_id, SUPERVISOR).fields["reported_account"]
+    with pytest.raises(StoreError, match=r"\[G120\]"):
+        file_complaint(guard, open_case(guard, scorer))  # nothing decided yet
+
+
+def test_notices_name_every_redress_avenue_and_no_content():
+    from classifier.guard import user_notice
+
+    notice = user_notice("account_restricted", account_ref="A-17", decided_on="2026-09-02",
+                         legal_basis="Regulation (EU) 2026/1881", complaint_channel="in-app form",
+                         dpa="the data protection authority of your country")
+    for avenue in ("Complain to us", "out-of-court", "court", "data protection authority",
+                   "a person took the decision"):
+        assert avenue in notice
+    with pytest.raises(StoreError, match=r"\[G125\]"):
+        user_notice("account_restricted", language="xx")
+
+
+def test_annual_transparency_report(guard, scorer, store):
+    from classifier.guard import close_year, record_scan, transparency_report
+
+    policy = ScanPolicy()
+    for conv in (grooming(), benign()):
+        assert policy.decide(conv, date(2026, 9, 1)).allowed
+        policy.meter(conv)
+    policy.decide(Conversation("e", benign().participants, benign().messages, e2ee=True),
+                  date(2026, 9, 1))
+    year = datetime.now(UTC).year
+    record_scan(store, policy, year=year)
+    confirmed = confirmed_case(guard, scorer)
+    export_report(guard, confirmed, SUPERVISOR)
+    dismissed = open_case(guard, scorer)
+    guard.claim(dismissed, OTHER)
+    guard.decide(dismissed, OTHER, "dismiss", "insufficient_evidence")
+    report = transparency_report(store, year, organisations=("NCMEC",))
+    assert report["data_processed"]["bytes_of_text_scanned_eu"] == sum(
+        len(m.text.encode()) for c in (grooming(), benign()) for m in c.messages)
+    assert report["data_processed"]["refusals"] == {"e2ee": 1}
+    assert report["cases"] == {"identified": 2, "confirmed_by_human_review": 1,
+                               "dismissed_by_human_review": 1, "reported": 1,
+                               "deleted_at_retention_deadline": 0}
+    # both cases were about the same (pseudonymous) account, and one flag was confirmed
+    assert report["error_rate"] == {"accounts_flagged_A3": 1, "accounts_cleared_B3": 0,
+                                    "B3_over_A3": 0.0}
+    assert report["organisations_reported_to"] == ["NCMEC"]
+    assert close_year(store, year) == 1
+    assert transparency_report(store, year)["error_rate"]["accounts_flagged_A3"] == 0
+
+
+def test_guard_cli_verifies_the_audit_log(tmp_path, capsys, scorer):
+    from classifier._cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    guard = Guard(Store(url), Keys(b"k" * 32))
+    guard.store.migrate()
+    open_case(guard, scorer)
+    assert main(["guard", "verify-audit", "--store", url]) == 0
+    assert "intact: 1 entries" in capsys.readouterr().err
+    with guard.store.write() as conn:
+        conn.execute(update(audit_log).values(action="case_hidden"))
+    assert main(["guard", "verify-audit", "--store", url]) == 1
+    assert "BROKEN at entry 1" in capsys.readouterr().err
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("PRAGMA secure_delete").fetchone()[0] == 0  # a plain connection
+    with guard.store.engine.connect() as conn:  # ours sets it on every connection
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1

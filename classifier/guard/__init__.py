@@ -4,6 +4,15 @@ retention and the hash-chained audit log. Humans decide; data dies on time."""
 from ._cases import ROLES, Actor, Guard, Report, export_report
 from ._crypto import MASTER_KEY_ENV, Keys, MasterKeyError
 from ._policy import LegalBasis, ScanDecision, ScanPolicy, load_legal_bases
+from ._redress import (
+    close_year,
+    decide_complaint,
+    file_complaint,
+    re_review,
+    record_scan,
+    transparency_report,
+    user_notice,
+)
 from ._store import Store, StoreError
 
 __all__ = [
@@ -19,6 +28,13 @@ __all__ = [
     "ScanPolicy",
     "Store",
     "StoreError",
+    "close_year",
+    "decide_complaint",
     "export_report",
+    "file_complaint",
     "load_legal_bases",
+    "re_review",
+    "record_scan",
+    "transparency_report",
+    "user_notice",
 ]

@@ -28,7 +28,7 @@ from .._conversation import Conversation
 from .._scoring import ScoreResult
 from ..indicators import IndicatorExtractor
 from ._crypto import Keys
-from ._store import Store, StoreError, audit_log, case_keys, cases, evidence
+from ._store import Store, StoreError, audit_log, case_keys, cases, evidence, flag_accounts
 
 __all__ = ["ROLES", "Actor", "Guard", "Report", "export_report"]
 
@@ -100,7 +100,7 @@ class Guard:
     def triage(self, conversation: Conversation, result: ScoreResult,
                extractor: IndicatorExtractor) -> str | None:
         """Open a case for a flagged result; otherwise only count. Returns the case id."""
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             self.store.bump(conn, f"scored.{result.status}")
             if not result.flagged:
                 return None
@@ -132,6 +132,7 @@ class Guard:
             conn.execute(insert(case_keys).values(case_id=case_id, wrapped_key=wrapped))
             conn.execute(insert(evidence).values(case_id=case_id, ciphertext=ciphertext))
             self.store.bump(conn, "cases.opened")
+            _account_stat(conn, self.keys.pseudonym(subject), now, flags=1)
             self.store.audit(conn, actor="system", role="system", action="case_opened",
                              case_id=case_id, detail={"score": round(float(result.score or 0),
                                                                       6),
@@ -142,7 +143,7 @@ class Guard:
     def claim(self, case_id: str, actor: Actor) -> bool:
         """Claim an open case; False if someone else holds it or it is not open."""
         _require(actor, "reviewer")
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             got = conn.execute(update(cases).where(cases.c.id == case_id,
                                                    cases.c.status == "open",
                                                    cases.c.claimed_by.is_(None))
@@ -164,7 +165,7 @@ class Guard:
     def view_evidence(self, case_id: str, actor: Actor) -> dict[str, Any]:
         """Decrypt the evidence for the reviewer holding the case; the view is audited."""
         _require(actor, "reviewer")
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             self._held(conn, case_id, actor)
             plain = self._open(conn, case_id)
             self.store.audit(conn, actor=actor.name, role=actor.role, action="evidence_viewed",
@@ -188,8 +189,8 @@ class Guard:
         if decision not in ("confirm", "dismiss") or reason not in allowed:
             raise StoreError(f"[G106] decision must be confirm ({CONFIRM_REASONS}) or dismiss "
                              f"({DISMISS_REASONS}) with one of those coded reasons.")
-        with self.store.engine.begin() as conn:
-            self._held(conn, case_id, actor)
+        with self.store.write() as conn:
+            row = self._held(conn, case_id, actor)
             status = "confirmed" if decision == "confirm" else "dismissed"
             values: dict[str, Any] = {"status": status, "decided_by": actor.name,
                                       "decided_at": time.time(), "decision_reason": reason,
@@ -200,6 +201,8 @@ class Guard:
                 self.store.bump(conn, "cases.dismissed")
             else:
                 self.store.bump(conn, "cases.confirmed")
+            _account_stat(conn, row.subject_pseudonym, row.created_at,
+                          **{"confirmed" if decision == "confirm" else "dismissed": 1})
             conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
             self.store.audit(conn, actor=actor.name, role=actor.role, action=f"case_{status}",
                              case_id=case_id, detail={"reason": reason,
@@ -209,7 +212,7 @@ class Guard:
     def purge_expired(self, now: float | None = None) -> int:
         """Delete every case whose deadline has passed (evidence, key and row)."""
         now = time.time() if now is None else now
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             ids = [r.id for r in conn.execute(select(cases.c.id)
                                               .where(cases.c.expires_at <= now))]
             for case_id in ids:
@@ -220,6 +223,19 @@ class Guard:
             if ids:
                 self.store.bump(conn, "cases.purged", len(ids))
         return len(ids)
+
+
+def _account_stat(conn: Any, pseudonym: str, ts: float, *, flags: int = 0, confirmed: int = 0,
+                  dismissed: int = 0) -> None:
+    year = datetime.fromtimestamp(ts, UTC).year
+    key = (flag_accounts.c.year == year) & (flag_accounts.c.subject_pseudonym == pseudonym)
+    done = conn.execute(update(flag_accounts).where(key).values(
+        flags=flag_accounts.c.flags + flags, confirmed=flag_accounts.c.confirmed + confirmed,
+        dismissed=flag_accounts.c.dismissed + dismissed)).rowcount
+    if not done:
+        conn.execute(insert(flag_accounts).values(year=year, subject_pseudonym=pseudonym,
+                                                  flags=flags, confirmed=confirmed,
+                                                  dismissed=dismissed))
 
 
 def _shred(conn: Any, case_id: str) -> None:
@@ -244,7 +260,7 @@ def export_report(guard: Guard, case_id: str, actor: Actor) -> Report:
     intact, _, broken = store.verify_audit_log()
     if not intact:
         raise StoreError(f"[G108] The audit log is broken at entry {broken}; no export.")
-    with store.engine.begin() as conn:
+    with store.write() as conn:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
             raise StoreError(f"[G103] No case {case_id!r}.")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -42,6 +43,7 @@ GENESIS = "0" * 64
 metadata = MetaData()
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+# (schema_version belongs to the same metadata, so drop_all() in tests clears it too)
 cases = Table(
     "cases", metadata,
     Column("id", String(32), primary_key=True),
@@ -91,6 +93,29 @@ counters = Table(
 )
 
 
+complaints = Table(
+    "complaints", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("case_id", String(32), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # open re_reviewed upheld rejected
+    Column("re_reviewed_by", String(64)),
+    Column("re_review_outcome", String(16)),  # confirm / dismiss
+    Column("decided_by", String(64)),
+    Column("decided_at", Float),
+)
+# Per year and pseudonymous account: flags and confirmations, for the annual report's
+# error rate (B3/A3). Rows of a year are deleted once its report is closed.
+flag_accounts = Table(
+    "flag_accounts", metadata,
+    Column("year", Integer, primary_key=True),
+    Column("subject_pseudonym", String(32), primary_key=True),
+    Column("flags", Integer, nullable=False),
+    Column("confirmed", Integer, nullable=False),
+    Column("dismissed", Integer, nullable=False),
+)
+
+
 class StoreError(ClassifierError, RuntimeError):
     """The store refuses an operation (codes G1xx)."""
 
@@ -99,7 +124,12 @@ def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[cases, evidence, case_keys, audit_log, counters])
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _migration_1),)
+def _migration_2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[complaints, flag_accounts])
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _migration_1), (2, _migration_2))
 
 
 def _entry_hash(prev: str, entry: Mapping[str, Any]) -> str:
@@ -137,14 +167,24 @@ class Store:
 
             @event.listens_for(engine, "begin")
             def _sqlite_begin(conn: Connection) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # writers take the write lock up front (no upgrade deadlocks); readers don't
+                immediate = conn.get_execution_options().get("guard_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
             return engine
         return create_engine(url, pool_pre_ping=True)
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it holds the write lock from its start)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(guard_write=True)
+            with conn.begin():
+                yield conn
+
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             metadata.create_all(conn, tables=[schema_version])
             current = conn.execute(select(schema_version.c.version)).scalar() or 0
             for version, step in MIGRATIONS:
