@@ -63,7 +63,7 @@ def store(request, tmp_path):
         s = Store(os.environ["SOLICITATION_TEST_POSTGRES_URL"])
         with s.engine.begin() as conn:
             metadata.drop_all(conn)
-    assert s.migrate() == 2 and s.migrate() == 2  # idempotent
+    assert s.migrate() == 3 and s.migrate() == 3  # idempotent
     yield s
     s.engine.dispose()
 
@@ -228,6 +228,28 @@ def test_two_reviewers_never_hold_the_same_case(guard, scorer, store):
     assert results.count(True) == 1
 
 
+def test_deleted_or_reordered_audit_entries_are_detected(guard, scorer, store):
+    case_id = open_case(guard, scorer)
+    guard.claim(case_id, REVIEWER)
+    with store.write() as conn:  # remove the newest entry
+        conn.execute(audit_log.delete().where(audit_log.c.seq == 2))
+    assert store.verify_audit_log()[0] is False
+    other = open_case(guard, scorer)
+    assert other and store.verify_audit_log()[0] is False  # stays broken
+
+
+def test_complaints_are_accepted_for_six_months(guard, scorer):
+    from classifier.guard import file_complaint
+
+    case_id = confirmed_case(guard, scorer)
+    later = datetime.now(UTC).timestamp() + 180 * 86400
+    assert file_complaint(guard, case_id, now=later)
+    with pytest.raises(StoreError, match=r"\[G127\]"):
+        file_complaint(guard, case_id, now=later + 10 * 86400)
+    with pytest.raises(StoreError, match=r"\[G126\]"):
+        file_complaint(guard, case_id, window_days=90)
+
+
 def test_tampered_audit_log_is_detected_and_blocks_export(guard, scorer, store):
     case_id = open_case(guard, scorer)
     guard.claim(case_id, REVIEWER)
@@ -334,10 +356,14 @@ def test_annual_transparency_report(guard, scorer, store):
                                "deleted_at_retention_deadline": 0}
     # both cases were about the same (pseudonymous) account, and one flag was confirmed
     assert report["error_rate"] == {"accounts_flagged_A3": 1, "accounts_cleared_B3": 0,
-                                    "B3_over_A3": 0.0}
+                                    "accounts_human_reviewed_C3": 1, "B3_over_A3": 0.0}
     assert report["organisations_reported_to"] == ["NCMEC"]
     assert close_year(store, year) == 1
-    assert transparency_report(store, year)["error_rate"]["accounts_flagged_A3"] == 0
+    empty = transparency_report(store, year + 1)
+    assert empty["error_rate"]["B3_over_A3"].startswith("N/A")  # never a silent zero
+    assert empty["data_processed"]["bytes_of_text_scanned_eu"].startswith("N/A")
+    from classifier.guard._redress import report_markdown
+    assert "| accounts flagged A3 | 1 |" in report_markdown(report)
 
 
 def test_guard_cli_verifies_the_audit_log(tmp_path, capsys, scorer):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,32 @@ from ._policy import ScanPolicy
 from ._store import Store, StoreError, audit_log, cases, complaints, flag_accounts
 
 __all__ = ["close_year", "decide_complaint", "file_complaint", "re_review", "record_scan",
-           "transparency_report", "user_notice"]
+           "report_markdown", "transparency_report", "user_notice"]
 
 NOTICES = Path(__file__).parent / "data" / "notices.json"
 
 
-def file_complaint(guard: Guard, case_id: str) -> str:
-    """Register a complaint about a confirmed or reported case; returns its id."""
+COMPLAINT_WINDOW_DAYS = 183  # at least six months after the decision (Art 3(1)(g)(iv))
+
+
+def file_complaint(guard: Guard, case_id: str, *, now: float | None = None,
+                   window_days: int = COMPLAINT_WINDOW_DAYS) -> str:
+    """Register a complaint about a confirmed or reported case; returns its id.
+
+    Complaints are accepted for at least six months after the decision."""
+    if window_days < COMPLAINT_WINDOW_DAYS:
+        raise StoreError(f"[G126] The complaint window must be at least "
+                         f"{COMPLAINT_WINDOW_DAYS} days.")
+    now = time.time() if now is None else now
     with guard.store.write() as conn:
-        row = conn.execute(select(cases.c.status).where(cases.c.id == case_id)).first()
+        row = conn.execute(select(cases.c.status, cases.c.decided_at)
+                           .where(cases.c.id == case_id)).first()
         if row is None or row.status not in ("confirmed", "reported"):
             raise StoreError(f"[G120] Case {case_id!r} has no decision that can be complained "
                              "about.")
+        if now - row.decided_at > window_days * 86400.0:
+            raise StoreError(f"[G127] The complaint window of {window_days} days after the "
+                             f"decision on case {case_id!r} has closed.")
         cid = uuid.uuid4().hex
         conn.execute(insert(complaints).values(id=cid, case_id=case_id, received_at=time.time(),
                                                status="open"))
@@ -131,17 +146,23 @@ def transparency_report(store: Store, year: int, *, organisations: tuple[str, ..
                                      .where(flag_accounts.c.year == year)))
     a3 = len(accounts)
     b3 = sum(1 for r in accounts if r.dismissed > 0 and r.confirmed <= 0)
+    c3 = sum(1 for r in accounts if r.dismissed + r.confirmed > 0)
     prefix = f"{year}."
     scan = {k[len(prefix):]: v for k, v in counters.items() if k.startswith(prefix)}
+    na = "N/A: no scan counters were recorded for this year (record_scan)"
+
+    def scanned(key: str) -> Any:
+        return scan.get(key, 0) if scan else na
+
     return {
         "year": year,
         "data_processed": {
-            "bytes_of_text_scanned_eu": scan.get("bytes_scanned.EU", 0),
-            "bytes_of_text_scanned_non_eu": scan.get("bytes_scanned.non-EU", 0),
-            "conversations_scanned": scan.get("conversations_scanned", 0),
+            "bytes_of_text_scanned_eu": scanned("bytes_scanned.EU"),
+            "bytes_of_text_scanned_non_eu": scanned("bytes_scanned.non-EU"),
+            "conversations_scanned": scanned("conversations_scanned"),
             "refusals": {k[len("refused."):]: v for k, v in scan.items()
                          if k.startswith("refused.")},
-            "messages_not_scanned_not_text": scan.get("messages_not_scanned", 0),
+            "messages_not_scanned_not_text": scanned("messages_not_scanned"),
         },
         "cases": {"identified": actions.get("case_opened", 0),
                   "confirmed_by_human_review": actions.get("case_confirmed", 0),
@@ -152,10 +173,32 @@ def transparency_report(store: Store, year: int, *, organisations: tuple[str, ..
                        "upheld_reinstated": actions.get("complaint_upheld", 0),
                        "rejected": actions.get("complaint_rejected", 0)},
         "error_rate": {"accounts_flagged_A3": a3, "accounts_cleared_B3": b3,
-                       "B3_over_A3": b3 / a3 if a3 else 0.0},
+                       "accounts_human_reviewed_C3": c3,
+                       "B3_over_A3": b3 / a3 if a3 else "N/A: no account was flagged"},
         "retention_period_days": retention_days,
-        "organisations_reported_to": list(organisations),
+        "organisations_reported_to": (list(organisations) if organisations else
+                                      "N/A: no organisation recorded"),
     }
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """The annual report as Markdown (same figures as the JSON)."""
+    lines = [f"# Transparency report {report['year']}", "",
+             "Regulation (EU) 2021/1232 Art 3(1)(g)(vii); standard form of Implementing "
+             "Regulation (EU) 2024/2916.", ""]
+    for section, values in report.items():
+        if section == "year":
+            continue
+        lines += [f"## {section.replace('_', ' ').capitalize()}", ""]
+        if isinstance(values, Mapping):
+            lines += ["| item | value |", "|---|---|"]
+            for k, v in values.items():
+                shown = json.dumps(v) if isinstance(v, Mapping) else v
+                lines.append(f"| {k.replace('_', ' ')} | {shown} |")
+        else:
+            lines.append(str(values))
+        lines.append("")
+    return "\n".join(lines)
 
 
 def close_year(store: Store, year: int) -> int:

@@ -116,6 +116,15 @@ flag_accounts = Table(
 )
 
 
+# The chain's head (last seq and hash): deleting the newest entries is detected too.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+
 class StoreError(ClassifierError, RuntimeError):
     """The store refuses an operation (codes G1xx)."""
 
@@ -128,8 +137,16 @@ def _migration_2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[complaints, flag_accounts])
 
 
+def _migration_3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[audit_head])
+    last = conn.execute(select(audit_log.c.seq, audit_log.c.hash)
+                        .order_by(audit_log.c.seq.desc()).limit(1)).first()
+    conn.execute(insert(audit_head).values(id=1, seq=last.seq if last else 0,
+                                           hash=last.hash if last else GENESIS))
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
-    (1, _migration_1), (2, _migration_2))
+    (1, _migration_1), (2, _migration_2), (3, _migration_3))
 
 
 def _entry_hash(prev: str, entry: Mapping[str, Any]) -> str:
@@ -199,19 +216,22 @@ class Store:
     def audit(self, conn: Connection, *, actor: str, role: str, action: str,
               case_id: str | None = None, detail: Mapping[str, Any] | None = None) -> str:
         """Append one entry to the hash chain (inside the caller's transaction)."""
-        last = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.seq.desc())
-                            .limit(1).with_for_update()).scalar()
-        prev = last or GENESIS
+        head = conn.execute(select(audit_head).where(audit_head.c.id == 1)
+                            .with_for_update()).first()  # serialises appenders
+        prev = head.hash if head else GENESIS
         entry = {"ts": round(time.time(), 6), "actor": actor, "role": role, "action": action,
                  "case_id": case_id, "detail": json.dumps(dict(detail or {}), sort_keys=True)}
         digest = _entry_hash(prev, entry)
-        conn.execute(insert(audit_log).values(**entry, prev_hash=prev, hash=digest))
+        seq = conn.execute(insert(audit_log).values(**entry, prev_hash=prev, hash=digest)
+                           ).inserted_primary_key[0]
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq,
+                                                                          hash=digest))
         return digest
 
     def verify_audit_log(self) -> tuple[bool, int, int | None]:
         """Recompute the chain: (intact, entries, first broken seq or None)."""
         prev = GENESIS
-        n = 0
+        n = last_seq = 0
         with self.engine.connect() as conn:
             for row in conn.execute(select(audit_log).order_by(audit_log.c.seq)):
                 entry = {"ts": row.ts, "actor": row.actor, "role": row.role,
@@ -219,7 +239,11 @@ class Store:
                 if row.prev_hash != prev or _entry_hash(prev, entry) != row.hash:
                     return False, n, row.seq
                 prev = row.hash
+                last_seq = row.seq
                 n += 1
+            head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
+        if head is not None and (head.hash != prev or (n and head.seq != last_seq)):
+            return False, n, (last_seq + 1) if n else 1  # newest entries were removed
         return True, n, None
 
     # -- counters --------------------------------------------------------------------
