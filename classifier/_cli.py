@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import _cli_guard
 from ._conversation import conversation_to_dict, read_jsonl
 from ._progress import progress
 from ._state import ConversationState
@@ -139,14 +140,22 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_score(src: Path, output: str, model_dir: Path | None, threshold: float | None,
-              report: TextIO) -> int:
-    """``score``: one output line per conversation (DESIGN section 5), and a summary."""
+              report: TextIO, *, queue: str | None = None) -> int:
+    """``score``: one output line per conversation (DESIGN section 5), and a summary;
+    with ``queue``, every flagged conversation becomes a case for human review."""
     from ._model import RiskModel
     from ._scoring import Scorer
 
     extractor = IndicatorExtractor()
     model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
     scorer = Scorer(model, extractor=extractor, threshold=threshold)
+    guard = None
+    if queue:
+        from .guard import Guard, Keys, Store
+
+        store = Store(queue)
+        store.migrate()
+        guard = Guard(store, Keys.from_env())
     counts: Counter[str] = Counter()
     start = time.perf_counter()
     with open(output, "w", encoding="utf-8") as fh:
@@ -159,13 +168,20 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
             assert result.conversation is not None
             scored = scorer.score(result.conversation)
             counts["flagged" if scored.flagged else scored.status] += 1
+            if guard is not None and guard.triage(result.conversation, scored, extractor):
+                counts["queued"] += 1
             fh.write(json.dumps(scored.to_dict()) + "\n")
     print(f"model {model.version}, threshold {scorer.threshold:.6f} "
           f"({model.metadata['threshold_policy']})", file=report)
-    print(f"{sum(counts.values())} conversations: {counts['flagged']} flagged for human review, "
+    total = sum(v for k, v in counts.items() if k != "queued")
+    print(f"{total} conversations: {counts['flagged']} flagged for human review, "
           f"{counts['scored']} below the threshold, {counts['refused']} refused by scope, "
           f"{counts['rejected']} records rejected; {time.perf_counter() - start:.2f} s; "
           f"results in {output}", file=report)
+    if guard is not None:
+        print(f"{counts['queued']} cases opened for human review in {queue} "
+              f"(solicitation-classifier review list --store {queue} --actor NAME "
+              "--role reviewer)", file=report)
     return 0 if not counts["rejected"] else 2
 
 
@@ -206,7 +222,7 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
     return 0 if not ev.rejected else 2
 
 
-def run_audit(tracking_uri: str | None) -> int:
+def run_substance_audit(tracking_uri: str | None) -> int:
     """``audit``: the substance audit as its own MLflow run."""
     from evaluation.audit import load_topics, substance_audit
     from evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
@@ -223,23 +239,21 @@ def run_audit(tracking_uri: str | None) -> int:
     return 0
 
 
-def run_guard(action: str, url: str) -> int:
-    """``guard verify-audit|purge|counters`` on a store (numbers only)."""
-    from .guard import Guard, Keys, Store
+def _demo_master_key() -> None:
+    """The demo's master key: $SOLICITATION_MASTER_KEY, else a key file made for the demo."""
+    import os
 
-    store = Store(url)
-    store.migrate()
-    if action == "verify-audit":
-        ok, n, broken = store.verify_audit_log()
-        print(f"audit log {'intact' if ok else 'BROKEN at entry ' + str(broken)}: "
-              f"{n} entries verified", file=sys.stderr)
-        return 0 if ok else 1
-    if action == "purge":
-        n = Guard(store, Keys.from_env()).purge_expired()
-        print(f"{n} cases past their retention deadline purged", file=sys.stderr)
-        return 0
-    print(json.dumps(store.counters(), indent=2, sort_keys=True))
-    return 0
+    from .guard import MASTER_KEY_ENV, Keys
+
+    if os.environ.get(MASTER_KEY_ENV):
+        return
+    path = Path("demo-master.key")
+    if not path.exists():
+        path.write_text(Keys.generate())
+        path.chmod(0o600)
+    os.environ[MASTER_KEY_ENV] = path.read_text().strip()
+    print(f"(demo only: master key in {path}; for the review commands run "
+          f"export {MASTER_KEY_ENV}=$(cat {path}))", file=sys.stderr)
 
 
 def run_demo_evaluation() -> int:
@@ -311,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_score.add_argument("-o", "--output", required=True)
     p_score.add_argument("--model", type=Path, default=None)
     p_score.add_argument("--threshold", type=float, default=None)
+    p_score.add_argument("--queue", default=None, metavar="STORE_URL",
+                         help="open a review case for every flagged conversation in this "
+                              "guard store (needs $SOLICITATION_MASTER_KEY)")
     p_eval = sub.add_parser("evaluate", help="measure errors and log an MLflow run "
                             "(extras [eval], [train] for the baseline)")
     p_eval.add_argument("--data", nargs="+", type=Path, required=True)
@@ -320,16 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_eval.add_argument("--baseline-train", nargs="*", type=Path, default=None,
                         help="train the naive text baseline on these files (no files: "
                              "generated synthetic train data) and report it side by side")
-    p_audit = sub.add_parser("audit", help="substance audit: can the risk factors reveal "
-                             "the topic? (extras [eval], [train])")
+    p_audit = sub.add_parser("substance-audit", help="can the risk factors reveal the "
+                             "topic? (extras [eval], [train])")
     p_audit.add_argument("--tracking-uri", default=None)
-    p_guard = sub.add_parser("guard", help="guard store: verify the audit log, purge")
-    guard_sub = p_guard.add_subparsers(dest="action", required=True)
-    for name, text in (("verify-audit", "recompute the audit log's hash chain"),
-                       ("purge", "delete every case past its retention deadline"),
-                       ("counters", "print the aggregate counters")):
-        g = guard_sub.add_parser(name, help=text)
-        g.add_argument("--store", default="sqlite:///guard.db", help="SQLAlchemy URL")
+    _cli_guard.add_parsers(sub)
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
@@ -349,14 +360,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             parser.error(f"data file not found: {missing[0]}")
         return run_evaluate(args.data, args.model, args.tracking_uri, args.baseline_train)
-    if args.command == "guard":
-        return run_guard(args.action, args.store)
-    if args.command == "audit":
-        return run_audit(args.tracking_uri)
+    if args.command in ("review", "report", "complaint", "purge", "audit", "transparency"):
+        return _cli_guard.run(args)
+    if args.command == "substance-audit":
+        return run_substance_audit(args.tracking_uri)
     if args.command == "score":
         if not args.input.is_file():
             parser.error(f"input file not found: {args.input}")
-        return run_score(args.input, args.output, args.model, args.threshold, sys.stderr)
+        return run_score(args.input, args.output, args.model, args.threshold, sys.stderr,
+                         queue=args.queue)
     if args.command == "extract":
         missing = [p for p in args.inputs if not p.is_file()]
         if missing:
@@ -377,8 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         scored = (Path(args.output).with_suffix(".scores.jsonl") if args.output
                   else Path("demo-scores.jsonl"))
-        print(f"\nscoring the sample with the shipped model -> {scored}", file=sys.stderr)
-        code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr))
+        print(f"\nscoring the sample with the shipped model -> {scored}, flagged "
+              "conversations into the review queue sqlite:///guard.db", file=sys.stderr)
+        _demo_master_key()
+        code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr,
+                                   queue="sqlite:///guard.db"))
         code = max(code, run_demo_evaluation())
     return code
 

@@ -373,11 +373,96 @@ def test_guard_cli_verifies_the_audit_log(tmp_path, capsys, scorer):
     guard = Guard(Store(url), Keys(b"k" * 32))
     guard.store.migrate()
     open_case(guard, scorer)
-    assert main(["guard", "verify-audit", "--store", url]) == 0
+    assert main(["audit", "verify", "--store", url]) == 0
     assert "intact: 1 entries" in capsys.readouterr().err
     with guard.store.write() as conn:
         conn.execute(update(audit_log).values(action="case_hidden"))
-    assert main(["guard", "verify-audit", "--store", url]) == 1
+    assert main(["audit", "verify", "--store", url]) == 1
     assert "BROKEN at entry 1" in capsys.readouterr().err
     with guard.store.engine.connect() as conn:  # set on every connection of ours
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+
+
+def test_cli_review_report_complaint_purge_audit_transparency(tmp_path, capsys, monkeypatch):
+    from classifier._cli import main, sample_path
+    from classifier.guard import MASTER_KEY_ENV
+
+    monkeypatch.setenv(MASTER_KEY_ENV, Keys.generate())
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    assert main(["score", str(sample_path()), "-o", str(tmp_path / "s.jsonl"),
+                 "--queue", url]) == 0
+    assert "1 cases opened for human review" in capsys.readouterr().err
+    rev, sup = ["--actor", "ann", "--role", "reviewer"], ["--actor", "cat", "--role", "supervisor"]
+    assert main(["review", "list", "--store", url, *rev]) == 0
+    case_id = capsys.readouterr().out.split()[0]
+    assert main(["review", "list", "--store", url, "--actor", "aud", "--role", "auditor"]) == 1
+    assert "auditor sees aggregates" in capsys.readouterr().err
+    assert main(["review", "claim", case_id, "--store", url, *rev]) == 0
+    assert main(["review", "claim", case_id, "--store", url, "--actor", "bob",
+                 "--role", "reviewer"]) == 1
+    assert main(["review", "show", case_id, "--store", url, *rev]) == 0
+    assert json.loads(capsys.readouterr().out)["messages"]
+    assert main(["review", "decide", case_id, "confirm", "--reason",
+                 "solicitation_of_a_child", "--store", url, *rev]) == 0
+    out = tmp_path / "report.json"
+    assert main(["report", "export", case_id, "-o", str(out), "--store", url, *rev]) == 1
+    assert main(["report", "export", case_id, "-o", str(out), "--store", url, *sup]) == 0
+    assert json.loads(out.read_text())["annotations"]["human_reviewed_content"] is True
+    capsys.readouterr()
+    assert main(["complaint", "lodge", case_id, "--store", url]) == 0
+    complaint = capsys.readouterr().out.strip()
+    assert main(["complaint", "review", complaint, "confirm", "--store", url, "--actor", "bob",
+                 "--role", "reviewer"]) == 0
+    assert main(["complaint", "decide", complaint, "--store", url, *sup]) == 0
+    assert capsys.readouterr().out.strip() == "rejected"
+    assert main(["purge", "--store", url]) == 0
+    assert main(["audit", "verify", "--store", url]) == 0
+    assert "intact" in capsys.readouterr().err
+    year = str(datetime.now(UTC).year)
+    assert main(["transparency", "--year", year, "-o", str(tmp_path / "tr"), "--store", url,
+                 "--organisation", "NCMEC"]) == 0
+    report = json.loads((tmp_path / "tr.json").read_text())
+    assert report["cases"]["reported"] == 1 and report["complaints"]["rejected"] == 1
+    assert (tmp_path / "tr.md").read_text().startswith(f"# Transparency report {year}")
+
+
+KILL_SCRIPT = """
+import os, sys
+from classifier.guard import Actor, Guard, Keys, Store
+guard = Guard(Store(sys.argv[1]), Keys(b"k" * 32))
+actor = Actor("rev-ann", "reviewer")
+for case_id in sys.argv[2:]:
+    guard.claim(case_id, actor)
+    guard.decide(case_id, actor, "dismiss", "insufficient_evidence")
+    print(case_id, flush=True)  # committed
+"""
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_sigkill_mid_decisions_loses_no_committed_decision(tmp_path, scorer, round_):
+    import signal
+    import subprocess
+    import sys
+    import time as _time
+
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    guard = Guard(Store(url), Keys(b"k" * 32))
+    guard.store.migrate()
+    ids = [open_case(guard, scorer) for _ in range(12)]
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, *ids],
+                            stdout=subprocess.PIPE, text=True)
+    committed = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # kill it after a few decisions, mid-run
+        committed.append(line.strip())
+        if len(committed) == 3 + round_:
+            _time.sleep(0.01 * round_)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    with guard.store.engine.connect() as conn:
+        status = dict(conn.execute(select(cases.c.id, cases.c.status)).all())
+    for case_id in committed:
+        assert status[case_id] == "dismissed"
+    assert all(s in ("open", "claimed", "dismissed") for s in status.values())
+    assert guard.store.verify_audit_log()[0]
