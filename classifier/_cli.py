@@ -149,6 +149,11 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
     extractor = IndicatorExtractor()
     model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
     scorer = Scorer(model, extractor=extractor, threshold=threshold)
+    from datetime import UTC, datetime
+
+    from .guard import ScanPolicy
+
+    policy = ScanPolicy()
     guard = None
     if queue:
         from .guard import Guard, Keys, Store
@@ -166,6 +171,13 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
                 print(f"{src.name}: {result.error}", file=report)
                 continue
             assert result.conversation is not None
+            decision = policy.decide(result.conversation, datetime.now(UTC))
+            if not decision.allowed:  # before any text is read
+                counts["refused"] += 1
+                fh.write(json.dumps({"conversation_id": result.conversation.conversation_id,
+                                     "status": "refused", "reason": decision.reason}) + "\n")
+                continue
+            policy.meter(result.conversation)
             scored = scorer.score(result.conversation)
             counts["flagged" if scored.flagged else scored.status] += 1
             if guard is not None and guard.triage(result.conversation, scored, extractor):
@@ -179,6 +191,9 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
           f"{counts['rejected']} records rejected; {time.perf_counter() - start:.2f} s; "
           f"results in {output}", file=report)
     if guard is not None:
+        from .guard import record_scan
+
+        record_scan(guard.store, policy)
         print(f"{counts['queued']} cases opened for human review in {queue} "
               f"(solicitation-classifier review list --store {queue} --actor NAME "
               "--role reviewer)", file=report)

@@ -196,6 +196,8 @@ def test_dismissal_destroys_evidence_at_once(guard, scorer, store):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
     assert row.status == "dismissed" and row.explanation is None and row.minor_to_minor
+    with pytest.raises(StoreError, match=r"\[G112\]"):  # replayed / conflicting decision
+        guard.decide(case_id, REVIEWER, "confirm", "solicitation_of_a_child")
     with pytest.raises(StoreError, match=r"\[G109\]"):
         export_report(guard, case_id, SUPERVISOR)
     assert store.counters()["cases.dismissed"] == 1
@@ -423,6 +425,7 @@ def test_cli_review_report_complaint_purge_audit_transparency(tmp_path, capsys, 
                  "--organisation", "NCMEC"]) == 0
     report = json.loads((tmp_path / "tr.json").read_text())
     assert report["cases"]["reported"] == 1 and report["complaints"]["rejected"] == 1
+    assert report["data_processed"]["bytes_of_text_scanned_eu"] > 0  # metered by score
     assert (tmp_path / "tr.md").read_text().startswith(f"# Transparency report {year}")
 
 

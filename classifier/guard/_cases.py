@@ -158,6 +158,9 @@ class Guard:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
             raise StoreError(f"[G103] No case {case_id!r}.")
+        if row.status not in ("open", "claimed"):
+            raise StoreError(f"[G112] Case {case_id!r} was already decided ({row.status}); a "
+                             "decision is never replayed or changed here (use a complaint).")
         if row.status != "claimed" or row.claimed_by != actor.name:
             raise StoreError(f"[G104] Case {case_id!r} is not claimed by {actor.name!r}.")
         return row
