@@ -9,25 +9,16 @@ rows, for a logistic model and for the shipped model; single-conversation latenc
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from bench_extractor import best_of  # same folder: run as python benchmarks/bench_model.py
 
 from classifier import ConversationState, Message
 from classifier._features import FEATURE_NAMES, RiskFactorBuilder
 from classifier._model import RiskModel
 from classifier.indicators import IndicatorExtractor
 from classifier.training import export_onnx, fit_model
-
-
-def best(fn, repeat=5):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def main() -> None:
@@ -47,19 +38,19 @@ def main() -> None:
         sess = ort.InferenceSession(export_onnx(model, X.shape[1]), opts,
                                     providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        t_onnx = best(lambda s=sess, nm=name: s.run(None, {nm: X}))
-        t_sk = best(lambda m=model: m.predict_proba(X), repeat=2)
+        t_onnx = best_of(lambda s=sess, nm=name: s.run(None, {nm: X}))
+        t_sk = best_of(lambda m=model: m.predict_proba(X), repeat=2)
         one = X[:1]
-        t_one = best(lambda s=sess, nm=name, row=one: [s.run(None, {nm: row})
+        t_one = best_of(lambda s=sess, nm=name, row=one: [s.run(None, {nm: row})
                                                        for _ in range(2000)]) / 2000
         print(f"{kind + ' (fitted here)':<28} {n / t_onnx:>14,.0f} {n / t_sk:>15,.0f} "
               f"{t_sk / t_onnx:>7.1f} {t_one * 1e6:>10.1f}")
 
     ext = IndicatorExtractor()
     shipped = RiskModel.load(catalogue_sha256=ext.catalogue.sha256)
-    t_batch = best(lambda: shipped.predict(X))
+    t_batch = best_of(lambda: shipped.predict(X))
     print(f"{'shipped ' + shipped.version:<28} {n / t_batch:>14,.0f} {'':>15} {'':>7} ", end="")
-    t_one = best(lambda: [shipped.predict(X[:1]) for _ in range(2000)]) / 2000
+    t_one = best_of(lambda: [shipped.predict(X[:1]) for _ in range(2000)]) / 2000
     print(f"{t_one * 1e6:>10.1f}")
 
     # one conversation: risk factors from its state, then the shipped model
@@ -71,9 +62,9 @@ def main() -> None:
     state = ConversationState("bench", ext.catalogue)
     state.update_messages(msgs, ext)
     builder = RiskFactorBuilder(ext.catalogue)
-    t_feat = best(lambda: [builder.transform(state, {"a": None, "b": 13})
+    t_feat = best_of(lambda: [builder.transform(state, {"a": None, "b": 13})
                            for _ in range(2000)]) / 2000
-    t_score = best(lambda: [shipped.predict(builder.transform(state, {"a": None, "b": 13}))
+    t_score = best_of(lambda: [shipped.predict(builder.transform(state, {"a": None, "b": 13}))
                             for _ in range(2000)]) / 2000
     print(f"\none conversation (60 messages, state ready): risk factors {t_feat * 1e6:.1f} us, "
           f"factors + shipped model {t_score * 1e6:.1f} us")
