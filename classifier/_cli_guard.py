@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 DEFAULT_STORE = "sqlite:///guard.db"
 
 
@@ -88,6 +86,8 @@ def _guard(store: Any, Guard: Any, Keys: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, store: Any, actor: Any, Guard: Any, Keys: Any) -> int:
+    from sqlalchemy import select
+
     from .guard import (
         StoreError,
         decide_complaint,

@@ -158,8 +158,8 @@ class Store:
     """A guard store at a SQLAlchemy URL (default: a SQLite file).
 
     >>> store = Store("sqlite://")
-    >>> store.migrate()
-    1
+    >>> store.migrate()  # the schema version
+    3
     """
 
     def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None) -> None:
