@@ -254,6 +254,31 @@ def run_substance_audit(tracking_uri: str | None) -> int:
     return 0
 
 
+def run_compliance(args: argparse.Namespace) -> int:
+    """``compliance matrix|dpia``: documents built from the register, tests and runs."""
+    from .compliance import check_traceability, load_register, matrix, tagged_tests
+
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    register = load_register()
+    tags = tagged_tests(tests) if tests.is_dir() else {}
+    if args.action == "matrix":
+        md, page = matrix(register, tags)
+        Path(f"{args.output}.md").write_text(md)
+        Path(f"{args.output}.html").write_text(page)
+        problems = check_traceability(register, tags)
+        print(f"compliance matrix: {len(register)} obligations -> {args.output}.md, "
+              f"{args.output}.html; {len(problems)} traceability problems", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 0 if not problems else 1
+    from evaluation.dpia import dpia_annex
+
+    Path(args.output).write_text(dpia_annex(args.model, args.tracking_uri,
+                                            tests if tests.is_dir() else None))
+    print(f"DPIA annex written to {args.output}", file=sys.stderr)
+    return 0
+
+
 def _demo_master_key() -> None:
     """The demo's master key: $SOLICITATION_MASTER_KEY, else a key file made for the demo."""
     import os
@@ -356,6 +381,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "topic? (extras [eval], [train])")
     p_audit.add_argument("--tracking-uri", default=None)
     _cli_guard.add_parsers(sub)
+    p_comp = sub.add_parser("compliance", help="compliance matrix and DPIA annex")
+    comp_sub = p_comp.add_subparsers(dest="action", required=True)
+    p_matrix = comp_sub.add_parser("matrix", help="obligation -> implementation -> tests")
+    p_matrix.add_argument("-o", "--output", required=True,
+                          help="path prefix: PREFIX.md and PREFIX.html")
+    p_dpia = comp_sub.add_parser("dpia", help="the technical annex of a DPIA (Markdown)")
+    p_dpia.add_argument("--model", type=Path, default=None)
+    p_dpia.add_argument("--tracking-uri", required=True)
+    p_dpia.add_argument("-o", "--output", required=True)
     p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
     p_demo.add_argument("-o", "--output", default=None)
     args = parser.parse_args(argv)
@@ -375,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             parser.error(f"data file not found: {missing[0]}")
         return run_evaluate(args.data, args.model, args.tracking_uri, args.baseline_train)
+    if args.command == "compliance":
+        return run_compliance(args)
     if args.command in ("review", "report", "complaint", "purge", "audit", "transparency"):
         return _cli_guard.run(args)
     if args.command == "substance-audit":

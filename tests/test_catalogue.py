@@ -9,6 +9,8 @@ from classifier import CatalogueError
 from classifier.indicators import load_catalogue
 from classifier.indicators._catalogue import DATA_DIR
 
+pytestmark = pytest.mark.obligation("art3-1-f", "art3-1-a")
+
 REQUIRED_CATEGORIES = {
     "age_question", "age_disclosure", "school_grade", "child_context", "adult_context",
     "flattery", "isolation", "secrecy", "supervision_check", "platform_move", "gift",

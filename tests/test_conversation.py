@@ -16,6 +16,8 @@ from classifier import (
 )
 from classifier._cli import sample_path
 
+pytestmark = pytest.mark.obligation("art1-2")
+
 CANARY = "zq-canary-7f3a9"
 
 

@@ -21,6 +21,8 @@ from evaluation.metrics import (
     wilson_interval,
 )
 
+pytestmark = pytest.mark.obligation("art3-1-e", "art3-1-b")
+
 mlflow = pytest.importorskip("mlflow")
 CANARY = "zzcanary4471qq"
 

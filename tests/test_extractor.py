@@ -8,6 +8,8 @@ import pytest
 from classifier import InputTypeError
 from classifier.indicators import AgeKind, IndicatorExtractor, IndicatorVectorizer
 
+pytestmark = pytest.mark.obligation("art3-1-f", "art3-1-b")
+
 
 def _examples(catalogue, attr):
     return [(ind.id, text) for ind in catalogue.indicators for text in getattr(ind, attr)]

@@ -7,8 +7,12 @@ import json
 import logging
 import pickle
 
+import pytest
+
 from classifier import ConversationState, IndicatorVectorizer, read_jsonl
 from classifier._cli import main
+
+pytestmark = pytest.mark.obligation("art3-1-b")
 
 CANARY = "qvxcanary93814"
 

@@ -28,6 +28,10 @@ from classifier.guard import (
 )
 from classifier.guard._store import audit_log, cases, metadata
 
+pytestmark = pytest.mark.obligation(
+    "art3-1-g-ii", "art3-1-g-iv", "art3-1-g-vi", "art3-1-g-vii", "art3-1-h", "art3-1-i",
+    "art3-1-j", "audit-log", "reg2026-scope", "recital-26-27", "art1-2")
+
 CANARY = "qqguardcanary5521"
 T0 = datetime(2026, 9, 1, 18, 0, tzinfo=UTC)
 LINES = ["hey ur drawings are cool", "thx", "how old r u", f"im 12 {CANARY}",
@@ -432,6 +436,7 @@ def test_cli_review_report_complaint_purge_audit_transparency(tmp_path, capsys, 
 KILL_SCRIPT = """
 import os, sys
 from classifier.guard import Actor, Guard, Keys, Store
+
 guard = Guard(Store(sys.argv[1]), Keys(b"k" * 32))
 actor = Actor("rev-ann", "reviewer")
 for case_id in sys.argv[2:]:

@@ -15,6 +15,9 @@ from classifier._features import FEATURE_NAMES, MONOTONE_INCREASING, RiskFactorB
 from classifier._model import ModelError, RiskModel, default_model_dir
 from classifier._scoring import Scorer
 
+pytestmark = pytest.mark.obligation("art3-1-f", "recital-6", "art3-1-e", "reg2026-scope",
+                                    "recital-26-27")
+
 T0 = datetime(2026, 4, 2, 17, 0, tzinfo=UTC)
 GROOMING_LINES = ["hey ur drawings are cool", "how old r u", "ur so mature for ur age",
                   "are your parents home", "dont tell anyone we talk", "add me on snap",

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from classifier import ConversationState, Message, StateError, merge_states
 
+pytestmark = pytest.mark.obligation("art1-2", "art3-1-b")
+
 T0 = datetime(2026, 3, 1, 21, 0, tzinfo=UTC)
 LINES = ["hi", "how old r u", "im 13", "ur so mature for ur age", "are your parents home",
          "dont tell anyone", "send me a pic", "lol", "ok", "add me on snap", "im in year 8"]
