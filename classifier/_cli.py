@@ -262,7 +262,12 @@ def run_compliance(args: argparse.Namespace) -> int:
     register = load_register()
     tags = tagged_tests(tests) if tests.is_dir() else {}
     if args.action == "matrix":
-        md, page = matrix(register, tags)
+        figures = {}
+        if args.tracking_uri:
+            from evaluation.dpia import measured_figures
+
+            figures = measured_figures(args.tracking_uri)
+        md, page = matrix(register, tags, figures)
         Path(f"{args.output}.md").write_text(md)
         Path(f"{args.output}.html").write_text(page)
         problems = check_traceability(register, tags)
@@ -386,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_matrix = comp_sub.add_parser("matrix", help="obligation -> implementation -> tests")
     p_matrix.add_argument("-o", "--output", required=True,
                           help="path prefix: PREFIX.md and PREFIX.html")
+    p_matrix.add_argument("--tracking-uri", default=None,
+                          help="add the latest measured figures from these MLflow runs")
     p_dpia = comp_sub.add_parser("dpia", help="the technical annex of a DPIA (Markdown)")
     p_dpia.add_argument("--model", type=Path, default=None)
     p_dpia.add_argument("--tracking-uri", required=True)

@@ -19,7 +19,7 @@ from classifier.indicators import load_catalogue
 
 from .harness import AUDIT_EXPERIMENT, EVAL_EXPERIMENT
 
-__all__ = ["dpia_annex", "latest_runs"]
+__all__ = ["dpia_annex", "latest_runs", "measured_figures"]
 
 
 def latest_runs(tracking_uri: str) -> dict[str, Any]:
@@ -33,6 +33,26 @@ def latest_runs(tracking_uri: str) -> dict[str, Any]:
         runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
                                   max_results=1) if exp else []
         out[key] = runs[0] if runs else None
+    return out
+
+
+def measured_figures(tracking_uri: str) -> dict[str, str]:
+    """Latest figures per obligation id, each with its MLflow run id (for the matrix)."""
+    runs = latest_runs(tracking_uri)
+    out = {}
+    ev, au = runs.get("evaluation"), runs.get("audit")
+    if ev is not None:
+        m = ev.data.metrics
+        out["art3-1-e"] = (f"FPR {_pct(m['fpr'])} (95% CI {_pct(m['fpr_ci95_low'])} - "
+                           f"{_pct(m['fpr_ci95_high'])}), recall {m['recall']:.4f} "
+                           f"(MLflow run {ev.info.run_id})")
+        if "fpr.teen_peers" in m:
+            out["recital-6"] = (f"teen peers FPR {_pct(m['fpr.teen_peers'])} "
+                                f"(MLflow run {ev.info.run_id})")
+    if au is not None:
+        m = au.data.metrics
+        out["art3-1-b"] = (f"topic attacker: risk factors {_pct(m['risk_factor_accuracy'])} vs "
+                           f"chance {_pct(m['chance'])} (MLflow run {au.info.run_id})")
     return out
 
 

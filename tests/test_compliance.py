@@ -107,6 +107,12 @@ def test_dpia_cites_every_figure_and_holds_no_content(tmp_path):
                    f"{100 * ev.summary['fpr']:.2f}%", "all traceable"):
         assert needle in text, needle
     assert CANARY not in text and "c-canary" not in text
+    from classifier._cli import main
+
+    assert main(["compliance", "matrix", "-o", str(tmp_path / "mx"), "--tracking-uri", uri]) == 0
+    mx = (tmp_path / "mx.md").read_text()
+    assert f"MLflow run {ev.run_id}" in mx and f"MLflow run {audit_id}" in mx
+    assert CANARY not in mx
 
 
 def test_cli_compliance_matrix(tmp_path, capsys):
