@@ -1,0 +1,143 @@
+"""A bounded stream scorer: many conversations, a message at a time, numbers only kept.
+
+Per open conversation it keeps the numeric :class:`ConversationState`, the declared
+ages, the message count and the index of the first flag. Memory is bounded: a
+conversation idle longer than ``idle_timeout`` is evicted, and beyond ``max_open`` open
+conversations the least recently active one is evicted. A flag is emitted once, at the
+first message after which the score reaches the threshold. The numeric state can be
+checkpointed to a file and restored (no text is ever in it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ._scoring import Scorer
+from ._state import ConversationState
+
+__all__ = ["StreamFlag", "StreamScorer"]
+
+
+@dataclass(frozen=True)
+class StreamFlag:
+    """Emitted once per conversation, when its score first reaches the threshold."""
+
+    conversation_id: str
+    message_index: int
+    score: float
+    subject: str | None
+
+
+@dataclass
+class _Open:
+    state: ConversationState
+    declared: dict[str, int | None]
+    n_messages: int = 0
+    flagged_at: int | None = None
+    last_seen: float = 0.0
+
+
+class StreamScorer:
+    """Scores interleaved messages of many conversations with bounded memory.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    idle_timeout : float, default 7 days
+        Seconds without a message after which a conversation is evicted.
+    max_open : int, default 100000
+        Open conversations at most; the least recently active is evicted beyond it.
+    """
+
+    def __init__(self, scorer: Scorer, *, idle_timeout: float = 7 * 86400.0,
+                 max_open: int = 100_000) -> None:
+        if max_open < 1 or idle_timeout <= 0:
+            raise ValueError("max_open must be >= 1 and idle_timeout > 0")
+        self.scorer = scorer
+        self.idle_timeout = idle_timeout
+        self.max_open = max_open
+        self._open: OrderedDict[str, _Open] = OrderedDict()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, conversation_id: str, sender: str, ts: datetime | float, text: str | None,
+            *, declared_ages: Mapping[str, int | None] | None = None) -> StreamFlag | None:
+        """Add one message (``text=None`` for a non-text message, counted, not scanned)."""
+        t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+        conv = self._open.pop(conversation_id, None)
+        if conv is None:
+            conv = _Open(ConversationState(conversation_id, self.scorer.extractor.catalogue),
+                         {})
+        if declared_ages:
+            conv.declared.update(declared_ages)
+        self._open[conversation_id] = conv  # most recently active last
+        if text is None:
+            conv.state.update(sender, t, None, scanned=False)
+        else:
+            year = ts.year if isinstance(ts, datetime) else None
+            conv.state.update(sender, t, self.scorer.extractor.extract(text,
+                                                                       reference_year=year),
+                              n_chars=len(text))
+        index = conv.n_messages
+        conv.n_messages += 1
+        conv.last_seen = max(conv.last_seen, t)
+        flag = None
+        if conv.flagged_at is None:
+            x, subject = self.scorer.factors.transform_with_subject(conv.state, conv.declared)
+            score = float(self.scorer.model.predict(x)[0])
+            if score >= self.scorer.threshold:
+                conv.flagged_at = index
+                flag = StreamFlag(conversation_id, index, score, subject)
+        self.evict(now=t)
+        return flag
+
+    def evict(self, *, now: float) -> int:
+        """Evict idle conversations and any beyond ``max_open``; returns how many."""
+        n = 0
+        while self._open:
+            cid, oldest = next(iter(self._open.items()))
+            if len(self._open) > self.max_open or oldest.last_seen < now - self.idle_timeout:
+                del self._open[cid]
+                n += 1
+            else:
+                break
+        self.evicted += n
+        return n
+
+    def flagged(self) -> Iterator[tuple[str, int]]:
+        """(conversation id, message index of the first flag) of the open conversations."""
+        for cid, conv in self._open.items():
+            if conv.flagged_at is not None:
+                yield cid, conv.flagged_at
+
+    def checkpoint(self, path: str | Path) -> int:
+        """Write the numeric state of every open conversation; returns how many."""
+        with open(path, "w", encoding="utf-8") as fh:
+            for cid, conv in self._open.items():
+                fh.write(json.dumps({
+                    "conversation_id": cid,
+                    "state": base64.b64encode(conv.state.to_bytes()).decode(),
+                    "declared": conv.declared, "n_messages": conv.n_messages,
+                    "flagged_at": conv.flagged_at, "last_seen": conv.last_seen}) + "\n")
+        return len(self._open)
+
+    def restore(self, path: str | Path) -> int:
+        """Load a checkpoint (replacing what is open); returns how many."""
+        catalogue = self.scorer.extractor.catalogue
+        self._open.clear()
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                d = json.loads(line)
+                state = ConversationState.from_bytes(base64.b64decode(d["state"]), catalogue)
+                self._open[d["conversation_id"]] = _Open(
+                    state, dict(d["declared"]), d["n_messages"], d["flagged_at"],
+                    d["last_seen"])
+        return len(self._open)

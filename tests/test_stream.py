@@ -1,0 +1,83 @@
+"""The bounded stream scorer: first-crossing flags, eviction, checkpoint and restore."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from classifier import read_jsonl
+from classifier._cli import sample_path
+from classifier._scoring import Scorer
+from classifier._stream import StreamScorer
+
+CANARY = "qqstreamcanary301"
+
+
+@pytest.fixture(scope="module")
+def scorer(extractor):
+    return Scorer(extractor=extractor)
+
+
+def sample():
+    return {r.conversation.conversation_id: r.conversation for r in read_jsonl(sample_path())}
+
+
+def feed(stream, conv, messages=None):
+    declared = {p.id: p.declared_age for p in conv.participants}
+    flags = []
+    for m in messages if messages is not None else conv.messages:
+        flag = stream.add(conv.conversation_id, m.sender, m.ts,
+                          m.text if m.is_text else None, declared_ages=declared)
+        if flag:
+            flags.append(flag)
+    return flags
+
+
+def test_flags_once_at_the_first_crossing(scorer):
+    conv = sample()["sample-001"]
+    stream = StreamScorer(scorer)
+    flags = feed(stream, conv)
+    assert len(flags) == 1
+    assert flags[0].message_index == scorer.first_crossing(conv)
+    assert flags[0].subject == conv.offender
+    assert not feed(StreamScorer(scorer), sample()["sample-002"])  # teen peers
+
+
+def test_interleaved_conversations_and_bounded_memory(scorer):
+    convs = sample()
+    stream = StreamScorer(scorer, max_open=2)
+    events = sorted(((m.ts, c.conversation_id, i) for c in convs.values()
+                     for i, m in enumerate(c.messages)), key=lambda e: (e[0], e[1], e[2]))
+    for _ts, cid, i in events:
+        m = convs[cid].messages[i]
+        stream.add(cid, m.sender, m.ts, m.text if m.is_text else None)
+        assert len(stream) <= 2
+    assert stream.evicted >= len(convs) - 2
+
+
+def test_idle_conversations_are_evicted(scorer):
+    conv = sample()["sample-005"]
+    stream = StreamScorer(scorer, idle_timeout=3600)
+    feed(stream, conv, conv.messages[:2])
+    later = conv.messages[0].ts + timedelta(hours=5)
+    stream.add("other", "x", later, "hello")
+    assert len(stream) == 1 and stream.evicted == 1
+
+
+def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
+    conv = sample()["sample-001"]
+    whole = StreamScorer(scorer)
+    expected = feed(whole, conv)
+    assert len(expected) == 1 and expected[0].message_index >= 2  # the cut is before it
+    first = StreamScorer(scorer)
+    feed(first, conv, conv.messages[:2])
+    first.add("c-canary", "a", conv.messages[0].ts, f"hello {CANARY}")
+    path = tmp_path / "checkpoint.jsonl"
+    assert first.checkpoint(path) == 2
+    assert CANARY not in path.read_text()
+    second = StreamScorer(scorer)
+    assert second.restore(path) == 2
+    rest = feed(second, conv, conv.messages[2:])
+    assert [(f.message_index, round(f.score, 9)) for f in rest] == \
+        [(f.message_index, round(f.score, 9)) for f in expected]
