@@ -149,13 +149,7 @@ class ConversationStream:
             sender, ts, text = message.sender, message.ts, (message.text if message.is_text
                                                              else None)
         assert sender is not None and ts is not None
-        if text is None:
-            self.state.update(sender, ts, None, scanned=False)
-        else:
-            year = ts.year if isinstance(ts, datetime) else None
-            self.state.update(sender, ts, self.scorer.extractor.extract(text,
-                                                                        reference_year=year),
-                              n_chars=len(text))
+        self.state.add_message(sender, ts, text, self.scorer.extractor)
         x = self.scorer.factors.transform(self.state, self.declared_ages)
         self.last_score = float(self.scorer.model.predict(x)[0])
         if self.flagged_at_message is None and self.last_score >= self.scorer.threshold:

@@ -256,6 +256,16 @@ class ConversationState:
         state.update_messages(conversation.messages, extractor)
         return state
 
+    def add_message(self, sender: str, ts: datetime | float, text: str | None,
+                    extractor: IndicatorExtractor) -> None:
+        """Add one message; ``text=None`` for a non-text message (counted, never scanned)."""
+        if text is None:
+            self.update(sender, ts, None, scanned=False)
+            return
+        year = ts.year if isinstance(ts, datetime) else None
+        self.update(sender, ts, extractor.extract(text, reference_year=year),
+                    n_chars=len(text))
+
     def update_messages(self, messages: Sequence[Any], extractor: IndicatorExtractor) -> None:
         """Add messages (objects with sender, ts, text, is_text) in time order."""
         for _ in self.iter_update(messages, extractor):

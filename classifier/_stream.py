@@ -79,13 +79,7 @@ class StreamScorer:
         if declared_ages:
             conv.declared.update(declared_ages)
         self._open[conversation_id] = conv  # most recently active last
-        if text is None:
-            conv.state.update(sender, t, None, scanned=False)
-        else:
-            year = ts.year if isinstance(ts, datetime) else None
-            conv.state.update(sender, t, self.scorer.extractor.extract(text,
-                                                                       reference_year=year),
-                              n_chars=len(text))
+        conv.state.add_message(sender, ts, text, self.scorer.extractor)
         index = conv.n_messages
         conv.n_messages += 1
         conv.last_seen = max(conv.last_seen, t)
