@@ -69,23 +69,25 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .guard import Actor, Guard, Keys, Store, StoreError
+    from .guard import Actor, MasterKeyError, Store, StoreError
 
     store = Store(args.store)
     store.migrate()
     actor = Actor(args.actor, args.role) if getattr(args, "actor", None) else None
     try:
-        return _run(args, store, actor, Guard, Keys)
-    except StoreError as err:
+        return _run(args, store, actor)
+    except (StoreError, MasterKeyError) as err:
         print(f"refused: {err}", file=sys.stderr)
         return 1
 
 
-def _guard(store: Any, Guard: Any, Keys: Any) -> Any:
+def _guard(store: Any) -> Any:
+    from .guard import Guard, Keys
+
     return Guard(store, Keys.from_env())
 
 
-def _run(args: argparse.Namespace, store: Any, actor: Any, Guard: Any, Keys: Any) -> int:
+def _run(args: argparse.Namespace, store: Any, actor: Any) -> int:
     from sqlalchemy import select
 
     from .guard import (
@@ -106,7 +108,7 @@ def _run(args: argparse.Namespace, store: Any, actor: Any, Guard: Any, Keys: Any
               "verified", file=sys.stderr)
         return 0 if ok else 1
     if cmd == "purge":
-        n = _guard(store, Guard, Keys).purge_expired()
+        n = _guard(store).purge_expired()
         print(f"{n} cases past their retention deadline purged", file=sys.stderr)
         return 0
     if cmd == "transparency":
@@ -117,11 +119,11 @@ def _run(args: argparse.Namespace, store: Any, actor: Any, Guard: Any, Keys: Any
               file=sys.stderr)
         return 0
     if cmd == "complaint" and args.action == "lodge":
-        cid = file_complaint(_guard(store, Guard, Keys), args.case)
+        cid = file_complaint(_guard(store), args.case)
         print(cid)
         return 0
     assert actor is not None
-    guard = _guard(store, Guard, Keys)
+    guard = _guard(store)
     if cmd == "review" and args.action == "list":
         if actor.role == "auditor":
             raise StoreError("[G107] The auditor sees aggregates and the audit log only.")
