@@ -9,6 +9,7 @@ processes or caches on the way there.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,15 +157,33 @@ class _Checker:
     def timestamp(self, value: Any, path: str) -> datetime:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.fail(Errors.E203, path, expected="an ISO 8601 string", got=_type_name(value))
-        if isinstance(value, (int, float)):
+        ts = parse_timestamp(value)
+        if ts is None:
+            raise self.fail(Errors.E207, path)
+        return ts
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A timezone-aware datetime from epoch seconds, ISO 8601 with a zone or an aware
+    datetime; None if ``value`` is none of these (naive times are ambiguous)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return None
+        try:
             return datetime.fromtimestamp(float(value), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
         except ValueError:
-            raise self.fail(Errors.E207, path) from None
-        if ts.tzinfo is None:
-            raise self.fail(Errors.E207, path)
-        return ts
+            return None
+        return ts if ts.tzinfo is not None else None
+    return None
 
 
 def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:

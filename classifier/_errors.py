@@ -48,6 +48,14 @@ class Errors:
     E206 = "[E206] Line {line}, field {field!r}: duplicate participant id {id!r}."
     E207 = "[E207] Line {line}, field {field!r}: timestamp is not ISO 8601 with a time zone."
     E208 = "[E208] Line {line}, field {field!r}: unknown field (allowed: {allowed})."
+    # Message rows (a DataFrame or a stream: one message per row)
+    E210 = "[E210] Conversation {conversation!r}, {record}, field {field!r}: missing."
+    E211 = "[E211] Conversation {conversation!r}, {record}, field {field!r}: invalid value ({problem})."
+
+    # Message tables (a Spark DataFrame of message rows)
+    E220 = "[E220] The messages table has no column {column!r} (it has: {columns})."
+    E221 = "[E221] Column {column!r} must be {expected}, got {got}."
+    E222 = "[E222] idle_timeout needs 'ts' as a timestamp column (an event-time watermark is set on it)."
 
     # Conversation state (E3xx)
     E300 = "[E300] Cannot merge states of different conversations ({left!r} and {right!r})."

@@ -92,32 +92,69 @@ class Scorer:
 
     def score(self, conversation: Conversation, *, early: bool = True) -> ScoreResult:
         """Score a whole conversation; ``early`` also finds where the score first crossed."""
+        return self.score_continued(conversation, early=early)[0]
+
+    def score_continued(self, conversation: Conversation, *,
+                        prior: ConversationState | None = None,
+                        prior_flagged_at: int | None = None, early: bool = True,
+                        ) -> tuple[ScoreResult, ConversationState | None]:
+        """Score a conversation's new messages on top of its prior numeric state.
+
+        This is how batches of one conversation that arrive at different times are
+        scored (Spark, streaming): the new messages' state is merged into ``prior``,
+        which is exact when the new messages are all later than the prior ones
+        (:meth:`ConversationState.merge`); late messages are still counted, with
+        ``order_exact`` set to False. ``flagged_at_message`` counts from the
+        conversation's first message; a conversation flagged before keeps
+        ``prior_flagged_at``.
+
+        Returns
+        -------
+        (ScoreResult, ConversationState or None)
+            The result and the merged state; the state is None for a refused
+            conversation, whose prior numbers are dropped as well.
+        """
         reason = refusal_reason(conversation)
-        if reason is not None:
-            return ScoreResult(conversation.conversation_id, status="refused", reason=reason)
+        if reason is not None and not (reason == "no_text" and prior is not None):
+            return ScoreResult(conversation.conversation_id, status="refused",
+                               reason=reason), None
         declared = {p.id: p.declared_age for p in conversation.participants}
-        state = ConversationState.from_conversation(conversation, self.extractor)
+        part = ConversationState.from_conversation(conversation, self.extractor)
+        state = part if prior is None else prior.merge(part)
         x, subject = self.factors.transform_with_subject(state, declared)
         score, factors = self._explanation(x)
         flagged = score >= self.threshold
-        first = self.first_crossing(conversation) if (flagged and early) else None
-        return ScoreResult(conversation.conversation_id, score, flagged, factors,
-                           self.model.version, self.threshold, first, subject=subject)
+        first = prior_flagged_at
+        if first is None and flagged and early:
+            start = prior.copy() if prior is not None else None
+            hits = np.flatnonzero(self._prefix_scores(conversation, declared, start)
+                                  >= self.threshold)
+            # a late message can lift the merged score without any prefix crossing
+            index = int(hits[0]) if hits.size else len(conversation.messages) - 1
+            first = (prior.n_messages if prior is not None else 0) + index
+        return (ScoreResult(conversation.conversation_id, score, flagged, factors,
+                            self.model.version, self.threshold, first, subject=subject),
+                state)
 
     def score_batch(self, conversations: Iterable[Conversation], *,
                     early: bool = True) -> Iterator[ScoreResult]:
         for conv in conversations:
             yield self.score(conv, early=early)
 
-    def prefix_scores(self, conversation: Conversation) -> np.ndarray:
-        """The score after each message (what a stream scorer would have seen)."""
-        declared = {p.id: p.declared_age for p in conversation.participants}
-        state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
+    def _prefix_scores(self, conversation: Conversation, declared: Mapping[str, int | None],
+                       start: ConversationState | None) -> np.ndarray:
+        state = start or ConversationState(conversation.conversation_id,
+                                           self.extractor.catalogue)
         msgs = conversation.messages
         rows = np.empty((len(msgs), len(FEATURE_NAMES)), dtype=np.float32)
         for i in state.iter_update(msgs, self.extractor):
             rows[i] = self.factors.transform(state, declared)
         return self.model.predict(rows) if len(msgs) else np.zeros(0)
+
+    def prefix_scores(self, conversation: Conversation) -> np.ndarray:
+        """The score after each message (what a stream scorer would have seen)."""
+        declared = {p.id: p.declared_age for p in conversation.participants}
+        return self._prefix_scores(conversation, declared, None)
 
     def first_crossing(self, conversation: Conversation) -> int | None:
         """Index of the first message after which the score reached the threshold."""

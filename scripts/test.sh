@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = "0" ]; then
   SOLICITATION_TEST_POSTGRES_URL="$(bash .ci/postgres.sh)"
   export SOLICITATION_TEST_POSTGRES_URL
+  # the Spark tests need a Java runtime (Spark 4 wants Java 17 or newer)
+  if ! command -v java >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends openjdk-17-jre-headless >/dev/null
+  fi
+  export SOLICITATION_TEST_REQUIRE_SPARK=1
 else
   echo "not root: the guard store tests run on SQLite only (set SOLICITATION_TEST_POSTGRES_URL)" >&2
 fi

@@ -33,6 +33,13 @@ state = ConversationState.from_conversation(conv, ext)
 from classifier._scoring import Scorer
 result = Scorer(extractor=ext).score(conv)  # the shipped ONNX model, onnxruntime only
 assert result.flagged and result.flagged_at_message is not None
+from classifier.integrations import score_rows  # the platform-neutral part: no extra
+try:
+    import classifier.integrations.spark
+except ImportError as exc:
+    assert "[spark] extra" in str(exc), exc
+else:
+    raise AssertionError("the Spark integration imported without pyspark")
 loaded = sorted(m.split('.')[0] for m in sys.modules)
 assert not set(BLOCKED) & set(loaded)
 print('ok', state.n_messages)

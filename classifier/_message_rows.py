@@ -1,0 +1,197 @@
+"""Conversations from message rows: one message per row, as DataFrames and streams hold them.
+
+Spark, Flink or a message queue deliver messages one per row, not one conversation per
+line. This module validates such rows and groups them into a :class:`Conversation` for
+the scorer. A bad row is rejected with a coded reason naming the conversation, the row
+and the field (never the text); the good rows of the same conversation are still
+scored. Participant metadata rides on the rows: ``declared_age`` and ``protected_role``
+describe the row's sender, ``e2ee`` the conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._conversation import (
+    PROTECTED_ROLES,
+    TEXT_MODALITY,
+    Conversation,
+    Message,
+    Participant,
+    parse_timestamp,
+)
+from ._errors import Errors
+
+__all__ = ["MessageRow", "RejectedRow", "conversation_from_rows", "conversation_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """One message row as it comes from a table or a stream (values not yet checked).
+
+    Parameters
+    ----------
+    record : str
+        How an error names the row, for example ``"message_id 'm-17'"`` or ``"row 4"``.
+    sender, ts, text, modality, declared_age, protected_role, e2ee
+        The row's values; ``ts`` may be epoch seconds, ISO 8601 with a time zone or an
+        aware datetime. Missing values are None (or NaN, as pandas gives them).
+    """
+
+    record: str
+    sender: Any
+    ts: Any
+    text: Any = field(repr=False)
+    modality: Any = None
+    declared_age: Any = None
+    protected_role: Any = None
+    e2ee: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """A row that could not be used, with the coded reason (no message text in it)."""
+
+    conversation_id: str | None
+    record: str
+    field: str
+    reason: str
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # NaN
+
+
+class _RowCheck(Exception):
+    def __init__(self, field_name: str, problem: str | None = None) -> None:
+        self.field_name, self.problem = field_name, problem
+
+
+def _age(value: Any) -> int | None:
+    if _missing(value):
+        return None
+    if isinstance(value, bool):
+        raise _RowCheck("declared_age", "must be an integer")
+    try:
+        age = int(value)
+    except (TypeError, ValueError):
+        raise _RowCheck("declared_age", "must be an integer") from None
+    if age != value or not 0 <= age <= 130:
+        raise _RowCheck("declared_age", "must be an integer in 0..130")
+    return age
+
+
+def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
+    if _missing(row.sender):
+        raise _RowCheck("sender")
+    if not isinstance(row.sender, str) or not row.sender:
+        raise _RowCheck("sender", "must be a non-empty string")
+    if _missing(row.ts):
+        raise _RowCheck("ts")
+    ts = parse_timestamp(row.ts)
+    if ts is None:
+        raise _RowCheck("ts", "not epoch seconds, nor ISO 8601 with a time zone")
+    modality = TEXT_MODALITY if _missing(row.modality) else row.modality
+    if not isinstance(modality, str):
+        raise _RowCheck("modality", "must be a string")
+    text = row.text
+    if modality == TEXT_MODALITY:
+        if _missing(text):
+            raise _RowCheck("text")
+        if not isinstance(text, str):
+            raise _RowCheck("text", "must be a string")
+    else:
+        text = ""  # a non-text message is counted, never scanned
+    role = None if _missing(row.protected_role) else row.protected_role
+    if role is not None and role not in PROTECTED_ROLES:
+        raise _RowCheck("protected_role", f"must be null or one of {', '.join(PROTECTED_ROLES)}")
+    e2ee = False if _missing(row.e2ee) else row.e2ee
+    if e2ee not in (True, False):  # also numpy.bool_
+        raise _RowCheck("e2ee", "must be true or false")
+    return Message(row.sender, ts, text, modality), _age(row.declared_age), role, bool(e2ee)
+
+
+def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
+                           ) -> tuple[Conversation | None, list[RejectedRow]]:
+    """Validate the rows of one conversation and build it.
+
+    Messages are ordered by time, ties kept in row order. A sender's last non-missing
+    ``declared_age`` is its declared age; any ``protected_role`` or ``e2ee`` on any row
+    applies to the whole conversation (it will be refused, not scanned).
+
+    Returns
+    -------
+    (Conversation or None, list of RejectedRow)
+        None when no row is usable.
+
+    Examples
+    --------
+    >>> rows = [MessageRow("row 0", "u-1", 1_772_000_000, "hi", declared_age=30),
+    ...         MessageRow("row 1", "u-2", "yesterday", "hello")]
+    >>> conv, rejected = conversation_from_rows("c-1", rows)
+    >>> len(conv.messages), rejected[0].field, rejected[0].reason[:6]
+    (1, 'ts', '[E211]')
+    """
+    rows = list(rows)
+    if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
+        def reason_of(r):
+            return (Errors.E210.format(conversation=None, record=r.record,
+                                                          field="conversation_id"))
+        return None, [RejectedRow(None, r.record, "conversation_id", reason_of(r)) for r in rows]
+    rejected: list[RejectedRow] = []
+    kept: list[tuple[Message, int]] = []
+    ages: dict[str, int | None] = {}
+    roles: dict[str, str | None] = {}
+    e2ee = False
+    for position, row in enumerate(rows):
+        try:
+            message, age, role, row_e2ee = _check(row)
+        except _RowCheck as bad:
+            template = Errors.E210 if bad.problem is None else Errors.E211
+            rejected.append(RejectedRow(conversation_id, row.record, bad.field_name,
+                                        template.format(conversation=conversation_id,
+                                                        record=row.record,
+                                                        field=bad.field_name,
+                                                        problem=bad.problem)))
+            continue
+        kept.append((message, position))
+        if age is not None or message.sender not in ages:
+            ages[message.sender] = age if age is not None else ages.get(message.sender)
+        if role is not None or message.sender not in roles:
+            roles[message.sender] = role or roles.get(message.sender)
+        e2ee = e2ee or row_e2ee
+    if not kept:
+        return None, rejected
+    kept.sort(key=lambda mp: (mp[0].ts, mp[1]))
+    participants = tuple(Participant(pid, ages[pid], roles[pid]) for pid in ages)
+    return Conversation(conversation_id, participants, tuple(m for m, _ in kept),
+                        e2ee=e2ee), rejected
+
+
+def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
+    """The inverse: one dict per message of an interchange-format conversation.
+
+    Each row carries its sender's ``declared_age`` and ``protected_role``, and a
+    ``message_id`` of the form ``<conversation_id>/<index>``; ``ts`` is epoch seconds.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> conv = Conversation("c-1", (Participant("u-1", 30),),
+    ...                     (Message("u-1", datetime(2026, 3, 1, tzinfo=UTC), "hi"),))
+    >>> row = next(conversation_rows(conv))
+    >>> row["message_id"], row["declared_age"], row["ts"]
+    ('c-1/0', 30, 1772323200.0)
+    """
+    people = {p.id: p for p in conversation.participants}
+    for i, m in enumerate(conversation.messages):
+        p = people.get(m.sender)
+        yield {"conversation_id": conversation.conversation_id,
+               "message_id": f"{conversation.conversation_id}/{i}", "sender": m.sender,
+               "ts": m.ts.timestamp(), "text": m.text if m.is_text else None,
+               "modality": m.modality,
+               "declared_age": p.declared_age if p is not None else None,
+               "protected_role": p.protected_role if p is not None else None,
+               "e2ee": conversation.e2ee}

@@ -1,0 +1,13 @@
+"""Integrations with data platforms; each sits on top of the library and has its extra.
+
+- :mod:`classifier.integrations.spark` (extra ``[spark]``): score a DataFrame of
+  messages, and flag conversations in a Structured Streaming query.
+
+The platform-neutral part, :func:`score_rows`, turns one conversation's message rows
+plus its prior numeric state into a score; an integration with another engine (Flink,
+Beam, a queue consumer) calls it the same way.
+"""
+
+from ._rows import PriorState, RowsScore, score_rows, scorer_for
+
+__all__ = ["PriorState", "RowsScore", "score_rows", "scorer_for"]

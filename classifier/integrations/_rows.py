@@ -1,0 +1,108 @@
+"""Scoring one conversation's message rows on top of its prior numeric state.
+
+Engines that hold messages one per row (Spark, a stream) group them by conversation and
+call :func:`score_rows` per group, on the executor; the text never leaves that call. What
+is kept between batches is a :class:`PriorState`: numbers and pseudonymous participant
+ids only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .._conversation import Participant
+from .._message_rows import MessageRow, RejectedRow, conversation_from_rows
+from .._scoring import Scorer, ScoreResult
+from .._state import ConversationState
+
+__all__ = ["PriorState", "RowsScore", "score_rows", "scorer_for"]
+
+_SCORERS: dict[tuple[str | None, float | None, int], Scorer] = {}
+
+
+def scorer_for(model_dir: str | Path | None = None, threshold: float | None = None,
+               explain_top: int = 8) -> Scorer:
+    """One :class:`Scorer` per process and configuration.
+
+    Executors call this instead of receiving a pickled scorer: building the extractor
+    takes seconds, and a worker process scores many partitions.
+    """
+    from .._model import RiskModel
+
+    key = (None if model_dir is None else str(model_dir), threshold, explain_top)
+    scorer = _SCORERS.get(key)
+    if scorer is None:
+        from ..indicators import IndicatorExtractor
+
+        extractor = IndicatorExtractor()
+        model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
+        scorer = Scorer(model, extractor=extractor, threshold=threshold,
+                        explain_top=explain_top)
+        _SCORERS[key] = scorer
+    return scorer
+
+
+@dataclass(frozen=True)
+class PriorState:
+    """What is kept of a conversation between batches: numbers and pseudonymous ids."""
+
+    state: bytes
+    declared_ages: Mapping[str, int] = field(default_factory=dict)
+    flagged_at_message: int | None = None
+
+
+@dataclass(frozen=True)
+class RowsScore:
+    """The outcome for one conversation's rows in one batch.
+
+    ``result`` is None when no row was usable (then ``prior`` is the unchanged input);
+    ``prior`` is None for a refused conversation, whose numbers are dropped.
+    """
+
+    result: ScoreResult | None
+    prior: PriorState | None
+    rejected: list[RejectedRow]
+    n_messages: int = 0
+
+
+def score_rows(scorer: Scorer, conversation_id: object, rows: Iterable[MessageRow],
+               prior: PriorState | None = None, *, early: bool = True) -> RowsScore:
+    """Validate and score one conversation's new rows on top of its prior state.
+
+    Examples
+    --------
+    >>> from classifier._message_rows import MessageRow
+    >>> scorer = scorer_for()
+    >>> first = score_rows(scorer, "c-1", [MessageRow("row 0", "u-1", 1_772_000_000,
+    ...                                               "how old are you", declared_age=41)])
+    >>> later = score_rows(scorer, "c-1", [MessageRow("row 1", "u-2", 1_772_000_060,
+    ...                                               "i am 12")], first.prior)
+    >>> later.n_messages, later.prior.declared_ages
+    (2, {'u-1': 41})
+    """
+    conversation, rejected = conversation_from_rows(conversation_id, rows)
+    if conversation is None:
+        return RowsScore(None, prior, rejected)
+    previous = None
+    if prior is not None:
+        previous = ConversationState.from_bytes(prior.state, scorer.extractor.catalogue)
+        known = {p.id for p in conversation.participants}
+        merged = tuple(p if p.declared_age is not None
+                       else replace(p, declared_age=prior.declared_ages.get(p.id))
+                       for p in conversation.participants)
+        # participants silent in this batch keep their declared age
+        merged += tuple(Participant(pid, age) for pid, age in prior.declared_ages.items()
+                        if pid not in known)
+        conversation = replace(conversation, participants=merged)
+    result, state = scorer.score_continued(
+        conversation, prior=previous,
+        prior_flagged_at=prior.flagged_at_message if prior is not None else None,
+        early=early)
+    if state is None:
+        return RowsScore(result, None, rejected)
+    ages = {p.id: p.declared_age for p in conversation.participants
+            if p.declared_age is not None}
+    return RowsScore(result, PriorState(state.to_bytes(), ages, result.flagged_at_message),
+                     rejected, state.n_messages)
