@@ -193,3 +193,26 @@ def test_stream_flags_once_at_the_first_crossing(spark, conversations, scorer, t
     for path in (tmp_path / "checkpoint").rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_streaming_example_runs_and_continues_from_its_checkpoint(spark, scorer, tmp_path,
+                                                                  capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "spark_streaming.py"
+    spec = importlib.util.spec_from_file_location("spark_streaming_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    inbox, out, ck = tmp_path / "inbox", tmp_path / "out", tmp_path / "ck"
+    example.demo_inbox(inbox, files=2)
+    args = ["--inbox", str(inbox), "--out", str(out), "--checkpoint", str(ck)]
+    assert example.main(args) == 0
+    first = capsys.readouterr().out
+    conv = next(iter(read_jsonl(sample_path()))).conversation
+    assert f"flagged {conv.conversation_id} at message {scorer.first_crossing(conv)}" in first
+    # a new file later: only it is read, and no conversation is flagged twice
+    write_jsonl(inbox / "messages-late.jsonl", list(conversation_rows(conv))[-2:],
+                2_000_000_000)
+    assert example.main(args) == 0
+    second = capsys.readouterr().out
+    assert second.count(f"flagged {conv.conversation_id}") == 1
