@@ -7,7 +7,7 @@ first crossed the threshold (early detection).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,8 @@ from ._state import ConversationState
 from .indicators import IndicatorExtractor
 
 __all__ = ["ConversationStream", "ScoreResult", "Scorer"]
+
+EXPLAIN_CHOICES = ("flagged", "all")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class Scorer:
         Overrides the model's policy threshold (recorded in every result).
     explain_top : int, default 8
         How many factors (largest contributions) each result names; 0 for all.
+    explain : {"flagged", "all"}, default "flagged"
+        Which results carry the risk factors' contributions. Explaining costs one model
+        row per risk factor, many times the score itself; a conversation that is not
+        flagged leads to nothing stored (DESIGN section 3), so by default only flags
+        are explained. "all" explains every result (for error analysis).
 
     Examples
     --------
@@ -76,12 +83,16 @@ class Scorer:
 
     def __init__(self, model: RiskModel | None = None, *,
                  extractor: IndicatorExtractor | None = None,
-                 threshold: float | None = None, explain_top: int = 8) -> None:
+                 threshold: float | None = None, explain_top: int = 8,
+                 explain: str = "flagged") -> None:
+        if explain not in EXPLAIN_CHOICES:
+            raise ValueError(f"explain must be one of {EXPLAIN_CHOICES}, got {explain!r}")
         self.extractor = extractor or IndicatorExtractor()
         self.model = model or RiskModel.load(catalogue_sha256=self.extractor.catalogue.sha256)
         self.factors = RiskFactorBuilder(self.extractor.catalogue)
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.explain_top = explain_top
+        self.explain = explain
 
     def _explanation(self, x: np.ndarray) -> tuple[float, dict[str, float]]:
         score, contrib = self.model.explain(x)
@@ -122,24 +133,83 @@ class Scorer:
         part = ConversationState.from_conversation(conversation, self.extractor)
         state = part if prior is None else prior.merge(part)
         x, subject = self.factors.transform_with_subject(state, declared)
-        score, factors = self._explanation(x)
+        score = float(self.model.predict(x)[0])
+        return self._result(conversation, declared, x, score, subject, prior,
+                            prior_flagged_at, early), state
+
+    def _result(self, conversation: Conversation, declared: Mapping[str, int | None],
+                x: np.ndarray, score: float, subject: str | None,
+                prior: ConversationState | None, prior_flagged_at: int | None,
+                early: bool) -> ScoreResult:
         flagged = score >= self.threshold
+        factors: dict[str, float] = {}
+        if flagged or self.explain == "all":
+            score, factors = self._explanation(x)
         first = prior_flagged_at
         if first is None and flagged and early:
             start = prior.copy() if prior is not None else None
-            hits = np.flatnonzero(self._prefix_scores(conversation, declared, start)
-                                  >= self.threshold)
-            # a late message can lift the merged score without any prefix crossing
-            index = int(hits[0]) if hits.size else len(conversation.messages) - 1
+            index = self._first_crossing(conversation, declared, start)
+            if index is None:  # a late message lifted the merged score, no prefix did
+                index = len(conversation.messages) - 1
             first = (prior.n_messages if prior is not None else 0) + index
-        return (ScoreResult(conversation.conversation_id, score, flagged, factors,
-                            self.model.version, self.threshold, first, subject=subject),
-                state)
+        return ScoreResult(conversation.conversation_id, score, flagged, factors,
+                           self.model.version, self.threshold, first, subject=subject)
 
-    def score_batch(self, conversations: Iterable[Conversation], *,
-                    early: bool = True) -> Iterator[ScoreResult]:
+    def score_many(self, conversations: Sequence[Conversation], *,
+                   early: bool = True) -> list[ScoreResult]:
+        """Score many conversations at once: one extraction batch and one model call.
+
+        The results equal :meth:`score` on each; this is the fast path for batches
+        (the extractor and the model both pay a fixed cost per call).
+        """
+        results: list[ScoreResult | None] = [None] * len(conversations)
+        todo: list[int] = []
+        for i, conv in enumerate(conversations):
+            reason = refusal_reason(conv)
+            if reason is None:
+                todo.append(i)
+            else:
+                results[i] = ScoreResult(conv.conversation_id, status="refused", reason=reason)
+        texts: list[str] = []
+        years: list[int] = []
+        offsets: list[int] = []
+        for i in todo:
+            offsets.append(len(texts))
+            for m in conversations[i].messages:
+                if m.is_text:
+                    texts.append(m.text)
+                    years.append(m.ts.year)
+        batch = self.extractor.extract_batch(texts, reference_year=years)
+        X = np.empty((len(todo), len(FEATURE_NAMES)), dtype=np.float32)
+        subjects: list[str | None] = []
+        declared_of: list[dict[str, int | None]] = []
+        for j, i in enumerate(todo):
+            conv = conversations[i]
+            declared = {p.id: p.declared_age for p in conv.participants}
+            state = ConversationState(conv.conversation_id, self.extractor.catalogue)
+            state.update_from_batch(conv.messages, batch, offsets[j])
+            X[j], subject = self.factors.transform_with_subject(state, declared)
+            subjects.append(subject)
+            declared_of.append(declared)
+        scores = self.model.predict(X) if todo else np.zeros(0)
+        for j, i in enumerate(todo):
+            results[i] = self._result(conversations[i], declared_of[j], X[j],
+                                      float(scores[j]), subjects[j], None, None, early)
+        return results  # type: ignore[return-value]
+
+    def score_batch(self, conversations: Iterable[Conversation], *, early: bool = True,
+                    batch_messages: int = 20_000) -> Iterator[ScoreResult]:
+        """Score conversations lazily, ``batch_messages`` messages per :meth:`score_many`."""
+        chunk: list[Conversation] = []
+        size = 0
         for conv in conversations:
-            yield self.score(conv, early=early)
+            chunk.append(conv)
+            size += len(conv.messages)
+            if size >= batch_messages:
+                yield from self.score_many(chunk, early=early)
+                chunk, size = [], 0
+        if chunk:
+            yield from self.score_many(chunk, early=early)
 
     def _prefix_scores(self, conversation: Conversation, declared: Mapping[str, int | None],
                        start: ConversationState | None) -> np.ndarray:
@@ -151,6 +221,24 @@ class Scorer:
             rows[i] = self.factors.transform(state, declared)
         return self.model.predict(rows) if len(msgs) else np.zeros(0)
 
+    def _first_crossing(self, conversation: Conversation, declared: Mapping[str, int | None],
+                        start: ConversationState | None, chunk: int = 16) -> int | None:
+        """The first prefix whose score reaches the threshold, scoring prefixes in chunks
+        and stopping there (flags come early, so most of a long conversation is skipped)."""
+        state = start or ConversationState(conversation.conversation_id,
+                                           self.extractor.catalogue)
+        rows = np.empty((chunk, len(FEATURE_NAMES)), dtype=np.float32)
+        filled = 0
+        for i in state.iter_update(conversation.messages, self.extractor):
+            rows[filled] = self.factors.transform(state, declared)
+            filled += 1
+            if filled == chunk or i == len(conversation.messages) - 1:
+                hits = np.flatnonzero(self.model.predict(rows[:filled]) >= self.threshold)
+                if hits.size:
+                    return i - filled + 1 + int(hits[0])
+                filled = 0
+        return None
+
     def prefix_scores(self, conversation: Conversation) -> np.ndarray:
         """The score after each message (what a stream scorer would have seen)."""
         declared = {p.id: p.declared_age for p in conversation.participants}
@@ -158,8 +246,8 @@ class Scorer:
 
     def first_crossing(self, conversation: Conversation) -> int | None:
         """Index of the first message after which the score reached the threshold."""
-        hits = np.flatnonzero(self.prefix_scores(conversation) >= self.threshold)
-        return int(hits[0]) if hits.size else None
+        declared = {p.id: p.declared_age for p in conversation.participants}
+        return self._first_crossing(conversation, declared, None)
 
     def stream(self, conversation_id: str,
                declared_ages: Mapping[str, int | None] | None = None) -> ConversationStream:

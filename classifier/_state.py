@@ -26,7 +26,13 @@ import numpy as np
 
 from ._conversation import Conversation
 from ._errors import Errors, StateError
-from .indicators import AgeKind, Catalogue, IndicatorExtractor, MessageIndicators
+from .indicators import (
+    AgeKind,
+    Catalogue,
+    IndicatorBatch,
+    IndicatorExtractor,
+    MessageIndicators,
+)
 
 __all__ = ["ConversationState", "ParticipantState", "merge_states"]
 
@@ -35,6 +41,7 @@ NEVER = math.inf
 _MAGIC = b"CS1"
 _NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
 _COUNT_MAX = np.iinfo(np.uint16).max
+_NIGHT_TABLE = np.isin(np.arange(24), sorted(_NIGHT_HOURS))
 
 
 def _epoch(ts: datetime | float | int, index: int = 0) -> float:
@@ -179,6 +186,8 @@ class ConversationState:
         cat_index = {name: i for i, name in enumerate(catalogue.categories)}
         self._indicator_category = np.array(
             [cat_index[ind.category] for ind in catalogue.indicators], dtype=np.int64)
+        self._category_onehot = np.zeros((self.n_indicators, self.n_categories), dtype=bool)
+        self._category_onehot[np.arange(self.n_indicators), self._indicator_category] = True
         if max_participants < 2:
             raise ValueError("max_participants must be at least 2")
         self.max_participants = max_participants
@@ -268,8 +277,130 @@ class ConversationState:
 
     def update_messages(self, messages: Sequence[Any], extractor: IndicatorExtractor) -> None:
         """Add messages (objects with sender, ts, text, is_text) in time order."""
-        for _ in self.iter_update(messages, extractor):
-            pass
+        text_rows = [i for i, m in enumerate(messages) if m.is_text]
+        batch = extractor.extract_batch([messages[i].text for i in text_rows],
+                                        reference_year=[messages[i].ts.year for i in text_rows])
+        self.update_from_batch(messages, batch, 0)
+
+    def update_from_batch(self, messages: Sequence[Any], batch: IndicatorBatch,
+                          first_row: int) -> None:
+        """Add messages whose text messages were extracted, in order, as rows
+        ``first_row, first_row + 1, ...`` of ``batch`` (one batch may serve many
+        conversations). The result equals adding them one by one with :meth:`update`.
+        """
+        n = len(messages)
+        if n == 0:
+            return
+        base = self.n_messages
+        senders: list[str] = []
+        times = np.empty(n, dtype=np.float64)
+        scanned = np.zeros(n, dtype=bool)
+        n_chars = np.zeros(n, dtype=np.int64)
+        for i, m in enumerate(messages):  # one pass: this loop is per message
+            senders.append(m.sender)
+            ts = m.ts
+            times[i] = (ts.timestamp() if isinstance(ts, datetime) and ts.tzinfo is not None
+                        else _epoch(ts, base + i))
+            if m.is_text:
+                scanned[i] = True
+                n_chars[i] = len(m.text)
+        n_text = int(scanned.sum())
+        rows = batch.counts[first_row:first_row + n_text]
+        if n_text == n:
+            counts = rows
+        else:
+            counts = np.zeros((n, self.n_indicators), dtype=rows.dtype)
+            counts[scanned] = rows
+        ages: dict[int, tuple[Any, ...]] = {}
+        if batch.ages:
+            text_index = np.flatnonzero(scanned)
+            ages = {int(text_index[r - first_row]): ev for r, ev in batch.ages.items()
+                    if first_row <= r < first_row + n_text}
+        self.update_many(senders, times, counts, ages, n_chars, scanned)
+
+    def update_many(self, senders: Sequence[str], times: np.ndarray, counts: np.ndarray,
+                    ages: dict[int, tuple[Any, ...]], n_chars: np.ndarray,
+                    scanned: np.ndarray) -> None:
+        """Add a run of messages at once, vectorised; equal to :meth:`update` per message.
+
+        ``counts`` has one row per message (ignored where ``scanned`` is False); ``ages``
+        maps a message's position to its age evidence.
+        """
+        n = len(senders)
+        if n == 0:
+            return
+        raw_of: dict[str, int] = {}
+        slots: list[ParticipantState] = []
+        slot_of_raw: list[int] = []
+        raw = np.empty(n, dtype=np.int64)
+        for i, sender in enumerate(senders):
+            r = raw_of.get(sender)
+            if r is None:
+                r = raw_of[sender] = len(raw_of)
+                p = self._slot(sender)  # first sight, as update() would assign it
+                k = next((j for j, q in enumerate(slots) if q is p), len(slots))
+                if k == len(slots):
+                    slots.append(p)
+                slot_of_raw.append(k)
+            raw[i] = r
+        slot = np.asarray(slot_of_raw, dtype=np.int64)[raw]
+        prev = np.empty(n, dtype=np.int64)
+        prev[1:] = raw[:-1]
+        prev[0] = (-1 if self.last_sender is None
+                   else raw_of.get(self.last_sender, -2))
+        switch = (prev != -1) & (raw != prev)
+        last_before = np.maximum.accumulate(np.concatenate(([self.last_ts], times)))[:-1]
+        with np.errstate(invalid="ignore"):
+            latency = np.maximum(times - last_before, 0.0)
+        night = _NIGHT_TABLE[(np.floor(times / 3600.0) % 24).astype(np.int64)]
+        hit = scanned & counts.any(axis=1)
+        n_slots = len(slots)
+
+        def per_slot(mask: np.ndarray | None = None, weights: np.ndarray | None = None,
+                     ) -> list[int]:
+            idx = slot if mask is None else slot[mask]
+            w = None if weights is None or mask is None else weights[mask]
+            return [int(v) for v in np.bincount(idx, weights=w if mask is not None
+                                                 else weights, minlength=n_slots)]
+
+        n_msg, n_scan = per_slot(), per_slot(scanned)
+        n_char, n_night = per_slot(None, n_chars), per_slot(night)
+        n_hit, n_rep = per_slot(hit), per_slot(switch)
+        for k, p in enumerate(slots):
+            p.n_messages += n_msg[k]
+            p.n_chars += n_char[k]
+            p.n_scanned += n_scan[k]
+            p.n_not_scanned += n_msg[k] - n_scan[k]
+            p.n_night += n_night[k]
+            mine = slot == k if n_slots > 1 else None
+            t_mine = times if mine is None else times[mine]
+            p.first_ts = min(p.first_ts, float(t_mine.min()))
+            p.last_ts = max(p.last_ts, float(t_mine.max()))
+            if n_hit[k]:
+                hits = hit if mine is None else hit & mine
+                c = counts[hits]
+                p.n_with_indicators += n_hit[k]
+                p.counts += c.sum(axis=0, dtype=np.uint32)
+                in_category = (c > 0) @ self._category_onehot
+                first = np.where(in_category, times[hits][:, None], np.inf).min(axis=0)
+                p.first_seen = np.minimum(p.first_seen, first)
+            if n_rep[k]:
+                rep = switch if mine is None else switch & mine
+                p.n_replies += n_rep[k]
+                # in message order, as update() adds them (same floating-point result)
+                p.reply_latency_sum = float(np.cumsum(
+                    np.concatenate(([p.reply_latency_sum], latency[rep])))[-1])
+        for i in sorted(ages):
+            if scanned[i]:
+                p = slots[slot[i]]
+                for ev in ages[i]:
+                    stats = p.disclosed_age if ev.kind == AgeKind.DISCLOSED else p.school_age
+                    stats.add(ev.low, ev.high)
+        self.n_turns += int(switch.sum())
+        if self.first_sender is None:
+            self.first_sender, self.first_ts = senders[0], float(times[0])
+        self.last_sender = senders[-1]
+        self.last_ts = max(self.last_ts, float(times.max()))
 
     def iter_update(self, messages: Sequence[Any], extractor: IndicatorExtractor,
                     ) -> Iterator[int]:

@@ -193,3 +193,35 @@ def test_retraining_a_small_configuration_is_deterministic(tmp_path):
     test = a["metrics"]["test"]
     assert test["recall"] > 0.6 and test["precision"] > 0.8
     assert RiskModel.load(tmp_path / "a").version == a["model_version"]
+
+
+def test_score_many_equals_score_one_by_one(scorer):
+    from evaluation.synth import generate
+
+    convs = list(generate(80, seed=31, split="test"))
+    many = scorer.score_many(convs)
+    assert sum(r.flagged for r in many) >= 3 and any(r.status == "refused" for r in many)
+    for conv, got in zip(convs, many, strict=True):
+        want = scorer.score(conv)
+        assert (got.status, got.reason, got.flagged, got.flagged_at_message, got.subject) == (
+            want.status, want.reason, want.flagged, want.flagged_at_message, want.subject)
+        if want.status == "scored":
+            assert got.score == pytest.approx(want.score, abs=1e-6)
+            assert got.risk_factors == pytest.approx(dict(want.risk_factors), abs=1e-6)
+            assert bool(got.risk_factors) == got.flagged  # only flags are explained
+        if want.flagged:  # the chunked, stopping search finds the first of all prefixes
+            full = np.flatnonzero(scorer.prefix_scores(conv) >= scorer.threshold)
+            assert got.flagged_at_message == int(full[0])
+    assert list(scorer.score_batch(iter(convs), batch_messages=500)) == many
+
+
+def test_explain_all_explains_every_result(scorer):
+    from classifier._scoring import Scorer
+
+    conv = next(r.conversation for r in read_jsonl(sample_path())
+                if r.conversation.conversation_id == "sample-005")
+    everyone = Scorer(scorer.model, extractor=scorer.extractor, explain="all")
+    assert not scorer.score(conv).risk_factors
+    assert everyone.score(conv).risk_factors
+    with pytest.raises(ValueError, match="explain"):
+        Scorer(scorer.model, extractor=scorer.extractor, explain="some")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pickle
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -112,3 +113,43 @@ def test_naive_timestamp_is_refused(extractor):
     state = ConversationState("c", extractor.catalogue)
     with pytest.raises(StateError, match=r"\[E303\]"):
         state.update("a", datetime(2026, 1, 1), None)
+
+
+def _sequential(conv, extractor, start=None):
+    state = start or ConversationState(conv.conversation_id, extractor.catalogue)
+    for _ in state.iter_update(conv.messages, extractor):  # update() a message at a time
+        pass
+    return state
+
+
+def _random_conversation(rng, index):
+    from datetime import UTC, datetime, timedelta
+
+    from classifier import Conversation, Message, Participant
+
+    lines = ["hey", "are your parents home", "im 13", "keep this between us", "lol ok",
+             "what school do u go to", "send a pic", "my birthday is in 2011", "cool"]
+    senders = [f"u{k}" for k in range(rng.integers(1, 12))]  # beyond 8: the overflow slot
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    msgs, t = [], 0
+    for _ in range(int(rng.integers(1, 60))):
+        t += int(rng.choice([0, 5, 600, 30000, -400]))  # ties and going back in time
+        modality = "text" if rng.random() > 0.1 else "audio"
+        msgs.append(Message(str(rng.choice(senders)), t0 + timedelta(seconds=t),
+                            str(rng.choice(lines)), modality))
+    return Conversation(f"r-{index}", tuple(Participant(s) for s in senders), tuple(msgs))
+
+
+def test_vectorised_update_equals_a_message_at_a_time(extractor):
+    rng = np.random.default_rng(5)
+    for index in range(200):
+        conv = _random_conversation(rng, index)
+        whole = ConversationState.from_conversation(conv, extractor)
+        assert whole == _sequential(conv, extractor), index
+        assert whole.to_bytes() == _sequential(conv, extractor).to_bytes(), index
+        # continuing from a prior state as well
+        prior = ConversationState.from_conversation(_random_conversation(rng, index), extractor)
+        prior.conversation_id = conv.conversation_id
+        a, b = prior.copy(), prior.copy()
+        a.update_messages(conv.messages, extractor)
+        assert a.to_bytes() == _sequential(conv, extractor, b).to_bytes(), index

