@@ -125,17 +125,8 @@ class Scorer:
             The result and the merged state; the state is None for a refused
             conversation, whose prior numbers are dropped as well.
         """
-        reason = refusal_reason(conversation)
-        if reason is not None and not (reason == "no_text" and prior is not None):
-            return ScoreResult(conversation.conversation_id, status="refused",
-                               reason=reason), None
-        declared = {p.id: p.declared_age for p in conversation.participants}
-        part = ConversationState.from_conversation(conversation, self.extractor)
-        state = part if prior is None else prior.merge(part)
-        x, subject = self.factors.transform_with_subject(state, declared)
-        score = float(self.model.predict(x)[0])
-        return self._result(conversation, declared, x, score, subject, prior,
-                            prior_flagged_at, early), state
+        return self.score_continued_many([conversation], [prior], [prior_flagged_at],
+                                         early=early)[0]
 
     def _result(self, conversation: Conversation, declared: Mapping[str, int | None],
                 x: np.ndarray, score: float, subject: str | None,
@@ -162,14 +153,24 @@ class Scorer:
         The results equal :meth:`score` on each; this is the fast path for batches
         (the extractor and the model both pay a fixed cost per call).
         """
-        results: list[ScoreResult | None] = [None] * len(conversations)
+        none = [None] * len(conversations)
+        return [r for r, _ in self.score_continued_many(conversations, none, none,
+                                                        early=early)]
+
+    def score_continued_many(self, conversations: Sequence[Conversation],
+                             priors: Sequence[ConversationState | None],
+                             prior_flagged_at: Sequence[int | None], *, early: bool = True,
+                             ) -> list[tuple[ScoreResult, ConversationState | None]]:
+        """:meth:`score_continued` for many conversations, batched like :meth:`score_many`."""
+        out: list[tuple[ScoreResult, ConversationState | None] | None] = [None] * len(
+            conversations)
         todo: list[int] = []
         for i, conv in enumerate(conversations):
             reason = refusal_reason(conv)
-            if reason is None:
+            if reason is None or (reason == "no_text" and priors[i] is not None):
                 todo.append(i)
-            else:
-                results[i] = ScoreResult(conv.conversation_id, status="refused", reason=reason)
+            else:  # a refusal drops the prior numbers as well
+                out[i] = ScoreResult(conv.conversation_id, status="refused", reason=reason), None
         texts: list[str] = []
         years: list[int] = []
         offsets: list[int] = []
@@ -183,19 +184,23 @@ class Scorer:
         X = np.empty((len(todo), len(FEATURE_NAMES)), dtype=np.float32)
         subjects: list[str | None] = []
         declared_of: list[dict[str, int | None]] = []
+        states: list[ConversationState] = []
         for j, i in enumerate(todo):
-            conv = conversations[i]
+            conv, prior = conversations[i], priors[i]
             declared = {p.id: p.declared_age for p in conv.participants}
-            state = ConversationState(conv.conversation_id, self.extractor.catalogue)
-            state.update_from_batch(conv.messages, batch, offsets[j])
+            part = ConversationState(conv.conversation_id, self.extractor.catalogue)
+            part.update_from_batch(conv.messages, batch, offsets[j])
+            state = part if prior is None else prior.merge(part)
             X[j], subject = self.factors.transform_with_subject(state, declared)
             subjects.append(subject)
             declared_of.append(declared)
+            states.append(state)
         scores = self.model.predict(X) if todo else np.zeros(0)
         for j, i in enumerate(todo):
-            results[i] = self._result(conversations[i], declared_of[j], X[j],
-                                      float(scores[j]), subjects[j], None, None, early)
-        return results  # type: ignore[return-value]
+            out[i] = (self._result(conversations[i], declared_of[j], X[j], float(scores[j]),
+                                   subjects[j], priors[i], prior_flagged_at[i], early),
+                      states[j])
+        return out  # type: ignore[return-value]
 
     def score_batch(self, conversations: Iterable[Conversation], *, early: bool = True,
                     batch_messages: int = 20_000) -> Iterator[ScoreResult]:

@@ -8,16 +8,16 @@ ids only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .._conversation import Participant
+from .._conversation import Conversation, Participant
 from .._message_rows import MessageRow, RejectedRow, conversation_from_rows
 from .._scoring import Scorer, ScoreResult
 from .._state import ConversationState
 
-__all__ = ["PriorState", "RowsScore", "score_rows", "scorer_for"]
+__all__ = ["PriorState", "RowsScore", "score_rows", "score_rows_many", "scorer_for"]
 
 _SCORERS: dict[tuple[str | None, float | None, int], Scorer] = {}
 
@@ -82,27 +82,48 @@ def score_rows(scorer: Scorer, conversation_id: object, rows: Iterable[MessageRo
     >>> later.n_messages, later.prior.declared_ages
     (2, {'u-1': 41})
     """
-    conversation, rejected = conversation_from_rows(conversation_id, rows)
-    if conversation is None:
-        return RowsScore(None, prior, rejected)
-    previous = None
-    if prior is not None:
-        previous = ConversationState.from_bytes(prior.state, scorer.extractor.catalogue)
-        known = {p.id for p in conversation.participants}
-        merged = tuple(p if p.declared_age is not None
-                       else replace(p, declared_age=prior.declared_ages.get(p.id))
-                       for p in conversation.participants)
-        # participants silent in this batch keep their declared age
-        merged += tuple(Participant(pid, age) for pid, age in prior.declared_ages.items()
-                        if pid not in known)
-        conversation = replace(conversation, participants=merged)
-    result, state = scorer.score_continued(
-        conversation, prior=previous,
-        prior_flagged_at=prior.flagged_at_message if prior is not None else None,
-        early=early)
-    if state is None:
-        return RowsScore(result, None, rejected)
-    ages = {p.id: p.declared_age for p in conversation.participants
-            if p.declared_age is not None}
-    return RowsScore(result, PriorState(state.to_bytes(), ages, result.flagged_at_message),
-                     rejected, state.n_messages)
+    return score_rows_many(scorer, [(conversation_id, rows, prior)], early=early)[0]
+
+
+def score_rows_many(scorer: Scorer,
+                    groups: Sequence[tuple[object, Iterable[MessageRow], PriorState | None]],
+                    *, early: bool = True) -> list[RowsScore]:
+    """:func:`score_rows` for many conversations, in one extraction batch and model call."""
+    outcomes: list[RowsScore | None] = [None] * len(groups)
+    todo: list[int] = []
+    conversations: list[Conversation] = []
+    priors: list[ConversationState | None] = []
+    rejected_of: dict[int, list[RejectedRow]] = {}
+    for g, (conversation_id, rows, prior) in enumerate(groups):
+        conversation, rejected = conversation_from_rows(conversation_id, rows)
+        if conversation is None:
+            outcomes[g] = RowsScore(None, prior, rejected)
+            continue
+        previous = None
+        if prior is not None:
+            previous = ConversationState.from_bytes(prior.state, scorer.extractor.catalogue)
+            known = {p.id for p in conversation.participants}
+            merged = tuple(p if p.declared_age is not None
+                           else replace(p, declared_age=prior.declared_ages.get(p.id))
+                           for p in conversation.participants)
+            # participants silent in this batch keep their declared age
+            merged += tuple(Participant(pid, age) for pid, age in prior.declared_ages.items()
+                            if pid not in known)
+            conversation = replace(conversation, participants=merged)
+        todo.append(g)
+        conversations.append(conversation)
+        priors.append(previous)
+        rejected_of[g] = rejected
+    flagged_before = [groups[g][2].flagged_at_message if groups[g][2] is not None else None
+                      for g in todo]
+    scored = scorer.score_continued_many(conversations, priors, flagged_before, early=early)
+    for g, conversation, (result, state) in zip(todo, conversations, scored, strict=True):
+        if state is None:
+            outcomes[g] = RowsScore(result, None, rejected_of[g])
+            continue
+        ages = {p.id: p.declared_age for p in conversation.participants
+                if p.declared_age is not None}
+        outcomes[g] = RowsScore(result, PriorState(state.to_bytes(), ages,
+                                                   result.flagged_at_message),
+                                rejected_of[g], state.n_messages)
+    return outcomes  # type: ignore[return-value]

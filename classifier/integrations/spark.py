@@ -56,7 +56,7 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/install
 
 from .._errors import Errors
 from .._message_rows import MessageRow, RejectedRow
-from ._rows import PriorState, RowsScore, score_rows, scorer_for
+from ._rows import PriorState, RowsScore, score_rows, score_rows_many, scorer_for
 
 __all__ = ["FLAG_SCHEMA", "SCORE_SCHEMA", "flag_stream", "local_session", "score_messages"]
 
@@ -100,7 +100,8 @@ _STREAM_STATE = T.StructType([
     T.StructField("refused", T.BooleanType()),
 ])
 
-_ROW_FIELDS = ("sender", "text", "modality", "declared_age", "protected_role", "e2ee")
+_ROWS_PER_CALL = 20_000  # messages scored per extraction batch and model call
+
 _STRING_COLUMNS = ("conversation_id", "sender", "text", "modality", "protected_role",
                    "message_id")
 
@@ -217,31 +218,40 @@ def _score_partition(model_dir: str | None, threshold: float | None, explain_top
         current: Any = object()  # no conversation yet
         prior: PriorState | None = None
         rows: list[MessageRow] = []
-        out: list[dict[str, Any]] = []
+        groups: list[tuple[Any, list[MessageRow], PriorState | None]] = []
+        pending = 0  # rows in `groups`
 
-        def flush() -> None:
+        def close_group() -> None:
+            nonlocal pending
             if rows:  # a prior state with no new messages is not re-emitted
-                out.extend(_output_dicts(score_rows(scorer, current, rows, prior,
-                                                    early=early)))
+                groups.append((current, rows, prior))
+                pending += len(rows)
+
+        def scored() -> pa.RecordBatch:
+            nonlocal pending
+            out = [d for outcome in score_rows_many(scorer, groups, early=early)
+                   for d in _output_dicts(outcome)]
+            groups.clear()
+            pending = 0
+            return pa.RecordBatch.from_pylist(out, schema=arrow_schema)
 
         for batch in batches:
             cols = {name: batch.column(name).to_pylist() for name in batch.schema.names}
             for i in range(batch.num_rows):
                 cid = cols["conversation_id"][i]
                 if cid != current:
-                    flush()
+                    close_group()
+                    if pending >= _ROWS_PER_CALL:
+                        yield scored()
                     current, prior, rows = cid, None, []
                 if cols["_kind"][i] == 0:
                     prior = PriorState(cols["_state"][i], dict(cols["_declared"][i] or ()),
                                        cols["_flagged_at"][i])
                 else:
                     rows.append(_message_row(cols, i))
-            if out:
-                yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
-                out.clear()
-        flush()
-        if out:
-            yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
+        close_group()
+        if groups:
+            yield scored()
 
     return run
 
