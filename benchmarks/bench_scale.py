@@ -199,6 +199,11 @@ def main() -> None:
     print(f"{'spacy.blank(en) tokenizer':<44} {spacy_msg_s:>11,.0f} {1:>12.2f}")
     print(f"{'end to end, batches (Scorer.score_batch)':<44} {conv_msg_s:>11,.0f} "
           f"{conv_msg_s / spacy_msg_s:>12.2f} {'100,000':>8}")
+    benign = [c for c in convs if c.label != 1]
+    n_benign = sum(len(c.messages) for c in benign)
+    benign_msg_s = n_benign / best_of(lambda: list(scorer.score_batch(benign)), repeat=2)
+    print(f"{'  the same, real benign chat only':<44} {benign_msg_s:>11,.0f} "
+          f"{benign_msg_s / spacy_msg_s:>12.2f} {'100,000':>8}")
     print(f"{'end to end, one conversation per call':<44} {single_msg_s:>11,.0f} "
           f"{single_msg_s / spacy_msg_s:>12.2f}")
     print(f"{'end to end, a message at a time (stream)':<44} {stream_msg_s:>11,.0f} "

@@ -1,0 +1,18 @@
+"""The benchmarks still run (tiny sizes; their figures are not asserted: no timing here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_scale_benchmark_runs_on_a_tiny_corpus():
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_scale.py"),
+                           "--conversations", "30"], capture_output=True, text=True,
+                          cwd=BENCH, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in ("end to end, batches", "real benign chat only", "conversation length"):
+        assert line in proc.stdout
