@@ -81,3 +81,24 @@ def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
     rest = feed(second, conv, conv.messages[2:])
     assert [(f.message_index, round(f.score, 9)) for f in rest] == \
         [(f.message_index, round(f.score, 9)) for f in expected]
+
+
+def test_micro_batches_equal_a_message_at_a_time(scorer):
+    from classifier._stream import StreamMessage
+    from evaluation.synth import generate
+
+    convs = list(generate(30, seed=41, split="test"))
+    # interleave the conversations by time, as a provider's stream would
+    stream = sorted(((m.ts, c, m) for c in convs for m in c.messages),
+                    key=lambda x: (x[0], x[1].conversation_id))
+    items = [StreamMessage(c.conversation_id, m.sender, m.ts, m.text if m.is_text else None,
+                           {p.id: p.declared_age for p in c.participants})
+             for _, c, m in stream]
+    one = StreamScorer(scorer, max_open=12)
+    singles = [f for it in items
+               if (f := one.add(it.conversation_id, it.sender, it.ts, it.text,
+                                declared_ages=it.declared_ages))]
+    many = StreamScorer(scorer, max_open=12)
+    batched = [f for k in range(0, len(items), 97) for f in many.add_many(items[k:k + 97])]
+    assert len(singles) >= 3 and batched == singles
+    assert many.evicted == one.evicted > 0
