@@ -14,8 +14,8 @@ column                        type                                             r
 ``modality``                  string, default ``"text"``                       no
 ``declared_age``              integer, the sender's declared age               no
 ``protected_role``            string, the sender's verified protected role     no
-``e2ee``                      boolean, the conversation is end-to-end encrypted no
-``message_id``                string, names a rejected row in its reason        no
+``e2ee``                      boolean, an end-to-end encrypted conversation    no
+``message_id``                string, names a rejected row in its reason       no
 ============================  ===============================================  ========
 
 Output of :func:`score_messages`: the scoring output of DESIGN section 5, one row per
