@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import _cli_guard
-from ._conversation import conversation_to_dict, read_jsonl
+from ._conversation import Conversation, conversation_to_dict, read_jsonl
 from ._progress import progress
 from ._state import ConversationState
 from .indicators import IndicatorExtractor
@@ -163,6 +163,25 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
         guard = Guard(store, Keys.from_env())
     counts: Counter[str] = Counter()
     start = time.perf_counter()
+    # lines in input order; allowed conversations are scored in batches (one extraction
+    # batch and one model call per ~20k messages)
+    pending: list[tuple[Conversation | None, dict[str, Any] | None]] = []
+    pending_messages = 0
+
+    def flush(fh: TextIO) -> None:
+        nonlocal pending_messages
+        scored_all = iter(scorer.score_many([c for c, _ in pending if c is not None]))
+        for conv, line in pending:
+            if conv is not None:
+                scored = next(scored_all)
+                counts["flagged" if scored.flagged else scored.status] += 1
+                if guard is not None and guard.triage(conv, scored, extractor):
+                    counts["queued"] += 1
+                line = scored.to_dict()
+            fh.write(json.dumps(line) + "\n")
+        pending.clear()
+        pending_messages = 0
+
     with open(output, "w", encoding="utf-8") as fh:
         for result in progress(read_jsonl(src), label=f"score {src.name}",
                                total=_count_lines(src)):
@@ -174,15 +193,15 @@ def run_score(src: Path, output: str, model_dir: Path | None, threshold: float |
             decision = policy.decide(result.conversation, datetime.now(UTC))
             if not decision.allowed:  # before any text is read
                 counts["refused"] += 1
-                fh.write(json.dumps({"conversation_id": result.conversation.conversation_id,
-                                     "status": "refused", "reason": decision.reason}) + "\n")
+                pending.append((None, {"conversation_id": result.conversation.conversation_id,
+                                       "status": "refused", "reason": decision.reason}))
                 continue
             policy.meter(result.conversation)
-            scored = scorer.score(result.conversation)
-            counts["flagged" if scored.flagged else scored.status] += 1
-            if guard is not None and guard.triage(result.conversation, scored, extractor):
-                counts["queued"] += 1
-            fh.write(json.dumps(scored.to_dict()) + "\n")
+            pending.append((result.conversation, None))
+            pending_messages += len(result.conversation.messages)
+            if pending_messages >= 20_000:
+                flush(fh)
+        flush(fh)
     print(f"model {model.version}, threshold {scorer.threshold:.6f} "
           f"({model.metadata['threshold_policy']})", file=report)
     total = sum(v for k, v in counts.items() if k != "queued")

@@ -37,3 +37,27 @@ def test_entry_point_runs_as_a_program(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "classifier._cli", "extract",
                            str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
     assert proc.returncode == 2 and "input file not found" in proc.stderr
+
+
+def test_score_keeps_input_order_across_batches(tmp_path, capsys):
+    from classifier import write_jsonl
+    from classifier._scoring import Scorer
+    from evaluation.synth import generate
+
+    convs = list(generate(480, seed=5, split="test"))  # > 20k messages: several batches
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(convs, src)
+    lines = src.read_text().splitlines()
+    e2ee = json.loads(lines[3])
+    e2ee["conversation_id"], e2ee["e2ee"] = "refused-by-scope", True
+    lines.insert(240, json.dumps(e2ee))
+    src.write_text("\n".join(lines) + "\n")
+    assert sum(len(c.messages) for c in convs) > 20_000
+    assert main(["score", str(src), "-o", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    ids = [c.conversation_id for c in convs]
+    assert [r["conversation_id"] for r in rows] == [*ids[:240], "refused-by-scope", *ids[240:]]
+    assert rows[240]["status"] == "refused"
+    scorer = Scorer()
+    for conv, row in zip(convs[:12], rows[:12], strict=True):
+        assert row == json.loads(json.dumps(scorer.score(conv).to_dict()))
