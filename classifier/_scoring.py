@@ -19,7 +19,7 @@ from ._features import FEATURE_NAMES, RiskFactorBuilder
 from ._model import RiskModel
 from ._scope import refusal_reason
 from ._state import ConversationState
-from .indicators import IndicatorExtractor
+from .indicators import IndicatorBatch, IndicatorExtractor
 
 __all__ = ["ConversationStream", "ScoreResult", "Scorer"]
 
@@ -131,7 +131,8 @@ class Scorer:
     def _result(self, conversation: Conversation, declared: Mapping[str, int | None],
                 x: np.ndarray, score: float, subject: str | None,
                 prior: ConversationState | None, prior_flagged_at: int | None,
-                early: bool) -> ScoreResult:
+                early: bool, extracted: tuple[IndicatorBatch, int] | None = None,
+                ) -> ScoreResult:
         flagged = score >= self.threshold
         factors: dict[str, float] = {}
         if flagged or self.explain == "all":
@@ -139,7 +140,7 @@ class Scorer:
         first = prior_flagged_at
         if first is None and flagged and early:
             start = prior.copy() if prior is not None else None
-            index = self._first_crossing(conversation, declared, start)
+            index = self._first_crossing(conversation, declared, start, extracted)
             if index is None:  # a late message lifted the merged score, no prefix did
                 index = len(conversation.messages) - 1
             first = (prior.n_messages if prior is not None else 0) + index
@@ -198,7 +199,8 @@ class Scorer:
         scores = self.model.predict(X) if todo else np.zeros(0)
         for j, i in enumerate(todo):
             out[i] = (self._result(conversations[i], declared_of[j], X[j], float(scores[j]),
-                                   subjects[j], priors[i], prior_flagged_at[i], early),
+                                   subjects[j], priors[i], prior_flagged_at[i], early,
+                                   (batch, offsets[j])),
                       states[j])
         return out  # type: ignore[return-value]
 
@@ -227,17 +229,28 @@ class Scorer:
         return self.model.predict(rows) if len(msgs) else np.zeros(0)
 
     def _first_crossing(self, conversation: Conversation, declared: Mapping[str, int | None],
-                        start: ConversationState | None, chunk: int = 16) -> int | None:
+                        start: ConversationState | None,
+                        extracted: tuple[IndicatorBatch, int] | None = None,
+                        chunk: int = 16) -> int | None:
         """The first prefix whose score reaches the threshold, scoring prefixes in chunks
-        and stopping there (flags come early, so most of a long conversation is skipped)."""
+        and stopping there (flags come early, so most of a long conversation is skipped).
+
+        ``extracted`` is the batch (and first row) that already holds the conversation's
+        text messages, so that they are not extracted twice.
+        """
         state = start or ConversationState(conversation.conversation_id,
                                            self.extractor.catalogue)
+        messages = conversation.messages
+        if extracted is None:
+            added: Iterable[int] = state.iter_update(messages, self.extractor)
+        else:
+            added = _add_extracted(state, messages, *extracted)
         rows = np.empty((chunk, len(FEATURE_NAMES)), dtype=np.float32)
         filled = 0
-        for i in state.iter_update(conversation.messages, self.extractor):
+        for i in added:
             rows[filled] = self.factors.transform(state, declared)
             filled += 1
-            if filled == chunk or i == len(conversation.messages) - 1:
+            if filled == chunk or i == len(messages) - 1:
                 hits = np.flatnonzero(self.model.predict(rows[:filled]) >= self.threshold)
                 if hits.size:
                     return i - filled + 1 + int(hits[0])
@@ -290,3 +303,16 @@ class ConversationStream:
     @property
     def flagged(self) -> bool:
         return self.flagged_at_message is not None
+
+
+def _add_extracted(state: ConversationState, messages: Sequence[Message],
+                   batch: IndicatorBatch, first_row: int) -> Iterator[int]:
+    """Add messages one at a time from rows already extracted (as ``iter_update`` does)."""
+    row = first_row
+    for i, m in enumerate(messages):
+        if m.is_text:
+            state.update(m.sender, m.ts, batch[row], n_chars=len(m.text))
+            row += 1
+        else:
+            state.update(m.sender, m.ts, None, scanned=False)
+        yield i

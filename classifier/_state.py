@@ -292,18 +292,21 @@ class ConversationState:
         if n == 0:
             return
         base = self.n_messages
-        senders: list[str] = []
-        times = np.empty(n, dtype=np.float64)
-        scanned = np.zeros(n, dtype=bool)
-        n_chars = np.zeros(n, dtype=np.int64)
-        for i, m in enumerate(messages):  # one pass: this loop is per message
-            senders.append(m.sender)
-            ts = m.ts
-            times[i] = (ts.timestamp() if isinstance(ts, datetime) and ts.tzinfo is not None
-                        else _epoch(ts, base + i))
-            if m.is_text:
-                scanned[i] = True
-                n_chars[i] = len(m.text)
+        senders = [m.sender for m in messages]
+        stamps = [m.ts for m in messages]
+        try:  # the common case: timezone-aware datetimes
+            times = np.array([ts.timestamp() for ts in stamps if ts.tzinfo is not None],
+                             dtype=np.float64)
+        except AttributeError:  # epoch seconds
+            times = np.zeros(0)
+        if len(times) != n:  # epoch seconds, or a naive datetime (E303 names it)
+            times = np.array([_epoch(ts, base + i) for i, ts in enumerate(stamps)],
+                             dtype=np.float64)
+        is_text = [m.is_text for m in messages]
+        scanned = np.array(is_text, dtype=bool)
+        n_chars = np.array([len(m.text) if t else 0 for m, t in zip(messages, is_text,
+                                                                  strict=True)],
+                           dtype=np.int64)
         n_text = int(scanned.sum())
         rows = batch.counts[first_row:first_row + n_text]
         if n_text == n:
@@ -312,10 +315,10 @@ class ConversationState:
             counts = np.zeros((n, self.n_indicators), dtype=rows.dtype)
             counts[scanned] = rows
         ages: dict[int, tuple[Any, ...]] = {}
-        if batch.ages:
+        found = batch.ages_between(first_row, first_row + n_text)
+        if found:
             text_index = np.flatnonzero(scanned)
-            ages = {int(text_index[r - first_row]): ev for r, ev in batch.ages.items()
-                    if first_row <= r < first_row + n_text}
+            ages = {int(text_index[r - first_row]): ev for r, ev in found.items()}
         self.update_many(senders, times, counts, ages, n_chars, scanned)
 
     def update_many(self, senders: Sequence[str], times: np.ndarray, counts: np.ndarray,
@@ -355,38 +358,33 @@ class ConversationState:
         night = _NIGHT_TABLE[(np.floor(times / 3600.0) % 24).astype(np.int64)]
         hit = scanned & counts.any(axis=1)
         n_slots = len(slots)
-
-        def per_slot(mask: np.ndarray | None = None, weights: np.ndarray | None = None,
-                     ) -> list[int]:
-            idx = slot if mask is None else slot[mask]
-            w = None if weights is None or mask is None else weights[mask]
-            return [int(v) for v in np.bincount(idx, weights=w if mask is not None
-                                                 else weights, minlength=n_slots)]
-
-        n_msg, n_scan = per_slot(), per_slot(scanned)
-        n_char, n_night = per_slot(None, n_chars), per_slot(night)
-        n_hit, n_rep = per_slot(hit), per_slot(switch)
+        member = slot[:, None] == np.arange(n_slots)  # (n, slots)
+        # per-slot sums of six per-message figures in one product (exact: small integers)
+        figures = np.column_stack((np.ones(n), scanned, n_chars, night, hit, switch))
+        sums = (member.T.astype(np.float64) @ figures).astype(np.int64).tolist()
+        firsts = np.where(member, times[:, None], np.inf).min(axis=0).tolist()
+        lasts = np.where(member, times[:, None], -np.inf).max(axis=0).tolist()
         for k, p in enumerate(slots):
-            p.n_messages += n_msg[k]
-            p.n_chars += n_char[k]
-            p.n_scanned += n_scan[k]
-            p.n_not_scanned += n_msg[k] - n_scan[k]
-            p.n_night += n_night[k]
-            mine = slot == k if n_slots > 1 else None
-            t_mine = times if mine is None else times[mine]
-            p.first_ts = min(p.first_ts, float(t_mine.min()))
-            p.last_ts = max(p.last_ts, float(t_mine.max()))
-            if n_hit[k]:
+            n_msg, n_scan, n_char, n_night, n_hit, n_rep = sums[k]
+            p.n_messages += n_msg
+            p.n_chars += n_char
+            p.n_scanned += n_scan
+            p.n_not_scanned += n_msg - n_scan
+            p.n_night += n_night
+            p.first_ts = min(p.first_ts, firsts[k])
+            p.last_ts = max(p.last_ts, lasts[k])
+            mine = member[:, k] if n_slots > 1 else None
+            if n_hit:
                 hits = hit if mine is None else hit & mine
                 c = counts[hits]
-                p.n_with_indicators += n_hit[k]
+                p.n_with_indicators += n_hit
                 p.counts += c.sum(axis=0, dtype=np.uint32)
                 in_category = (c > 0) @ self._category_onehot
                 first = np.where(in_category, times[hits][:, None], np.inf).min(axis=0)
                 p.first_seen = np.minimum(p.first_seen, first)
-            if n_rep[k]:
+            if n_rep:
                 rep = switch if mine is None else switch & mine
-                p.n_replies += n_rep[k]
+                p.n_replies += n_rep
                 # in message order, as update() adds them (same floating-point result)
                 p.reply_latency_sum = float(np.cumsum(
                     np.concatenate(([p.reply_latency_sum], latency[rep])))[-1])

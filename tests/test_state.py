@@ -153,3 +153,18 @@ def test_vectorised_update_equals_a_message_at_a_time(extractor):
         a, b = prior.copy(), prior.copy()
         a.update_messages(conv.messages, extractor)
         assert a.to_bytes() == _sequential(conv, extractor, b).to_bytes(), index
+
+
+def test_one_batch_serves_many_conversations(extractor):
+    rng = np.random.default_rng(9)
+    convs = [_random_conversation(rng, i) for i in range(60)]
+    texts = [m.text for c in convs for m in c.messages if m.is_text]
+    years = [m.ts.year for c in convs for m in c.messages if m.is_text]
+    batch = extractor.extract_batch(texts, reference_year=years)
+    assert batch.ages  # the shared batch holds age evidence of several conversations
+    row = 0
+    for conv in convs:
+        state = ConversationState(conv.conversation_id, extractor.catalogue)
+        state.update_from_batch(conv.messages, batch, row)
+        row += sum(m.is_text for m in conv.messages)
+        assert state.to_bytes() == _sequential(conv, extractor).to_bytes()

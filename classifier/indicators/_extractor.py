@@ -14,6 +14,7 @@ prefilter keeps that to the ~2% of messages that may hold an indicator.)
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,19 @@ class IndicatorBatch:
 
     def __getitem__(self, row: int) -> MessageIndicators:
         return MessageIndicators(self.counts[row], self.ages.get(row, ()))
+
+    @functools.cached_property
+    def age_rows(self) -> np.ndarray:
+        """The rows with age evidence, sorted (to find those of a range of rows fast)."""
+        return np.array(sorted(self.ages), dtype=np.int64)
+
+    def ages_between(self, start: int, stop: int) -> dict[int, tuple[AgeEvidence, ...]]:
+        """Age evidence of rows ``start <= row < stop``."""
+        if not self.ages:
+            return {}
+        rows = self.age_rows
+        lo, hi = np.searchsorted(rows, [start, stop])
+        return {int(r): self.ages[int(r)] for r in rows[lo:hi]}
 
 
 class MatchEngine:
