@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -146,6 +147,7 @@ def spark_run(convs: Sequence[Conversation], in_process_s: float) -> None:
         print(f"{label:<44} {s:>8.2f} {n / s:>10,.0f} {n / s / 2:>11,.0f} "
               f"{in_process_s / s:>13.2f}")
     spark.stop()
+    shutil.rmtree(work)  # the rows hold message text: do not leave them behind
 
 
 def peer_run(convs: Sequence[Conversation], ours_msg_s: float, spacy_msg_s: float,

@@ -24,7 +24,8 @@ from ._conversation import (
 )
 from ._errors import Errors
 
-__all__ = ["MessageRow", "RejectedRow", "conversation_from_rows", "conversation_rows"]
+__all__ = ["MessageRow", "RejectedRow", "check_row", "conversation_from_rows",
+           "conversation_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,10 @@ class MessageRow:
     declared_age: Any = None
     protected_role: Any = None
     e2ee: Any = None
+
+    def __reduce__(self) -> Any:
+        # The substance firewall: message text never travels by pickle.
+        raise TypeError("MessageRow objects hold message text and cannot be pickled.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,24 @@ def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
     return Message(row.sender, ts, text, modality), _age(row.declared_age), role, bool(e2ee)
 
 
+def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> RejectedRow:
+    template = Errors.E210 if bad.problem is None else Errors.E211
+    return RejectedRow(conversation_id, record, bad.field_name,
+                       template.format(conversation=conversation_id, record=record,
+                                       field=bad.field_name, problem=bad.problem))
+
+
+def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
+    """Why one row (of a stream, say) cannot be used, or None if it can."""
+    if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
+        return _rejected(None, row.record, _RowCheck("conversation_id"))
+    try:
+        _check(row)
+    except _RowCheck as bad:
+        return _rejected(conversation_id, row.record, bad)
+    return None
+
+
 def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
                            ) -> tuple[Conversation | None, list[RejectedRow]]:
     """Validate the rows of one conversation and build it.
@@ -136,10 +159,7 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
     """
     rows = list(rows)
     if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
-        def reason_of(r):
-            return (Errors.E210.format(conversation=None, record=r.record,
-                                                          field="conversation_id"))
-        return None, [RejectedRow(None, r.record, "conversation_id", reason_of(r)) for r in rows]
+        return None, [_rejected(None, r.record, _RowCheck("conversation_id")) for r in rows]
     rejected: list[RejectedRow] = []
     kept: list[tuple[Message, int]] = []
     ages: dict[str, int | None] = {}
@@ -149,12 +169,7 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
         try:
             message, age, role, row_e2ee = _check(row)
         except _RowCheck as bad:
-            template = Errors.E210 if bad.problem is None else Errors.E211
-            rejected.append(RejectedRow(conversation_id, row.record, bad.field_name,
-                                        template.format(conversation=conversation_id,
-                                                        record=row.record,
-                                                        field=bad.field_name,
-                                                        problem=bad.problem)))
+            rejected.append(_rejected(conversation_id, row.record, bad))
             continue
         kept.append((message, position))
         if age is not None or message.sender not in ages:

@@ -218,16 +218,6 @@ class Scorer:
         if chunk:
             yield from self.score_many(chunk, early=early)
 
-    def _prefix_scores(self, conversation: Conversation, declared: Mapping[str, int | None],
-                       start: ConversationState | None) -> np.ndarray:
-        state = start or ConversationState(conversation.conversation_id,
-                                           self.extractor.catalogue)
-        msgs = conversation.messages
-        rows = np.empty((len(msgs), len(FEATURE_NAMES)), dtype=np.float32)
-        for i in state.iter_update(msgs, self.extractor):
-            rows[i] = self.factors.transform(state, declared)
-        return self.model.predict(rows) if len(msgs) else np.zeros(0)
-
     def _first_crossing(self, conversation: Conversation, declared: Mapping[str, int | None],
                         start: ConversationState | None,
                         extracted: tuple[IndicatorBatch, int] | None = None,
@@ -260,7 +250,12 @@ class Scorer:
     def prefix_scores(self, conversation: Conversation) -> np.ndarray:
         """The score after each message (what a stream scorer would have seen)."""
         declared = {p.id: p.declared_age for p in conversation.participants}
-        return self._prefix_scores(conversation, declared, None)
+        state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
+        msgs = conversation.messages
+        rows = np.empty((len(msgs), len(FEATURE_NAMES)), dtype=np.float32)
+        for i in state.iter_update(msgs, self.extractor):
+            rows[i] = self.factors.transform(state, declared)
+        return self.model.predict(rows) if len(msgs) else np.zeros(0)
 
     def first_crossing(self, conversation: Conversation) -> int | None:
         """Index of the first message after which the score reached the threshold."""

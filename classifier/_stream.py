@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ._conversation import TEXT_MODALITY
+from ._errors import StateError
+from ._message_rows import MessageRow, RejectedRow, check_row
 from ._scoring import Scorer
 from ._state import ConversationState
 from .indicators._extractor import _this_year
@@ -82,6 +85,7 @@ class StreamScorer:
         self.max_open = max_open
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self.evicted = 0
+        self.rejected: deque[RejectedRow] = deque(maxlen=10_000)  # the latest bad messages
 
     def __len__(self) -> int:
         return len(self._open)
@@ -89,8 +93,11 @@ class StreamScorer:
     def add(self, conversation_id: str, sender: str, ts: datetime | float, text: str | None,
             *, declared_ages: Mapping[str, int | None] | None = None) -> StreamFlag | None:
         """Add one message (``text=None`` for a non-text message, counted, not scanned)."""
+        n_rejected = len(self.rejected)
         flags = self.add_many([StreamMessage(conversation_id, sender, ts, text,
                                              declared_ages)])
+        if len(self.rejected) > n_rejected:  # one message: its caller hears at once
+            raise StateError(self.rejected.pop().reason)
         return flags[0] if flags else None
 
     def add_many(self, messages: Sequence[StreamMessage]) -> list[StreamFlag]:
@@ -98,9 +105,22 @@ class StreamScorer:
 
         Equal to :meth:`add` one message at a time (a score after every message, the
         same evictions), but the texts are extracted in one batch and the scores come
-        from one model call, which is several times faster.
+        from one model call, which is several times faster. A bad message (missing
+        sender, a timestamp without a zone, text that is not a string, ...) is skipped
+        and appended to :attr:`rejected`, naming its row in the micro-batch and the
+        field; the good messages are scored.
         """
         extractor = self.scorer.extractor
+        good = []
+        for i, m in enumerate(messages):
+            bad = check_row(m.conversation_id, MessageRow(
+                f"micro-batch row {i}", m.sender, m.ts, m.text,
+                TEXT_MODALITY if m.text is not None else "not_text"))
+            if bad is None:
+                good.append(m)
+            else:
+                self.rejected.append(bad)
+        messages = good
         texts = [m.text for m in messages if m.text is not None]
         years = [m.ts.year if isinstance(m.ts, datetime) else _this_year()
                  for m in messages if m.text is not None]

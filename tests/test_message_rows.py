@@ -8,7 +8,7 @@ import pytest
 
 from classifier._message_rows import MessageRow, conversation_from_rows, conversation_rows
 from classifier._scoring import Scorer
-from classifier.integrations import PriorState, score_rows
+from classifier.integrations import PriorState, score_rows, score_rows_many
 from evaluation.synth import generate
 
 pytestmark = pytest.mark.obligation("art3-1-b", "recital-26-27")
@@ -117,3 +117,22 @@ def test_late_messages_are_counted_not_lost(scorer, conversations):
     assert second.n_messages == len(rows)
     whole = scorer.score(conv)
     assert abs(second.result.score - whole.score) < 0.5  # timing is approximate, counts exact
+
+
+def test_message_rows_cannot_be_pickled():
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(MessageRow("row 0", "u", 1.0e9, CANARY))
+
+
+def test_a_damaged_prior_state_rejects_its_conversation_only(scorer, conversations):
+    good = conversations[0]
+    damaged = PriorState(b"CS1 not a state", {})
+    out = score_rows_many(scorer, [("c-damaged", [MessageRow("row 0", "u", 1.0e9, "hi")],
+                                    damaged),
+                                   (good.conversation_id, rows_of(good), None)])
+    assert out[0].result is None and out[0].prior is damaged
+    assert [(r.record, r.field) for r in out[0].rejected] == [("prior state", "state")]
+    assert out[0].rejected[0].reason.startswith("[E30")
+    assert out[1].result.score == pytest.approx(scorer.score(good).score, abs=1e-6)

@@ -102,3 +102,28 @@ def test_micro_batches_equal_a_message_at_a_time(scorer):
     batched = [f for k in range(0, len(items), 97) for f in many.add_many(items[k:k + 97])]
     assert len(singles) >= 3 and batched == singles
     assert many.evicted == one.evicted > 0
+
+
+def test_a_bad_message_is_rejected_by_name_and_the_batch_goes_on(scorer):
+    from datetime import datetime
+
+    from classifier import StateError
+    from classifier._stream import StreamMessage
+
+    conv = sample()["sample-001"]
+    declared = {p.id: p.declared_age for p in conv.participants}
+    items = [StreamMessage(conv.conversation_id, m.sender, m.ts, m.text, declared)
+             for m in conv.messages]
+    bad = [StreamMessage(conv.conversation_id, "u-9", datetime(2026, 1, 1), CANARY),  # naive
+           StreamMessage(conv.conversation_id, None, conv.messages[0].ts, CANARY),
+           StreamMessage("", "u-9", conv.messages[0].ts, CANARY)]
+    stream = StreamScorer(scorer)
+    flags = stream.add_many(items[:2] + bad + items[2:])
+    assert [f.message_index for f in flags] == [scorer.first_crossing(conv)]
+    assert [(r.record, r.field) for r in stream.rejected] == [
+        ("micro-batch row 2", "ts"), ("micro-batch row 3", "sender"),
+        ("micro-batch row 4", "conversation_id")]
+    assert all(CANARY not in r.reason for r in stream.rejected)
+    with pytest.raises(StateError, match=r"\[E211\].*field 'ts'") as info:
+        StreamScorer(scorer).add("c-1", "u-1", datetime(2026, 1, 1), CANARY)
+    assert CANARY not in str(info.value)

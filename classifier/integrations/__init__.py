@@ -8,6 +8,6 @@ plus its prior numeric state into a score; an integration with another engine (F
 Beam, a queue consumer) calls it the same way.
 """
 
-from ._rows import PriorState, RowsScore, score_rows, scorer_for
+from ._rows import PriorState, RowsScore, score_rows, score_rows_many, scorer_for
 
-__all__ = ["PriorState", "RowsScore", "score_rows", "scorer_for"]
+__all__ = ["PriorState", "RowsScore", "score_rows", "score_rows_many", "scorer_for"]

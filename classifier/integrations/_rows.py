@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .._conversation import Conversation, Participant
+from .._errors import StateError
 from .._message_rows import MessageRow, RejectedRow, conversation_from_rows
 from .._scoring import Scorer, ScoreResult
 from .._state import ConversationState
@@ -101,7 +102,13 @@ def score_rows_many(scorer: Scorer,
             continue
         previous = None
         if prior is not None:
-            previous = ConversationState.from_bytes(prior.state, scorer.extractor.catalogue)
+            try:
+                previous = ConversationState.from_bytes(prior.state,
+                                                        scorer.extractor.catalogue)
+            except StateError as exc:  # a damaged or foreign prior: this conversation only
+                outcomes[g] = RowsScore(None, prior, [*rejected, RejectedRow(
+                    str(conversation_id), "prior state", "state", str(exc))])
+                continue
             known = {p.id for p in conversation.participants}
             merged = tuple(p if p.declared_age is not None
                            else replace(p, declared_age=prior.declared_ages.get(p.id))

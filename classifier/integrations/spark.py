@@ -25,7 +25,9 @@ per rejected input row (``status`` ``"rejected"``, with ``record``, ``field`` an
 scored. Scored rows carry ``state``, ``declared_ages`` and ``flagged_at_message``: the
 numeric state to pass back as ``prior`` with the next batch, so that a conversation
 arriving over many batches (late messages included) is scored as a whole. Text never
-leaves the executor function; the state holds numbers and pseudonymous ids only.
+leaves the executor function; the state holds numbers and pseudonymous ids only. The
+repartition by conversation shuffles the input rows, text included, through Spark's local
+files: set ``spark.io.encryption.enabled`` on a cluster (:func:`local_session` does).
 
 Examples
 --------
@@ -79,18 +81,9 @@ SCORE_SCHEMA = T.StructType([
 ])
 """Schema of :func:`score_messages` output."""
 
-FLAG_SCHEMA = T.StructType([
-    T.StructField("conversation_id", T.StringType()),
-    T.StructField("status", T.StringType(), False),
-    T.StructField("reason", T.StringType()),
-    T.StructField("record", T.StringType()),
-    T.StructField("field", T.StringType()),
-    T.StructField("score", T.DoubleType()),
-    T.StructField("flagged_at_message", T.LongType()),
-    T.StructField("subject", T.StringType()),
-    T.StructField("model_version", T.StringType()),
-    T.StructField("threshold", T.DoubleType()),
-])
+FLAG_SCHEMA = T.StructType([SCORE_SCHEMA[name] for name in (
+    "conversation_id", "status", "reason", "record", "field", "score", "flagged_at_message",
+    "subject", "model_version", "threshold")])
 """Schema of :func:`flag_stream` output: ``status`` is ``"flagged"`` or ``"rejected"``."""
 
 _STREAM_STATE = T.StructType([
@@ -117,6 +110,9 @@ def local_session(app_name: str = "solicitation-classifier", *, cores: int = 2,
             .config("spark.ui.enabled", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            # the shuffle by conversation moves message rows (with their text) through
+            # local files: encrypt them
+            .config("spark.io.encryption.enabled", "true")
             .getOrCreate())
 
 
