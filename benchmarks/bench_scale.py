@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 import spacy
 from bench_extractor import best_of  # same folder: run as python benchmarks/bench_scale.py
+from classifier.evaluation.benign import load_chitchat
+from classifier.evaluation.synth import generate
 
 from classifier import Conversation, Message, Participant
 from classifier._message_rows import conversation_rows
 from classifier._scoring import Scorer
 from classifier._stream import StreamMessage, StreamScorer
-from evaluation.benign import load_chitchat
-from evaluation.synth import generate
 
 
 def corpus(n_conversations: int, seed: int = 0) -> list[Conversation]:

@@ -105,7 +105,7 @@ def run_extract(inputs: Sequence[Path], out: TextIO | None, extractor: Indicator
 
 def run_data(args: argparse.Namespace) -> int:
     """``data synth|benign|pan12|espd``: write interchange JSONL and print a summary."""
-    from evaluation import generate, load_chitchat, load_espd, load_pan12
+    from classifier.evaluation import generate, load_chitchat, load_espd, load_pan12
 
     errors: list[Any] = []
     extra = ""
@@ -234,7 +234,12 @@ def _print_where(tracking_uri: str, run_id: str, experiment: str,
 def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | None,
                  baseline_train: Sequence[Path] | None) -> int:
     """``evaluate``: measure, log one MLflow run, print the headline figures."""
-    from evaluation.harness import EVAL_EXPERIMENT, default_tracking_uri, evaluate, load_labelled
+    from classifier.evaluation.harness import (
+        EVAL_EXPERIMENT,
+        default_tracking_uri,
+        evaluate,
+        load_labelled,
+    )
 
     uri = tracking_uri or default_tracking_uri()
     train_convs: list[Any] = []
@@ -242,7 +247,7 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
         if baseline_train:
             train_convs = load_labelled(baseline_train)[0]
         else:
-            from evaluation import generate
+            from classifier.evaluation import generate
             train_convs = list(generate(2000, seed=0, split="train"))
     ev = evaluate(data, model_dir=model, tracking_uri=uri, baseline_train=train_convs)
     s = ev.summary
@@ -258,8 +263,8 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
 
 def run_substance_audit(tracking_uri: str | None) -> int:
     """``audit``: the substance audit as its own MLflow run."""
-    from evaluation.audit import load_topics, substance_audit
-    from evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
+    from classifier.evaluation.audit import load_topics, substance_audit
+    from classifier.evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
 
     uri = tracking_uri or default_tracking_uri()
     result = substance_audit(*load_topics())
@@ -283,7 +288,7 @@ def run_compliance(args: argparse.Namespace) -> int:
     if args.action == "matrix":
         figures = {}
         if args.tracking_uri:
-            from evaluation.dpia import measured_figures
+            from classifier.evaluation.dpia import measured_figures
 
             figures = measured_figures(args.tracking_uri)
         md, page = matrix(register, tags, figures)
@@ -295,7 +300,7 @@ def run_compliance(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 0 if not problems else 1
-    from evaluation.dpia import dpia_annex
+    from classifier.evaluation.dpia import dpia_annex
 
     Path(args.output).write_text(dpia_annex(args.model, args.tracking_uri,
                                             tests if tests.is_dir() else None))
@@ -329,7 +334,7 @@ def run_demo_evaluation() -> int:
     except ImportError:
         print("\nevaluation skipped: install the [eval] and [train] extras", file=sys.stderr)
         return 0
-    from evaluation import generate
+    from classifier.evaluation import generate
 
     data = Path("demo-eval-data.jsonl")
     from ._conversation import write_jsonl
@@ -423,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "data":
         return run_data(args)
     if args.command == "train":
-        from evaluation.train import TrainConfig, train
+        from classifier.evaluation.train import TrainConfig, train
 
         from ._model import default_model_dir
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._errors import Errors
+
 DEFAULT_STORE = "sqlite:///guard.db"
 
 
@@ -126,7 +128,7 @@ def _run(args: argparse.Namespace, store: Any, actor: Any) -> int:
     guard = _guard(store)
     if cmd == "review" and args.action == "list":
         if actor.role == "auditor":
-            raise StoreError("[G107] The auditor sees aggregates and the audit log only.")
+            raise StoreError(Errors.G107.format(role="reviewer or supervisor"))
         with store.engine.connect() as conn:
             rows = conn.execute(select(cases.c.id, cases.c.status, cases.c.score,
                                        cases.c.created_at, cases.c.claimed_by)

@@ -1,71 +1,224 @@
-"""Coded error messages, kept in one place (after spaCy's ``Errors`` catalogue).
+"""Every error this library raises, coded and kept in one place (after spaCy's ``Errors``).
 
-Every message names *where* the problem is (file, line, record, field, entry) and
-*what* it is. No message ever contains message text: where a value is shown, it is a
-structural value (a key, a type name, an id), never the content of a conversation.
+Each entry is written once, without its code: the :class:`ErrorsWithCodes` metaclass
+prefixes the attribute name, so ``Errors.E202`` reads ``"[E202] Line {line}, ..."`` and a
+code can never drift from its text. Code families:
+
+- ``E0xx`` arguments and configuration; ``E1xx`` the indicator catalogue; ``E2xx`` input
+  records (JSON Lines, message rows, tables); ``E3xx`` conversation state;
+- ``M0xx`` risk models; ``G0xx``-``G1xx`` the guard (keys, store, review, redress);
+- ``C0xx`` the command line.
+
+Every message names *where* the problem is (file, line, record, field, entry, case) and
+*what* it is. No message ever carries a value taken from the input: not message text, not
+a sender or participant id, not a conversation id, not an unknown key. Where a value is
+shown it is one of this library's own (a field name, a type name, a limit, a case id).
+
+>>> Errors.E202.format(line=3, field="messages[0].ts")
+"[E202] Line 3, field 'messages[0].ts': missing."
+>>> RecordError(Errors.E202.format(line=3, field="ts"), line=3, field="ts").code
+'E202'
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
 
-class Errors:
+__all__ = [
+    "CatalogueError",
+    "ClassifierError",
+    "ConfigError",
+    "Errors",
+    "ErrorsWithCodes",
+    "FirewallError",
+    "InputTypeError",
+    "MasterKeyError",
+    "MissingDependencyError",
+    "ModelError",
+    "NotFittedError",
+    "RecordError",
+    "StateError",
+    "StoreError",
+    "TableSchemaError",
+]
+
+
+class ErrorsWithCodes(type):
+    """Prefixes each message with its attribute name: ``[E202] ...``."""
+
+    def __getattribute__(cls, code: str) -> Any:
+        msg = super().__getattribute__(code)
+        if code.startswith("_") or not isinstance(msg, str):
+            return msg
+        return f"[{code}] {msg}"
+
+    def codes(cls) -> dict[str, str]:
+        """Every code and its (prefixed) message template, in code order."""
+        names = [k for k in type.__getattribute__(cls, "__dict__") if _CODE.match(k)]
+        return {k: getattr(cls, k) for k in sorted(names)}
+
+
+_CODE = re.compile(r"^[A-Z][0-9]{3}$")
+
+
+class Errors(metaclass=ErrorsWithCodes):
     """The error catalogue. Each entry is a ``str.format`` template."""
 
-    # Input to the extractor (E0xx)
-    E001 = "[E001] Message text must be str, got {type_name} (record {record})."
-    E002 = "[E002] Unknown prefilter engine {engine!r}; expected one of {choices}."
-    E003 = "[E003] The prefilter engine 'hyperscan' was requested but the package is not installed."
+    # Arguments and configuration (E0xx)
+    E001 = "Message text must be str, got {type_name} (record {record})."
+    E002 = "Unknown prefilter engine {engine!r}; expected one of {choices}."
+    E003 = "The prefilter engine 'hyperscan' was requested but the package is not installed (pip install 'solicitation-classifier[fast]')."
+    E004 = "{kind} objects hold message text and cannot be pickled or copied across processes."
+    E005 = "{name} must be {expected}, got {got}."
+    E006 = "{what} needs the [{extra}] extra: pip install 'solicitation-classifier[{extra}]'."
+    E007 = "Invalid parameter {key!r} for {estimator}; valid parameters: {valid}."
+    E008 = "{estimator} is not fitted; call fit first."
+    E009 = "The indicator catalogue changed since this {estimator} was pickled; refit it."
+    E010 = "Legal-basis calendar {file}: {problem}."
+    E011 = "Obligation register {file}: {problem}."
 
     # Indicator catalogue (E1xx)
-    E100 = "[E100] Indicator catalogue {file}: the file does not exist."
-    E101 = "[E101] Indicator catalogue {file}, line {line}: not valid JSON ({problem})."
-    E102 = "[E102] Indicator catalogue {file}, line 1: the first line must be the header object ({problem})."
-    E103 = "[E103] Indicator catalogue {file}, {entry}: missing required key {key!r}."
-    E104 = "[E104] Indicator catalogue {file}, {entry}: key {key!r} must be {expected}, got {got}."
-    E105 = "[E105] Indicator catalogue {file}, {entry}: unknown key {key!r} (allowed: {allowed})."
-    E106 = "[E106] Indicator catalogue {file}, {entry}: duplicate indicator id {id!r} (first on line {first})."
-    E107 = "[E107] Indicator catalogue {file}, {entry}: unknown category {value!r} (known: {known})."
-    E108 = "[E108] Indicator catalogue {file}, {entry}: unknown risk factor {value!r} (known: {known})."
-    E109 = "[E109] Indicator catalogue {file}, {entry}, template {index}: {problem}."
-    E110 = "[E110] Indicator catalogue {file}, {entry}, template {index}: unknown slot <{slot}> (known: {known})."
-    E111 = "[E111] Indicator catalogue {file}, {entry}, template {index}: expands to {count} phrases, more than the limit of {limit}."
-    E112 = "[E112] Indicator catalogue {file}, {entry}, pattern {index}: spaCy rejects the token pattern: {problem}."
-    E113 = "[E113] Indicator catalogue {file}, {entry}: REGEX {regex!r} must be anchored with ^ and $ and compile ({problem})."
-    E114 = "[E114] Indicator catalogue {file}, {entry}: token attribute {key!r} is not supported (supported: {allowed})."
-    E115 = "[E115] Indicator catalogue {file}, {entry}: invalid age rule ({problem})."
-    E116 = "[E116] Indicator catalogue {file}, {entry}: an indicator needs at least one template or pattern."
-    E117 = "[E117] Indicator catalogue {file}, {entry}: id {id!r} must be lower-case dotted words like 'secrecy.keep_secret'."
-    E118 = "[E118] Indicator catalogue {file}: the catalogue holds no indicators."
-    E119 = "[E119] Indicator catalogue for language {language!r} not found; bundled: {known}."
+    E100 = "Indicator catalogue {file}: the file does not exist."
+    E101 = "Indicator catalogue {file}, line {line}: not valid JSON ({problem})."
+    E102 = "Indicator catalogue {file}, line 1: the first line must be the header object ({problem})."
+    E103 = "Indicator catalogue {file}, {entry}: missing required key {key!r}."
+    E104 = "Indicator catalogue {file}, {entry}: key {key!r} must be {expected}, got {got}."
+    E105 = "Indicator catalogue {file}, {entry}: unknown key {key!r} (allowed: {allowed})."
+    E106 = "Indicator catalogue {file}, {entry}: duplicate indicator id {id!r} (first on line {first})."
+    E107 = "Indicator catalogue {file}, {entry}: unknown category {value!r} (known: {known})."
+    E108 = "Indicator catalogue {file}, {entry}: unknown risk factor {value!r} (known: {known})."
+    E109 = "Indicator catalogue {file}, {entry}, template {index}: {problem}."
+    E110 = "Indicator catalogue {file}, {entry}, template {index}: unknown slot <{slot}> (known: {known})."
+    E111 = "Indicator catalogue {file}, {entry}, template {index}: expands to {count} phrases, more than the limit of {limit}."
+    E112 = "Indicator catalogue {file}, {entry}, pattern {index}: spaCy rejects the token pattern: {problem}."
+    E113 = "Indicator catalogue {file}, {entry}: REGEX {regex!r} must be anchored with ^ and $ and compile ({problem})."
+    E114 = "Indicator catalogue {file}, {entry}: token attribute {key!r} is not supported (supported: {allowed})."
+    E115 = "Indicator catalogue {file}, {entry}: invalid age rule ({problem})."
+    E116 = "Indicator catalogue {file}, {entry}: an indicator needs at least one template or pattern."
+    E117 = "Indicator catalogue {file}, {entry}: id {id!r} must be lower-case dotted words like 'secrecy.keep_secret'."
+    E118 = "Indicator catalogue {file}: the catalogue holds no indicators."
+    E119 = "Indicator catalogue for language {language!r} not found; bundled: {known}."
+    E120 = "Indicator catalogue {file}, {entry}: {problem}."
 
-    # Interchange records (E2xx)
-    E200 = "[E200] Line {line}: not valid JSON ({problem})."
-    E201 = "[E201] Line {line}: a record must be a JSON object, got {got}."
-    E202 = "[E202] Line {line}, field {field!r}: missing."
-    E203 = "[E203] Line {line}, field {field!r}: must be {expected}, got {got}."
-    E204 = "[E204] Line {line}, field {field!r}: invalid value ({problem})."
-    E205 = "[E205] Line {line}, field {field!r}: sender {sender!r} is not a participant of the conversation."
-    E206 = "[E206] Line {line}, field {field!r}: duplicate participant id {id!r}."
-    E207 = "[E207] Line {line}, field {field!r}: timestamp is not ISO 8601 with a time zone."
-    E208 = "[E208] Line {line}, field {field!r}: unknown field (allowed: {allowed})."
+    # Interchange records (E2xx); never a value from the record itself
+    E200 = "Line {line}: not valid JSON ({problem})."
+    E201 = "Line {line}: a record must be a JSON object, got {got}."
+    E202 = "Line {line}, field {field!r}: missing."
+    E203 = "Line {line}, field {field!r}: must be {expected}, got {got}."
+    E204 = "Line {line}, field {field!r}: invalid value ({problem})."
+    E205 = "Line {line}, field {field!r}: the sender is not a participant of the conversation."
+    E206 = "Line {line}, field {field!r}: duplicate participant id (the same id as participants[{first}])."
+    E207 = "Line {line}, field {field!r}: timestamp is not ISO 8601 with a time zone."
+    E208 = "Line {line}, field {field!r}: unknown field (key number {position} of that object; allowed: {allowed})."
+    E209 = "Line {line}: not valid UTF-8 (at byte {offset})."
+    E212 = "Line {line}: longer than the limit of {limit} bytes; the line was skipped."
+    E213 = "Line {line}, field {field!r}: {size} is more than the limit of {limit} {unit}."
+    E214 = "Line {line}, field {field!r}: the text holds a lone surrogate (not encodable as UTF-8)."
+    E215 = "Line {line}, field 'conversation_id': the same conversation id as line {first}; the later record was rejected."
+    E216 = "Line {line}: nested more deeply than JSON allows here, or a number too long to read."
+    E217 = "Line {line}, field {field!r}: the offender is not a participant of the conversation."
+    E218 = "Line {line}: the record could not be processed ({type_name}); it was skipped and the others go on."
     # Message rows (a DataFrame or a stream: one message per row)
-    E210 = "[E210] Conversation {conversation!r}, {record}, field {field!r}: missing."
-    E211 = "[E211] Conversation {conversation!r}, {record}, field {field!r}: invalid value ({problem})."
+    # (the row itself is named by the structured `record` beside the reason)
+    E210 = "Message row, field {field!r}: missing."
+    E211 = "Message row, field {field!r}: invalid value ({problem})."
 
     # Message tables (a Spark DataFrame of message rows)
-    E220 = "[E220] The messages table has no column {column!r} (it has: {columns})."
-    E221 = "[E221] Column {column!r} must be {expected}, got {got}."
-    E222 = "[E222] idle_timeout needs 'ts' as a timestamp column (an event-time watermark is set on it)."
+    E220 = "The messages table has no column {column!r} (it has: {columns})."
+    E221 = "Column {column!r} must be {expected}, got {got}."
+    E222 = "idle_timeout needs 'ts' as a timestamp column (an event-time watermark is set on it)."
 
     # Conversation state (E3xx)
-    E300 = "[E300] Cannot merge states of different conversations ({left!r} and {right!r})."
-    E301 = "[E301] Serialised conversation state is invalid ({problem})."
-    E302 = "[E302] The state was built with catalogue {got!r}, this one needs {expected!r}."
-    E303 = "[E303] Message {index}: timestamp must be a timezone-aware datetime or epoch seconds, got {type_name}."
+    E300 = "Cannot merge states of different conversations."
+    E301 = "Serialised conversation state is invalid ({problem})."
+    E302 = "The state was built with catalogue {got!r}, this one needs {expected!r}."
+    E303 = "Message {index}: timestamp must be a timezone-aware datetime or epoch seconds, got {type_name}."
+    E304 = "A stream message could not be used: {reason}"
+
+    # Risk models (M0xx)
+    M001 = "Model directory {path}: {name} is missing (train one with `solicitation-classifier train`)."
+    M002 = "Model directory {path}: model.onnx sha256 {digest} differs from metadata.json ({expected})."
+    M003 = "Model directory {path}: its risk factors differ from this library's; retrain it."
+    M004 = "Model directory {path}: trained with indicator catalogue {got}, this one is {expected}; retrain it."
+    M005 = "Model directory {path}: metadata.json is not valid ({problem})."
+    M006 = "Model directory {path}: built with risk-factor definitions {got}, this library computes {expected}; retrain it."
+    M007 = "Model kind must be one of {choices}, got {kind!r}."
+
+    # Guard: keys (G0xx)
+    G001 = "The master key must be 32 bytes (base64); evidence is never stored without one."
+    G002 = "${env} is not set: evidence is never stored without a master key."
+    G003 = "${env} is not valid base64 of 32 bytes."
+    G004 = "The master key does not match this store (fingerprint {got}, the store expects {expected}): nothing was written."
+    G005 = "Master key file {path}: {problem}."
+    G006 = "The key store at {path} cannot be used ({problem})."
+    G007 = "Keys hold the master key and cannot be pickled or copied."
+    G008 = "Evidence of case {case_id!r} could not be decrypted with this master key."
+    # Guard: store and review (G1xx)
+    G100 = "Guard store {url}: {problem}."
+    G101 = "A report can only be made by export_report() from a confirmed case in the store."
+    G102 = "retention_days must be 1..{limit}."
+    G103 = "No case {case_id!r}."
+    G104 = "Case {case_id!r} is not claimed by you."
+    G105 = "The evidence of case {case_id!r} no longer exists."
+    G106 = "decision must be confirm ({confirm}) or dismiss ({dismiss}) with one of those coded reasons."
+    G107 = "This action needs the {role} role."
+    G108 = "The audit log is broken at entry {entry}; no export."
+    G109 = "Case {case_id!r} is {status}: only a case a human reviewer confirmed can be reported."
+    G110 = "No recorded human confirmation of case {case_id!r} in the audit log."
+    G111 = "The supervisor who exports must not be the reviewer who confirmed."
+    G112 = "Case {case_id!r} was already decided ({status}); a decision is never replayed or changed here (use a complaint)."
+    G113 = "Case {case_id!r}: the evidence was not viewed in this claim; view it before you confirm."
+    G114 = "Case {case_id!r} has an open complaint; it cannot be exported until the complaint is decided."
+    G115 = "The person who decided a case cannot decide (or re-review) the complaint about it."
+    G116 = "Case {case_id!r} already has an open complaint ({complaint_id})."
+    G117 = "Case {case_id!r} changed while you acted on it (now {status}); nothing was done."
+    G118 = "This action needs a signed-in person (a Principal from the guard's sign-in), not a name."
+    G119 = "The audit log cannot be written by callers; only the guard's own actions append to it."
+    G120 = "Case {case_id!r} has no decision that can be complained about."
+    G121 = "The re-review outcome is confirm or dismiss."
+    G122 = "No open complaint {complaint_id!r}."
+    G123 = "The re-review needs another reviewer than the one who decided."
+    G124 = "Complaint {complaint_id!r} has not been re-reviewed."
+    G125 = "No notice {kind!r} in language {language!r}."
+    G126 = "The complaint window must be at least {days} days."
+    G127 = "The complaint window of {days} days after the decision on case {case_id!r} has closed."
+    G128 = "The guard store {url} does not exist; nothing was verified."
+
+    # Command line (C0xx)
+    C001 = "Input file {path} does not exist."
+    C002 = "Cannot write {path} ({problem})."
+    C003 = "Input {path} holds no records."
+    C004 = "Cannot read {path} ({problem})."
+    C005 = "{what} failed: {problem}"
 
 
 class ClassifierError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    ``code`` is the catalogue code at the start of the message (``"E202"``), or None.
+    """
+
+    @property
+    def code(self) -> str | None:
+        m = re.match(r"^\[([A-Z][0-9]{3})\]", str(self))
+        return m.group(1) if m else None
+
+
+class ConfigError(ClassifierError, ValueError):
+    """An argument or a configuration value is invalid."""
+
+
+class MissingDependencyError(ClassifierError, ImportError):
+    """An optional extra is needed for this feature."""
+
+
+class NotFittedError(ClassifierError, ValueError, AttributeError):
+    """An estimator was used before ``fit`` (scikit-learn's contract)."""
+
+
+class FirewallError(ClassifierError, TypeError):
+    """Something that holds message text was asked to leave the process (pickle, copy)."""
 
 
 class CatalogueError(ClassifierError, ValueError):
@@ -80,13 +233,21 @@ class RecordError(ClassifierError, ValueError):
     line : int
         1-based line number in the input file (or index in the batch).
     field : str
-        Dotted path of the offending field, for example ``messages[3].ts``.
+        Dotted path of the offending field, for example ``messages[3].ts``; field names
+        come from the format, never from the record (an unknown key is named by position).
     """
 
     def __init__(self, message: str, *, line: int, field: str) -> None:
         super().__init__(message)
         self.line = line
         self.field = field
+
+    def __reduce__(self) -> Any:
+        return (_record_error, (str(self), self.line, self.field))
+
+
+def _record_error(message: str, line: int, field: str) -> RecordError:
+    return RecordError(message, line=line, field=field)
 
 
 class StateError(ClassifierError, ValueError):
@@ -95,3 +256,19 @@ class StateError(ClassifierError, ValueError):
 
 class InputTypeError(ClassifierError, TypeError):
     """The extractor was given something that is not text."""
+
+
+class TableSchemaError(ClassifierError, ValueError):
+    """A table of message rows lacks a column or has one of the wrong type."""
+
+
+class ModelError(ClassifierError, ValueError):
+    """A model directory is missing, altered or does not fit this library."""
+
+
+class StoreError(ClassifierError, RuntimeError):
+    """The guard refuses an operation (codes G1xx)."""
+
+
+class MasterKeyError(ClassifierError, ValueError):
+    """No usable master key: the library refuses to store evidence without one (G0xx)."""

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._conversation import (
+    DEFAULT_LIMITS,
+    MAX_ID_CHARS,
     PROTECTED_ROLES,
     TEXT_MODALITY,
     Conversation,
     Message,
     Participant,
+    is_encodable,
     parse_timestamp,
 )
-from ._errors import Errors
+from ._errors import Errors, FirewallError
 
 __all__ = ["MessageRow", "RejectedRow", "check_row", "conversation_from_rows",
            "conversation_rows"]
@@ -52,7 +55,7 @@ class MessageRow:
 
     def __reduce__(self) -> Any:
         # The substance firewall: message text never travels by pickle.
-        raise TypeError("MessageRow objects hold message text and cannot be pickled.")
+        raise FirewallError(Errors.E004.format(kind="MessageRow"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
         raise _RowCheck("sender")
     if not isinstance(row.sender, str) or not row.sender:
         raise _RowCheck("sender", "must be a non-empty string")
+    if len(row.sender) > MAX_ID_CHARS or not is_encodable(row.sender):
+        raise _RowCheck("sender", f"must be UTF-8 of at most {MAX_ID_CHARS} characters")
     if _missing(row.ts):
         raise _RowCheck("ts")
     ts = parse_timestamp(row.ts)
@@ -107,6 +112,10 @@ def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
             raise _RowCheck("text")
         if not isinstance(text, str):
             raise _RowCheck("text", "must be a string")
+        if len(text) > DEFAULT_LIMITS.max_message_chars:
+            raise _RowCheck("text", f"longer than {DEFAULT_LIMITS.max_message_chars} characters")
+        if not is_encodable(text):
+            raise _RowCheck("text", "holds a lone surrogate (not encodable as UTF-8)")
     else:
         text = ""  # a non-text message is counted, never scanned
     role = None if _missing(row.protected_role) else row.protected_role
@@ -121,8 +130,7 @@ def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
 def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> RejectedRow:
     template = Errors.E210 if bad.problem is None else Errors.E211
     return RejectedRow(conversation_id, record, bad.field_name,
-                       template.format(conversation=conversation_id, record=record,
-                                       field=bad.field_name, problem=bad.problem))
+                       template.format(field=bad.field_name, problem=bad.problem))
 
 
 def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ClassifierError
+from ._errors import Errors, ModelError
 from ._features import FEATURE_NAMES, peer_gate
 
 __all__ = ["MODEL_ENV", "ModelError", "RiskModel", "default_model_dir"]
@@ -27,14 +27,15 @@ __all__ = ["MODEL_ENV", "ModelError", "RiskModel", "default_model_dir"]
 MODEL_ENV = "SOLICITATION_MODEL_DIR"
 
 
-class ModelError(ClassifierError, ValueError):
-    """A model directory is missing, altered or does not fit this library."""
-
-
 def default_model_dir() -> Path:
-    """``$SOLICITATION_MODEL_DIR``, else the repository's ``models/`` (the shipped model)."""
+    """``$SOLICITATION_MODEL_DIR``, else the shipped model (package ``classifier.models``,
+    the repository's ``models/`` folder)."""
     env = os.environ.get(MODEL_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    if env:
+        return Path(env)
+    from importlib import resources
+
+    return Path(str(resources.files("classifier.models")))
 
 
 def sha256_file(path: Path) -> str:
@@ -70,27 +71,33 @@ class RiskModel:
         meta_path, onnx_path = path / "metadata.json", path / "model.onnx"
         for p in (meta_path, onnx_path):
             if not p.is_file():
-                raise ModelError(f"[M001] Model directory {path}: {p.name} is missing "
-                                 "(train one with `solicitation-classifier train`).")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                raise ModelError(Errors.M001.format(path=path, name=p.name))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            threshold = float(meta["threshold"])
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = type(exc).__name__
+        else:
+            problem = None
+        if problem is not None:
+            raise ModelError(Errors.M005.format(path=path, problem=problem))
         digest = sha256_file(onnx_path)
         if digest != meta.get("model_sha256"):
-            raise ModelError(f"[M002] Model directory {path}: model.onnx sha256 {digest[:12]} "
-                             f"differs from metadata.json ({str(meta.get('model_sha256'))[:12]}).")
+            raise ModelError(Errors.M002.format(path=path, digest=digest[:12],
+                                                expected=str(meta.get("model_sha256"))[:12]))
         if tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
-            raise ModelError(f"[M003] Model directory {path}: its risk factors differ from "
-                             "this library's; retrain it.")
+            raise ModelError(Errors.M003.format(path=path))
         if catalogue_sha256 is not None and meta.get("catalogue_sha256") != catalogue_sha256:
-            raise ModelError(f"[M004] Model directory {path}: trained with indicator catalogue "
-                             f"{str(meta.get('catalogue_sha256'))[:12]}, this one is "
-                             f"{catalogue_sha256[:12]}; retrain it.")
+            raise ModelError(Errors.M004.format(path=path,
+                                                got=str(meta.get("catalogue_sha256"))[:12],
+                                                expected=catalogue_sha256[:12]))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         return cls(path=path, metadata=meta, session=session,
                    input_name=session.get_inputs()[0].name,
-                   threshold=float(meta["threshold"]), version=str(meta["model_version"]),
+                   threshold=threshold, version=str(meta.get("model_version")),
                    baseline=np.asarray(meta["baseline"], dtype=np.float32))
 
     def predict(self, X: np.ndarray) -> np.ndarray:

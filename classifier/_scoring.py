@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._conversation import Conversation, Message
+from ._errors import ConfigError, Errors
 from ._features import FEATURE_NAMES, RiskFactorBuilder
 from ._model import RiskModel
 from ._scope import refusal_reason
@@ -86,7 +87,8 @@ class Scorer:
                  threshold: float | None = None, explain_top: int = 8,
                  explain: str = "flagged") -> None:
         if explain not in EXPLAIN_CHOICES:
-            raise ValueError(f"explain must be one of {EXPLAIN_CHOICES}, got {explain!r}")
+            raise ConfigError(Errors.E005.format(
+                name="explain", expected=f"one of {EXPLAIN_CHOICES}", got=repr(explain)))
         self.extractor = extractor or IndicatorExtractor()
         self.model = model or RiskModel.load(catalogue_sha256=self.extractor.catalogue.sha256)
         self.factors = RiskFactorBuilder(self.extractor.catalogue)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._conversation import Conversation
-from ._errors import Errors, StateError
+from ._errors import ConfigError, Errors, StateError
 from .indicators import (
     AgeKind,
     Catalogue,
@@ -189,7 +189,8 @@ class ConversationState:
         self._category_onehot = np.zeros((self.n_indicators, self.n_categories), dtype=bool)
         self._category_onehot[np.arange(self.n_indicators), self._indicator_category] = True
         if max_participants < 2:
-            raise ValueError("max_participants must be at least 2")
+            raise ConfigError(Errors.E005.format(name="max_participants",
+                                                 expected="at least 2", got=max_participants))
         self.max_participants = max_participants
         self.participants: dict[str, ParticipantState] = {}
         self.first_ts = math.inf
@@ -428,8 +429,7 @@ class ConversationState:
     def merge(self, other: ConversationState) -> ConversationState:
         """Combine two partial states of the same conversation (see module docs)."""
         if other.conversation_id != self.conversation_id:
-            raise StateError(Errors.E300.format(left=self.conversation_id,
-                                                right=other.conversation_id))
+            raise StateError(Errors.E300)
         if other.catalogue_sha256 != self.catalogue_sha256:
             raise StateError(Errors.E302.format(got=other.catalogue_sha256[:12],
                                                 expected=self.catalogue_sha256[:12]))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._conversation import TEXT_MODALITY
-from ._errors import StateError
+from ._errors import ConfigError, Errors, FirewallError, StateError
 from ._message_rows import MessageRow, RejectedRow, check_row
 from ._scoring import Scorer
 from ._state import ConversationState
@@ -52,7 +52,7 @@ class StreamMessage:
     declared_ages: Mapping[str, int | None] | None = None
 
     def __reduce__(self) -> Any:
-        raise TypeError("StreamMessage objects hold message text and cannot be pickled.")
+        raise FirewallError(Errors.E004.format(kind="StreamMessage"))
 
 
 @dataclass
@@ -79,7 +79,9 @@ class StreamScorer:
     def __init__(self, scorer: Scorer, *, idle_timeout: float = 7 * 86400.0,
                  max_open: int = 100_000) -> None:
         if max_open < 1 or idle_timeout <= 0:
-            raise ValueError("max_open must be >= 1 and idle_timeout > 0")
+            raise ConfigError(Errors.E005.format(name="max_open and idle_timeout",
+                                                 expected=">= 1 and > 0",
+                                                 got=(max_open, idle_timeout)))
         self.scorer = scorer
         self.idle_timeout = idle_timeout
         self.max_open = max_open
@@ -97,7 +99,7 @@ class StreamScorer:
         flags = self.add_many([StreamMessage(conversation_id, sender, ts, text,
                                              declared_ages)])
         if len(self.rejected) > n_rejected:  # one message: its caller hears at once
-            raise StateError(self.rejected.pop().reason)
+            raise StateError(Errors.E304.format(reason=self.rejected.pop().reason))
         return flags[0] if flags else None
 
     def add_many(self, messages: Sequence[StreamMessage]) -> list[StreamFlag]:

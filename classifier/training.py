@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import ConfigError, Errors
 from ._features import FEATURE_NAMES, MONOTONE_INCREASING
 
 __all__ = ["ThresholdPolicy", "export_onnx", "fit_model", "onnx_parity", "write_model_dir"]
@@ -71,7 +72,7 @@ def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0)
             early_stopping=False, random_state=random_state)
         model = CalibratedClassifierCV(base, method="sigmoid", cv=3)
     else:
-        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+        raise ConfigError(Errors.M007.format(choices=", ".join(MODEL_KINDS), kind=kind))
     return model.fit(np.asarray(X, dtype=np.float32), np.asarray(y))
 
 

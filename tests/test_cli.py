@@ -40,9 +40,10 @@ def test_entry_point_runs_as_a_program(tmp_path):
 
 
 def test_score_keeps_input_order_across_batches(tmp_path, capsys):
+    from classifier.evaluation.synth import generate
+
     from classifier import write_jsonl
     from classifier._scoring import Scorer
-    from evaluation.synth import generate
 
     convs = list(generate(480, seed=5, split="test"))  # > 20k messages: several batches
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"

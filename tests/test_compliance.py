@@ -85,10 +85,10 @@ def test_matrix_has_every_obligation_and_its_evidence():
 
 def test_dpia_cites_every_figure_and_holds_no_content(tmp_path):
     pytest.importorskip("mlflow")
-    from evaluation import generate
-    from evaluation.audit import AuditResult
-    from evaluation.dpia import dpia_annex
-    from evaluation.harness import evaluate, log_audit
+    from classifier.evaluation import generate
+    from classifier.evaluation.audit import AuditResult
+    from classifier.evaluation.dpia import dpia_annex
+    from classifier.evaluation.harness import evaluate, log_audit
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     empty = dpia_annex(None, uri)

@@ -70,9 +70,9 @@ def test_round_trip_through_jsonl():
         (lambda r: r["messages"][0].update(ts="2026-03-01T10:00:00"), "messages[0].ts", "E207"),
         (lambda r: r["messages"][0].update(text=None), "messages[0].text", "E203"),
         (lambda r: r["messages"][0].pop("text"), "messages[0].text", "E202"),
-        (lambda r: r["messages"][0].update(colour="red"), "messages[0].colour", "E208"),
+        (lambda r: r["messages"][0].update(colour="red"), "messages[0]", "E208"),
         (lambda r: r.update(label=2), "label", "E204"),
-        (lambda r: r.update(offender="nobody"), "offender", "E205"),
+        (lambda r: r.update(offender="nobody"), "offender", "E217"),
     ],
 )
 def test_invalid_field_is_named_without_text(mutate, field, code):
@@ -90,14 +90,17 @@ def test_bad_lines_do_not_stop_the_batch():
     good = json.dumps(record())
     bad_json = '{"conversation_id": "x", "messages": [' + CANARY
     bad_field = json.dumps(record(region="Atlantis"))
-    lines = [good, bad_json, "", "[1, 2]", bad_field, good]
+    other = json.dumps(record(conversation_id="c-2"))
+    lines = [good, bad_json, "", "[1, 2]", bad_field, other, good]
     results = list(read_jsonl(lines))
     assert [(r.line, r.ok) for r in results] == [
-        (1, True), (2, False), (4, False), (5, False), (6, True)]
+        (1, True), (2, False), (4, False), (5, False), (6, True), (7, False)]
     for r in results:
         if not r.ok:
             assert CANARY not in str(r.error)
     assert "E200" in str(results[1].error) and "E201" in str(results[2].error)
+    # the same conversation id twice: the later record is reported, not silently kept
+    assert results[-1].error.code == "E215" and "line 1" in str(results[-1].error)
 
 
 def test_message_text_cannot_be_pickled_or_shown():

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from classifier.evaluation import SUBGROUPS, generate, load_espd, load_pan12
+from classifier.evaluation._families import FAMILIES, TEST_FAMILY, family_table, lines_for
+from classifier.evaluation.benign import benign_split_of, convert, load_chitchat
 
 from classifier import conversation_from_dict, conversation_to_dict
 from classifier._cli import main
-from evaluation import SUBGROUPS, generate, load_espd, load_pan12
-from evaluation._families import FAMILIES, TEST_FAMILY, family_table, lines_for
-from evaluation.benign import benign_split_of, convert, load_chitchat
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from classifier import Conversation, Message, Participant, write_jsonl
-from evaluation import generate
-from evaluation.metrics import (
+from classifier.evaluation import generate
+from classifier.evaluation.metrics import (
     account_error_rate,
     classification_summary,
     f_latency,
@@ -20,6 +18,8 @@ from evaluation.metrics import (
     threshold_sweep,
     wilson_interval,
 )
+
+from classifier import Conversation, Message, Participant, write_jsonl
 
 pytestmark = pytest.mark.obligation("art3-1-e", "art3-1-b")
 
@@ -75,7 +75,7 @@ def _canary_data(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from evaluation.harness import evaluate
+    from classifier.evaluation.harness import evaluate
 
     tmp = tmp_path_factory.mktemp("eval")
     data = tmp / "heldout.jsonl"
@@ -120,7 +120,7 @@ def test_no_text_ids_or_rows_leave_the_evaluation(evaluated):
 
 
 def test_report_has_rates_subgroups_baseline_and_limits(evaluated):
-    from evaluation.harness import render_report
+    from classifier.evaluation.harness import render_report
 
     _, _, ev = evaluated
     md, page = render_report(ev)
@@ -131,7 +131,7 @@ def test_report_has_rates_subgroups_baseline_and_limits(evaluated):
 
 def test_substance_audit_on_a_small_topic_set():
     pytest.importorskip("sklearn")
-    from evaluation.audit import load_topics, substance_audit
+    from classifier.evaluation.audit import load_topics, substance_audit
 
     rng = np.random.default_rng(0)
     topics = {"pets": ["my dog", "the cat", "a puppy"], "food": ["pizza", "pasta", "tacos"],

@@ -178,12 +178,12 @@ def test_retraining_a_small_configuration_is_deterministic(tmp_path):
     import subprocess
     import sys
 
-    from evaluation.train import TrainConfig, train
+    from classifier.evaluation.train import TrainConfig, train
 
     config = TrainConfig(synth_n=300, val_n=150, test_n=300, benign=False)
     a = train(tmp_path / "a", config, report=open(os.devnull, "w"))  # noqa: SIM115
     # a second process with another hash seed must write the same bytes
-    code = ("import os; from evaluation.train import TrainConfig, train; "
+    code = ("import os; from classifier.evaluation.train import TrainConfig, train; "
             "train(os.environ['OUT'], TrainConfig(synth_n=300, val_n=150, test_n=300, "
             "benign=False), report=open(os.devnull, 'w'))")
     env = {**os.environ, "OUT": str(tmp_path / "b"), "PYTHONHASHSEED": "12345"}
@@ -196,7 +196,7 @@ def test_retraining_a_small_configuration_is_deterministic(tmp_path):
 
 
 def test_score_many_equals_score_one_by_one(scorer):
-    from evaluation.synth import generate
+    from classifier.evaluation.synth import generate
 
     convs = list(generate(80, seed=31, split="test"))
     many = scorer.score_many(convs)

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from classifier.evaluation.synth import generate
 
 from classifier import read_jsonl
 from classifier._cli import sample_path
 from classifier._message_rows import conversation_rows
 from classifier.integrations import scorer_for
-from evaluation.synth import generate
 
 if not os.environ.get("SOLICITATION_TEST_REQUIRE_SPARK"):  # CI sets it: no silent skip
     pytest.importorskip("pyspark", reason="the [spark] extra is not installed")

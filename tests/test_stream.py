@@ -84,8 +84,9 @@ def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
 
 
 def test_micro_batches_equal_a_message_at_a_time(scorer):
+    from classifier.evaluation.synth import generate
+
     from classifier._stream import StreamMessage
-    from evaluation.synth import generate
 
     convs = list(generate(30, seed=41, split="test"))
     # interleave the conversations by time, as a provider's stream would

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._errors import ConfigError, Errors
+
 __all__ = ["Obligation", "check_traceability", "load_register", "matrix", "tagged_tests"]
 
 REGISTER = Path(__file__).parent / "data" / "obligations.json"
@@ -40,18 +42,24 @@ def load_register(path: str | Path = REGISTER) -> tuple[Obligation, ...]:
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
     entries = raw.get("obligations") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: 'obligations' must be a non-empty list")
+        raise ConfigError(Errors.E011.format(file=path, problem="'obligations' must be a "
+                                             "non-empty list"))
     out, seen = [], set()
     for i, e in enumerate(entries):
-        where = f"{path}: obligations[{i}]"
+        where = f"obligations[{i}]"
         if not isinstance(e, dict) or set(e) != set(_KEYS):
-            raise ValueError(f"{where}: keys must be exactly {', '.join(_KEYS)}")
-        if not all(isinstance(e[k], str) for k in _KEYS if k != "modules"):
-            raise ValueError(f"{where} ({e.get('id')}): text fields must be strings")
-        if not isinstance(e["modules"], list) or not all(isinstance(m, str) for m in e["modules"]):
-            raise ValueError(f"{where} ({e['id']}): 'modules' must be a list of module names")
-        if e["id"] in seen:
-            raise ValueError(f"{where}: duplicate id {e['id']!r}")
+            problem = f"{where}: keys must be exactly {', '.join(_KEYS)}"
+        elif not all(isinstance(e[k], str) for k in _KEYS if k != "modules"):
+            problem = f"{where} ({e.get('id')}): text fields must be strings"
+        elif not isinstance(e["modules"], list) or not all(isinstance(m, str)
+                                                           for m in e["modules"]):
+            problem = f"{where} ({e['id']}): 'modules' must be a list of module names"
+        elif e["id"] in seen:
+            problem = f"{where}: duplicate id {e['id']!r}"
+        else:
+            problem = None
+        if problem:
+            raise ConfigError(Errors.E011.format(file=path, problem=problem))
         seen.add(e["id"])
         out.append(Obligation(e["id"], e["reference"], e["requirement"], e["implementation"],
                               tuple(e["modules"]), e["provider_duty"]))

@@ -25,10 +25,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from .._conversation import Conversation
+from .._errors import ConfigError, Errors, StoreError
 from .._scoring import ScoreResult
 from ..indicators import IndicatorExtractor
 from ._crypto import Keys
-from ._store import Store, StoreError, audit_log, case_keys, cases, evidence, flag_accounts
+from ._store import Store, audit_log, case_keys, cases, evidence, flag_accounts
 
 __all__ = ["ROLES", "Actor", "Guard", "Report", "export_report"]
 
@@ -49,7 +50,8 @@ class Actor:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+            raise ConfigError(Errors.E005.format(name="role", expected=f"one of {ROLES}",
+                                                 got=repr(self.role)))
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,7 @@ class Report:
 
     def __post_init__(self) -> None:
         if self._gate is not _EXPORT_GATE:
-            raise StoreError("[G101] A report can only be made by export_report() from a "
-                             "confirmed case in the store.")
+            raise StoreError(Errors.G101)
 
     def __repr__(self) -> str:
         return f"Report(case_id={self.fields.get('case_id')!r})"
@@ -88,9 +89,9 @@ class Guard:
     def __init__(self, store: Store, keys: Keys, *, retention_days: int = MAX_RETENTION_DAYS,
                  excerpt_before: int = 3) -> None:
         if not 0 < retention_days <= MAX_RETENTION_DAYS:
-            raise StoreError(f"[G102] retention_days must be 1..{MAX_RETENTION_DAYS}")
+            raise StoreError(Errors.G102.format(limit=MAX_RETENTION_DAYS))
         if not isinstance(keys, Keys):
-            raise StoreError("[G001] A master key (Keys) is required to store evidence.")
+            raise StoreError(Errors.G001)
         self.store = store
         self.keys = keys
         self.retention_days = retention_days
@@ -157,12 +158,11 @@ class Guard:
     def _held(self, conn: Any, case_id: str, actor: Actor) -> Any:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
-            raise StoreError(f"[G103] No case {case_id!r}.")
+            raise StoreError(Errors.G103.format(case_id=case_id))
         if row.status not in ("open", "claimed"):
-            raise StoreError(f"[G112] Case {case_id!r} was already decided ({row.status}); a "
-                             "decision is never replayed or changed here (use a complaint).")
+            raise StoreError(Errors.G112.format(case_id=case_id, status=row.status))
         if row.status != "claimed" or row.claimed_by != actor.name:
-            raise StoreError(f"[G104] Case {case_id!r} is not claimed by {actor.name!r}.")
+            raise StoreError(Errors.G104.format(case_id=case_id))
         return row
 
     def view_evidence(self, case_id: str, actor: Actor) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class Guard:
         blob = conn.execute(select(evidence.c.ciphertext)
                             .where(evidence.c.case_id == case_id)).scalar()
         if key is None or blob is None:
-            raise StoreError(f"[G105] The evidence of case {case_id!r} no longer exists.")
+            raise StoreError(Errors.G105.format(case_id=case_id))
         return json.loads(self.keys.open(key, blob, case_id.encode()))
 
     def decide(self, case_id: str, actor: Actor, decision: str, reason: str, *,
@@ -190,8 +190,8 @@ class Guard:
         _require(actor, "reviewer")
         allowed = CONFIRM_REASONS if decision == "confirm" else DISMISS_REASONS
         if decision not in ("confirm", "dismiss") or reason not in allowed:
-            raise StoreError(f"[G106] decision must be confirm ({CONFIRM_REASONS}) or dismiss "
-                             f"({DISMISS_REASONS}) with one of those coded reasons.")
+            raise StoreError(Errors.G106.format(confirm=", ".join(CONFIRM_REASONS),
+                                                dismiss=", ".join(DISMISS_REASONS)))
         with self.store.write() as conn:
             row = self._held(conn, case_id, actor)
             status = "confirmed" if decision == "confirm" else "dismissed"
@@ -248,7 +248,7 @@ def _shred(conn: Any, case_id: str) -> None:
 
 def _require(actor: Actor, role: str) -> None:
     if not isinstance(actor, Actor) or actor.role != role:
-        raise StoreError(f"[G107] This action needs the {role} role.")
+        raise StoreError(Errors.G107.format(role=role))
 
 
 def export_report(guard: Guard, case_id: str, actor: Actor) -> Report:
@@ -262,23 +262,20 @@ def export_report(guard: Guard, case_id: str, actor: Actor) -> Report:
     store = guard.store
     intact, _, broken = store.verify_audit_log()
     if not intact:
-        raise StoreError(f"[G108] The audit log is broken at entry {broken}; no export.")
+        raise StoreError(Errors.G108.format(entry=broken))
     with store.write() as conn:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
         if row is None:
-            raise StoreError(f"[G103] No case {case_id!r}.")
+            raise StoreError(Errors.G103.format(case_id=case_id))
         if row.status != "confirmed" or not row.decided_by:
-            raise StoreError(f"[G109] Case {case_id!r} is {row.status}: only a case a human "
-                             "reviewer confirmed can be reported.")
+            raise StoreError(Errors.G109.format(case_id=case_id, status=row.status))
         confirmed = conn.execute(select(audit_log.c.seq).where(
             audit_log.c.case_id == case_id, audit_log.c.action == "case_confirmed",
             audit_log.c.actor == row.decided_by, audit_log.c.role == "reviewer")).first()
         if confirmed is None:
-            raise StoreError(f"[G110] No recorded human confirmation of case {case_id!r} in "
-                             "the audit log.")
+            raise StoreError(Errors.G110.format(case_id=case_id))
         if row.decided_by == actor.name:
-            raise StoreError("[G111] The supervisor who exports must not be the reviewer "
-                             "who confirmed.")
+            raise StoreError(Errors.G111)
         plain = guard._open(conn, case_id)
         last = plain["messages"][-1]["ts"] if plain["messages"] else None
         fields = {

@@ -19,15 +19,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .._errors import ClassifierError
+from .._errors import Errors, FirewallError, MasterKeyError
 
 __all__ = ["MASTER_KEY_ENV", "Keys", "MasterKeyError"]
 
 MASTER_KEY_ENV = "SOLICITATION_MASTER_KEY"
-
-
-class MasterKeyError(ClassifierError, ValueError):
-    """No usable master key: the library refuses to store evidence without one."""
 
 
 @dataclass(frozen=True)
@@ -38,23 +34,26 @@ class Keys:
 
     def __post_init__(self) -> None:
         if not isinstance(self.master, bytes) or len(self.master) != 32:
-            raise MasterKeyError("[G001] The master key must be 32 bytes (base64 in "
-                            f"${MASTER_KEY_ENV}); evidence is never stored without one.")
+            raise MasterKeyError(Errors.G001)
 
     def __repr__(self) -> str:
         return "Keys(master=<hidden>)"
+
+    def __reduce__(self) -> object:
+        raise FirewallError(Errors.G007)
 
     @classmethod
     def from_env(cls) -> Keys:
         value = os.environ.get(MASTER_KEY_ENV)
         if not value:
-            raise MasterKeyError(f"[G001] ${MASTER_KEY_ENV} is not set: evidence is never stored "
-                            "without a master key.")
+            raise MasterKeyError(Errors.G002.format(env=MASTER_KEY_ENV))
         try:
-            return cls(base64.b64decode(value, validate=True))
+            raw = base64.b64decode(value, validate=True)
         except (ValueError, TypeError):
-            raise MasterKeyError(f"[G001] ${MASTER_KEY_ENV} is not valid base64 of 32 "
-                                 "bytes.") from None
+            raw = b""
+        if len(raw) != 32:
+            raise MasterKeyError(Errors.G003.format(env=MASTER_KEY_ENV))
+        return cls(raw)
 
     @staticmethod
     def generate() -> str:

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from .._conversation import Conversation
+from .._errors import ConfigError, Errors
 from .._scope import refusal_reason
 
 __all__ = ["LegalBasis", "ScanDecision", "ScanPolicy", "load_legal_bases"]
@@ -51,10 +52,12 @@ def load_legal_bases(path: str | Path = DATA) -> tuple[LegalBasis, ...]:
             basis = LegalBasis(w["id"], w["instrument"], date.fromisoformat(w["start"]),
                                date.fromisoformat(w["end"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: windows[{i}]: {type(exc).__name__} in id, instrument, "
-                             "start or end") from None
-        if basis.end < basis.start:
-            raise ValueError(f"{path}: windows[{i}] ({basis.id}): end before start")
+            problem = f"windows[{i}]: {type(exc).__name__} in id, instrument, start or end"
+        else:
+            problem = (f"windows[{i}] ({basis.id}): end before start"
+                       if basis.end < basis.start else None)
+        if problem:
+            raise ConfigError(Errors.E010.format(file=path, problem=problem))
         out.append(basis)
     return tuple(out)
 

@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from .._errors import Errors, StoreError
 from ._cases import MAX_RETENTION_DAYS, Actor, Guard, _account_stat, _require, _shred
 from ._policy import ScanPolicy
-from ._store import Store, StoreError, audit_log, cases, complaints, flag_accounts
+from ._store import Store, audit_log, cases, complaints, flag_accounts
 
 __all__ = ["close_year", "decide_complaint", "file_complaint", "re_review", "record_scan",
            "report_markdown", "transparency_report", "user_notice"]
@@ -41,18 +42,15 @@ def file_complaint(guard: Guard, case_id: str, *, now: float | None = None,
 
     Complaints are accepted for at least six months after the decision."""
     if window_days < COMPLAINT_WINDOW_DAYS:
-        raise StoreError(f"[G126] The complaint window must be at least "
-                         f"{COMPLAINT_WINDOW_DAYS} days.")
+        raise StoreError(Errors.G126.format(days=COMPLAINT_WINDOW_DAYS))
     now = time.time() if now is None else now
     with guard.store.write() as conn:
         row = conn.execute(select(cases.c.status, cases.c.decided_at)
                            .where(cases.c.id == case_id)).first()
         if row is None or row.status not in ("confirmed", "reported"):
-            raise StoreError(f"[G120] Case {case_id!r} has no decision that can be complained "
-                             "about.")
+            raise StoreError(Errors.G120.format(case_id=case_id))
         if now - row.decided_at > window_days * 86400.0:
-            raise StoreError(f"[G127] The complaint window of {window_days} days after the "
-                             f"decision on case {case_id!r} has closed.")
+            raise StoreError(Errors.G127.format(days=window_days, case_id=case_id))
         cid = uuid.uuid4().hex
         conn.execute(insert(complaints).values(id=cid, case_id=case_id, received_at=time.time(),
                                                status="open"))
@@ -66,16 +64,15 @@ def re_review(guard: Guard, complaint_id: str, reviewer: Actor, outcome: str) ->
     """Another reviewer (never the one who decided) reviews the case again."""
     _require(reviewer, "reviewer")
     if outcome not in ("confirm", "dismiss"):
-        raise StoreError("[G121] The re-review outcome is confirm or dismiss.")
+        raise StoreError(Errors.G121)
     with guard.store.write() as conn:
         c = conn.execute(select(complaints).where(complaints.c.id == complaint_id)).first()
         if c is None or c.status != "open":
-            raise StoreError(f"[G122] No open complaint {complaint_id!r}.")
+            raise StoreError(Errors.G122.format(complaint_id=complaint_id))
         decided_by = conn.execute(select(cases.c.decided_by)
                                   .where(cases.c.id == c.case_id)).scalar()
         if decided_by == reviewer.name:
-            raise StoreError("[G123] The re-review needs another reviewer than the one who "
-                             "decided.")
+            raise StoreError(Errors.G123)
         conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(
             status="re_reviewed", re_reviewed_by=reviewer.name, re_review_outcome=outcome))
         guard.store.audit(conn, actor=reviewer.name, role=reviewer.role,
@@ -90,7 +87,7 @@ def decide_complaint(guard: Guard, complaint_id: str, supervisor: Actor) -> str:
     with guard.store.write() as conn:
         c = conn.execute(select(complaints).where(complaints.c.id == complaint_id)).first()
         if c is None or c.status != "re_reviewed":
-            raise StoreError(f"[G124] Complaint {complaint_id!r} has not been re-reviewed.")
+            raise StoreError(Errors.G124.format(complaint_id=complaint_id))
         upheld = c.re_review_outcome == "dismiss"
         status = "upheld" if upheld else "rejected"
         conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(
@@ -115,7 +112,9 @@ def user_notice(kind: str, *, language: str = "en", **fields: str) -> str:
     try:
         template = templates[language][kind]
     except KeyError:
-        raise StoreError(f"[G125] No notice {kind!r} in language {language!r}.") from None
+        template = None
+    if template is None:
+        raise StoreError(Errors.G125.format(kind=kind, language=language))
     return "\n".join(template).format(**fields)
 
 

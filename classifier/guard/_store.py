@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from .._errors import ClassifierError
+from .._errors import StoreError
 
 __all__ = ["GENESIS", "Store", "StoreError"]
 
@@ -123,10 +123,6 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
 )
-
-
-class StoreError(ClassifierError, RuntimeError):
-    """The store refuses an operation (codes G1xx)."""
 
 
 def _migration_1(conn: Connection) -> None:

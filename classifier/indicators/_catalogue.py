@@ -27,17 +27,19 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._cache import read_entry, write_entry
 from .._errors import CatalogueError, Errors
 
 __all__ = [
     "AgeRule",
     "Catalogue",
     "Indicator",
+    "Item",
     "Template",
     "available_languages",
     "load_catalogue",
@@ -72,14 +74,29 @@ class AgeRule:
     band: tuple[float, float] = (0.0, 0.0)
 
 
+# An item of a compiled token pattern: a set of lower-cased words (one token, any of
+# them) or ("slot", NAME), a token pattern from the header's slots.
+Item = frozenset[str] | tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Template:
-    """One parsed template: its source and its expansion into token sequences."""
+    """One parsed template: its source, its token patterns and its prefilter regex.
+
+    ``patterns`` is the template's expansion folded back into few patterns (sequences that
+    differ at one position merge into a set of words there); they match exactly the
+    token sequences of the ``n_phrases`` expanded phrases.
+    """
 
     source: str
-    # each phrase: tuple of items; an item is ("lit", token_lower) or ("slot", NAME)
-    phrases: tuple[tuple[tuple[str, str], ...], ...]
+    patterns: tuple[tuple[Item, ...], ...]
     regex: str  # a superset regex over lower-cased text (for the prefilter)
+    n_phrases: int = 0
+
+    @property
+    def has_slots(self) -> bool:
+        """Whether a pattern holds a slot (a number or word-class token)."""
+        return any(isinstance(item, tuple) for p in self.patterns for item in p)
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,7 @@ class Indicator:
     @property
     def n_patterns(self) -> int:
         """Number of concrete patterns (expanded template phrases plus raw patterns)."""
-        return sum(len(t.phrases) for t in self.templates) + len(self.patterns)
+        return sum(t.n_phrases for t in self.templates) + len(self.patterns)
 
     @property
     def regexes(self) -> tuple[str, ...]:
@@ -150,6 +167,19 @@ class Catalogue:
     @property
     def n_patterns(self) -> int:
         return sum(ind.n_patterns for ind in self.indicators)
+
+    def prefilter_regexes(self) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+        """The prefilter's superset regexes, indicator by indicator (templates, then raw
+        patterns), and whether each needs token tests beyond words (slots, raw patterns)."""
+        regexes: list[str] = []
+        slotted: list[bool] = []
+        for ind in self.indicators:
+            for template in ind.templates:
+                regexes.append(template.regex)
+                slotted.append(template.has_slots)
+            regexes.extend(ind.pattern_regexes)
+            slotted.extend([True] * len(ind.pattern_regexes))
+        return tuple(regexes), tuple(slotted)
 
 
 def available_languages() -> tuple[str, ...]:
@@ -412,7 +442,43 @@ def _parse_template(ctx: _Ctx, source: str, index: int, header: Mapping[str, Any
         regex = LEFT_EDGE + regex
     if all(right_safe(p[-1]) for p in unique):
         regex += RIGHT_EDGE
-    return Template(source, unique, regex)
+    return Template(source, tuple(compress(unique)), regex, len(unique))
+
+
+def compress(phrases: Iterable[tuple[tuple[str, str], ...]]) -> list[tuple[Item, ...]]:
+    """Merge expanded token sequences that differ at one literal position into word sets.
+
+    Template expansion multiplies alternatives out; matching cost grows with the number of
+    patterns, so the product is folded back (exactly: the merged patterns match the same
+    token sequences).
+    """
+    pats: set[tuple[Item, ...]] = {
+        tuple(frozenset([v]) if kind == "lit" else ("slot", v) for kind, v in phrase)
+        for phrase in phrases
+    }
+    changed = True
+    while changed:
+        changed = False
+        for pos in range(max((len(p) for p in pats), default=0)):
+            groups: dict[Any, list[tuple[Item, ...]]] = {}
+            for p in pats:
+                if pos < len(p) and isinstance(p[pos], frozenset):
+                    key: Any = (p[:pos], p[pos + 1:])
+                else:
+                    key = p
+                groups.setdefault(key, []).append(p)
+            merged: set[tuple[Item, ...]] = set()
+            for key, members in groups.items():
+                if len(members) == 1:
+                    merged.add(members[0])
+                else:
+                    prefix, suffix = key
+                    union = frozenset().union(*(m[pos] for m in members))
+                    merged.add((*prefix, union, *suffix))
+                    changed = True
+            pats = merged
+    return sorted(pats, key=lambda p: repr([sorted(i) if isinstance(i, frozenset) else i
+                                            for i in p]))
 
 
 def _age_rule(ctx: _Ctx, raw: Any) -> AgeRule:
@@ -558,11 +624,97 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> C
             raise CatalogueError(Errors.E119.format(language=language,
                                                     known=", ".join(available_languages())))
     path = Path(path)
-    ctx = _Ctx(str(path))
     if not path.is_file():
         raise CatalogueError(Errors.E100.format(file=path))
     raw = path.read_bytes()
-    lines = raw.decode("utf-8").splitlines()
+    sha = hashlib.sha256(raw).hexdigest()
+    key = _cache_key(sha)
+    cached = read_entry(key)
+    if cached is not None:
+        try:
+            return _from_json(json.loads(cached), str(path), sha)
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass  # a damaged entry: parse again and rewrite it
+    catalogue = _parse(path, raw, sha)
+    write_entry(key, json.dumps(_to_json(catalogue), separators=(",", ":")).encode())
+    return catalogue
+
+
+# what shapes a parsed catalogue besides its bytes: this module and spaCy's tokenizer
+_CACHE_FORMAT = 2
+
+
+def _cache_key(sha: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        spacy_version = version("spacy")
+    except PackageNotFoundError:  # pragma: no cover
+        spacy_version = "unknown"
+    return f"catalogue-{sha[:32]}-f{_CACHE_FORMAT}-spacy{spacy_version}.json"
+
+
+def _item_json(item: Item) -> Any:
+    return {"s": item[1]} if isinstance(item, tuple) else sorted(item)
+
+
+def _item_from(raw: Any) -> Item:
+    return ("slot", raw["s"]) if isinstance(raw, dict) else frozenset(raw)
+
+
+def _to_json(cat: Catalogue) -> dict[str, Any]:
+    """A parsed, validated catalogue as plain JSON (the cache entry)."""
+    return {
+        "name": cat.name, "language": cat.language, "version": cat.version,
+        "description": cat.description, "categories": cat.categories,
+        "risk_factors": cat.risk_factors, "slots": cat.slots,
+        "number_words": cat.number_words,
+        "indicators": [{
+            "id": i.id, "category": i.category, "risk_factor": i.risk_factor,
+            "description": i.description,
+            "templates": [[t.source, [[_item_json(it) for it in p] for p in t.patterns],
+                           t.regex, t.n_phrases] for t in i.templates],
+            "patterns": [list(p) for p in i.patterns],
+            "pattern_regexes": list(i.pattern_regexes),
+            "age": None if i.age is None else [i.age.kind, list(i.age.offset), list(i.age.band)],
+            "not_followed_by": sorted(i.not_followed_by),
+            "not_preceded_by": sorted(i.not_preceded_by), "message_start": i.message_start,
+            "examples": list(i.examples), "counterexamples": list(i.counterexamples),
+            "line": i.line} for i in cat.indicators],
+    }
+
+
+def _from_json(d: Mapping[str, Any], path: str, sha: str) -> Catalogue:
+    indicators = tuple(Indicator(
+        id=i["id"], category=i["category"], risk_factor=i["risk_factor"],
+        description=i["description"],
+        templates=tuple(Template(src, tuple(tuple(_item_from(it) for it in p) for p in pats),
+                                 rx, n) for src, pats, rx, n in i["templates"]),
+        patterns=tuple(tuple(p) for p in i["patterns"]),
+        pattern_regexes=tuple(i["pattern_regexes"]),
+        age=None if i["age"] is None else AgeRule(i["age"][0], tuple(i["age"][1]),
+                                                  tuple(i["age"][2])),
+        not_followed_by=frozenset(i["not_followed_by"]),
+        not_preceded_by=frozenset(i["not_preceded_by"]), message_start=i["message_start"],
+        examples=tuple(i["examples"]), counterexamples=tuple(i["counterexamples"]),
+        line=i["line"]) for i in d["indicators"])
+    return Catalogue(name=d["name"], language=d["language"], version=d["version"],
+                     description=d["description"], path=path, sha256=sha,
+                     categories=d["categories"], risk_factors=d["risk_factors"],
+                     slots=d["slots"], number_words=d["number_words"], indicators=indicators)
+
+
+def _parse(path: Path, raw: bytes, sha: str) -> Catalogue:
+    """Parse and validate a catalogue file (the slow path: spaCy tokenises templates)."""
+    ctx = _Ctx(str(path))
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        problem = f"not valid UTF-8 at byte {exc.start}"
+    else:
+        problem = None
+    if problem:
+        raise CatalogueError(Errors.E101.format(file=path, line="?", problem=problem))
     decoded: list[tuple[int, Any]] = []
     for line_no, text in enumerate(lines, start=1):
         if not text.strip():
@@ -597,7 +749,7 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> C
         version=header["version"],
         description=header["description"],
         path=str(path),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha,
         categories=dict(header["categories"]),
         risk_factors=dict(header["risk_factors"]),
         slots=dict(header["slots"]),

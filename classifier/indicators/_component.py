@@ -36,7 +36,7 @@ class IndicatorComponent:
         catalogue = (load_catalogue(path=catalogue_path) if catalogue_path
                      else load_catalogue(lang))
         self.name = name
-        self.engine = MatchEngine(nlp.vocab, catalogue)
+        self.engine = MatchEngine(catalogue)
 
     def __call__(self, doc: Doc) -> Doc:
         counts, ages = self.engine.match(doc, _dt.datetime.now(_dt.UTC).year)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import Errors, InputTypeError
-from ._catalogue import Catalogue, Indicator, load_catalogue
+from ._catalogue import AgeRule, Catalogue, Indicator, load_catalogue
+from ._matcher import TokenMatcher
 from ._prefilter import Prefilter
 
 __all__ = [
@@ -111,84 +112,58 @@ class IndicatorBatch:
 
 
 class MatchEngine:
-    """spaCy matchers for a catalogue, bound to one vocab (shared with the spaCy component).
+    """The catalogue's matching rules on tokenised text: patterns, context conditions,
+    one count per stretch of tokens, and age evidence. Shared by the extractor and the
+    spaCy component.
 
     Parameters
     ----------
-    vocab : spacy.vocab.Vocab
     catalogue : Catalogue
     """
 
-    def __init__(self, vocab: Any, catalogue: Catalogue) -> None:
-        from spacy.matcher import Matcher, PhraseMatcher
-        from spacy.tokens import Doc
-
+    def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self.n_features = len(catalogue.indicators)
-        self._phrase = PhraseMatcher(vocab, attr="LOWER")
-        self._matcher = Matcher(vocab, validate=True)
-        self._key_to_index: dict[int, int] = {}
-        for k, ind in enumerate(catalogue.indicators):
-            key = f"indicator:{ind.id}"
-            self._key_to_index[vocab.strings.add(key)] = k
-            docs, slotted = [], []
-            for template in ind.templates:
-                for phrase in template.phrases:
-                    if all(kind == "lit" for kind, _ in phrase):
-                        docs.append(Doc(vocab, words=[v for _, v in phrase]))
-                    else:
-                        slotted.append(phrase)
-            token_patterns = [
-                [dict(catalogue.slots[item[1]]) if isinstance(item, tuple)
-                 else {"LOWER": next(iter(item))} if len(item) == 1
-                 else {"LOWER": {"IN": sorted(item)}} for item in pattern]
-                for pattern in _compress(slotted)
-            ]
-            token_patterns.extend([dict(t) for t in p] for p in ind.patterns)
-            if docs:
-                self._phrase.add(key, docs)
-            if token_patterns:
-                self._matcher.add(key, token_patterns)
+        self.matcher = TokenMatcher(catalogue)
         self._number_words = {w.lower(): v for w, v in catalogue.number_words.items()}
 
-    def match(self, doc: Any, reference_year: int, *, token_patterns: bool = True,
-              ) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
-        """Count indicator matches in a tokenised doc; returns (counts, age evidence).
+    def match(self, doc: Any, reference_year: int) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
+        """Count indicator matches in a spaCy ``Doc``; returns (counts, age evidence)."""
+        return self.match_tokens([t.lower_ for t in doc],
+                                 [t.is_space or t.is_punct for t in doc], reference_year)
 
-        ``token_patterns=False`` skips the ``Matcher`` (patterns with slots), for a doc
-        the prefilter has shown cannot match any of them.
-        """
+    def match_tokens(self, lowers: Sequence[str], punct: Sequence[bool], reference_year: int,
+                     allowed: Collection[int] | None = None,
+                     ) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
+        """Count matches in a message's tokens (lower-cased, and whether each is space or
+        punctuation). ``allowed``: only the patterns of these prefilter regexes."""
         counts = np.zeros(self.n_features, dtype=COUNT_DTYPE)
-        found = list(self._phrase(doc))
-        if token_patterns:
-            found += self._matcher(doc)
+        found = self.matcher.find(lowers, allowed)
         if not found:
             return counts, ()
         by_indicator: dict[int, list[tuple[int, int]]] = {}
-        for key, start, end in found:
-            by_indicator.setdefault(self._key_to_index[key], []).append((start, end))
+        for k, start, end in found:
+            by_indicator.setdefault(k, []).append((start, end))
         ages: list[AgeEvidence] = []
         indicators = self.catalogue.indicators
         for k, spans in by_indicator.items():
             ind = indicators[k]
-            kept = _longest_non_overlapping(s for s in spans if _context_ok(doc, s, ind))
+            kept = _longest_non_overlapping(s for s in spans
+                                            if _context_ok(lowers, punct, s, ind))
             counts[k] = min(len(kept), _COUNT_MAX)
             if ind.age is not None:
                 for start, end in kept:
-                    ev = self._age_evidence(doc, start, end, ind, k, reference_year)
+                    ev = self._age_evidence(lowers[start:end], ind.age, k, reference_year)
                     if ev is not None:
                         ages.append(ev)
         return counts, tuple(ages)
 
-    def _age_evidence(self, doc: Any, start: int, end: int, ind: Indicator, k: int,
+    def _age_evidence(self, span: Sequence[str], rule: AgeRule, k: int,
                       reference_year: int) -> AgeEvidence | None:
-        rule = ind.age
-        assert rule is not None
         if rule.kind == "band":
             return AgeEvidence(AgeKind.SCHOOL, rule.band[0], rule.band[1], k)
         number = None
-        for token in doc[start:end]:
-            lower = token.lower_
+        for lower in span:
             if lower in self._number_words:
                 number = float(self._number_words[lower])
                 break
@@ -208,54 +183,17 @@ class MatchEngine:
         return AgeEvidence(AgeKind.SCHOOL, number + rule.offset[0], number + rule.offset[1], k)
 
 
-Item = frozenset[str] | tuple[str, str]
-
-
-def _compress(phrases: Iterable[tuple[tuple[str, str], ...]]) -> list[tuple[Item, ...]]:
-    """Merge expanded token sequences that differ at one literal position into IN-sets.
-
-    Template expansion multiplies alternatives out; spaCy's Matcher cost grows with the
-    number of patterns, so the product is folded back (exactly: the merged patterns
-    match the same token sequences).
-    """
-    pats: set[tuple[Item, ...]] = {
-        tuple(frozenset([v]) if kind == "lit" else ("slot", v) for kind, v in phrase)
-        for phrase in phrases
-    }
-    changed = True
-    while changed:
-        changed = False
-        for pos in range(max((len(p) for p in pats), default=0)):
-            groups: dict[Any, list[tuple[Item, ...]]] = {}
-            for p in pats:
-                if pos < len(p) and isinstance(p[pos], frozenset):
-                    key: Any = (p[:pos], p[pos + 1:])
-                else:
-                    key = p
-                groups.setdefault(key, []).append(p)
-            merged: set[tuple[Item, ...]] = set()
-            for key, members in groups.items():
-                if len(members) == 1:
-                    merged.add(members[0])
-                else:
-                    prefix, suffix = key
-                    union = frozenset().union(*(m[pos] for m in members))
-                    merged.add((*prefix, union, *suffix))
-                    changed = True
-            pats = merged
-    return sorted(pats, key=repr)
-
-
-def _context_ok(doc: Any, span: tuple[int, int], ind: Indicator) -> bool:
+def _context_ok(lowers: Sequence[str], punct: Sequence[bool], span: tuple[int, int],
+                ind: Indicator) -> bool:
     """The catalogue's context conditions: near-misses such as 'im 13 minutes away'."""
     start, end = span
-    if ind.message_start and any(not (t.is_space or t.is_punct) for t in doc[:start]):
+    if ind.message_start and not all(punct[:start]):
         return False
-    if ind.not_followed_by and end < len(doc) and doc[end].lower_ in ind.not_followed_by:
+    if ind.not_followed_by and end < len(lowers) and lowers[end] in ind.not_followed_by:
         return False
     if ind.not_preceded_by:
-        for t in doc[max(0, start - _PRECEDING_WINDOW):start]:
-            if t.lower_ in ind.not_preceded_by:
+        for lower in lowers[max(0, start - _PRECEDING_WINDOW):start]:
+            if lower in ind.not_preceded_by:
                 return False
     return True
 
@@ -299,25 +237,24 @@ class IndicatorExtractor:
 
     def __init__(self, *, language: str = "en", catalogue: Catalogue | str | Path | None = None,
                  prefilter: str = "auto") -> None:
-        import spacy
-
         if catalogue is None:
             catalogue = load_catalogue(language)
         elif not isinstance(catalogue, Catalogue):
             catalogue = load_catalogue(path=catalogue)
         self.catalogue = catalogue
-        self.nlp = spacy.blank(catalogue.language)
-        self.engine = MatchEngine(self.nlp.vocab, catalogue)
-        regexes, needs_matcher = [], []
-        for ind in catalogue.indicators:
-            for template in ind.templates:
-                regexes.append(template.regex)
-                needs_matcher.append(any(kind == "slot" for p in template.phrases
-                                         for kind, _ in p))
-            regexes.extend(ind.pattern_regexes)
-            needs_matcher.extend([True] * len(ind.pattern_regexes))
-        self.prefilter = Prefilter(regexes, engine=prefilter, flagged=needs_matcher)
+        self.engine = MatchEngine(catalogue)
+        self.prefilter = Prefilter(catalogue.prefilter_regexes()[0], engine=prefilter)
         self._index = {name: k for k, name in enumerate(catalogue.feature_names())}
+        self._nlp: Any = None
+
+    @property
+    def nlp(self) -> Any:
+        """The blank spaCy pipeline whose tokenizer defines tokens (built on first use)."""
+        if self._nlp is None:
+            import spacy
+
+            self._nlp = spacy.blank(self.catalogue.language)
+        return self._nlp
 
     @property
     def n_features(self) -> int:
@@ -363,17 +300,19 @@ class IndicatorExtractor:
                                                     record="batch"))
         texts = texts if isinstance(texts, (list, tuple)) else list(texts)
         n = len(texts)
-        mask, needs_matcher = self.prefilter.candidates(texts)
+        mask, hits = self.prefilter.candidates(texts)
         rows = np.flatnonzero(mask)
         counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
         ages: dict[int, tuple[AgeEvidence, ...]] = {}
         if rows.size:
             years = _years(reference_year, n)
-            with self.nlp.memory_zone():
-                docs = self.nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
+            nlp = self.nlp
+            match = self.engine.match_tokens
+            with nlp.memory_zone():
+                docs = nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
                 for row, doc in zip(rows.tolist(), docs, strict=True):
-                    c, a = self.engine.match(doc, years[row],
-                                             token_patterns=bool(needs_matcher[row]))
+                    c, a = match([t.lower_ for t in doc], [t.is_space or t.is_punct for t in doc],
+                                 years[row], None if hits is None else hits.get(row, ()))
                     counts[row] = c
                     if a:
                         ages[row] = a

@@ -14,13 +14,15 @@ and Python's ``re`` (portable, slower).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .._errors import Errors, InputTypeError
+from .._cache import read_entry, write_entry
+from .._errors import ConfigError, Errors, InputTypeError, MissingDependencyError
 from ._catalogue import RE_EDGES
 
 __all__ = ["ENGINES", "Prefilter", "hyperscan_available"]
@@ -62,34 +64,56 @@ class Prefilter:
     engine : {"auto", "hyperscan", "re", "none"}
         ``auto`` takes Hyperscan where installed, else ``re``; ``none`` lets every
         message through (the full matcher).
-    flagged : sequence of bool, optional
-        One per regex; :meth:`candidates` also reports which messages hit a flagged
-        regex (the extractor flags templates that need spaCy's slower ``Matcher``).
+    cache : bool, default True
+        Keep the compiled Hyperscan database in the user cache (:mod:`classifier._cache`),
+        keyed by the regexes and the Hyperscan version: compiling takes seconds, loading
+        milliseconds.
     """
 
     def __init__(self, regexes: Sequence[str], *, engine: str = "auto",
-                 flagged: Sequence[bool] | None = None) -> None:
+                 cache: bool = True) -> None:
         if engine not in ENGINES:
-            raise ValueError(Errors.E002.format(engine=engine, choices=", ".join(ENGINES)))
+            raise ConfigError(Errors.E002.format(engine=engine, choices=", ".join(ENGINES)))
         if engine == "auto":
             engine = "hyperscan" if hyperscan_available() else "re"
         if engine == "hyperscan" and not hyperscan_available():
-            raise ImportError(Errors.E003)
+            raise MissingDependencyError(Errors.E003)
         self.engine = engine
         self._regexes = tuple(regexes)
-        self._flagged = np.asarray(
-            flagged if flagged is not None else [False] * len(self._regexes), dtype=bool)
         self._db: Any = None
         self._scratch: Any = None
         self._re: re.Pattern[str] | None = None
         if engine == "hyperscan":
-            self._compile_hyperscan()
+            self._db = self._load_hyperscan(cache)
+            import hyperscan
+
+            self._scratch = hyperscan.Scratch(self._db)
         elif engine == "re":
-            # no groups: capturing ~400 groups makes `re` ~7x slower; this engine flags
-            # every candidate for the Matcher instead of telling which regex hit
+            # no groups: capturing ~400 groups makes `re` ~7x slower; this engine does
+            # not tell which regex hit (every pattern is tried on a candidate)
             self._re = re.compile("|".join(f"(?:{_re_edges(r)})" for r in self._regexes))
 
-    def _compile_hyperscan(self) -> None:
+    def _load_hyperscan(self, cache: bool) -> Any:
+        import hyperscan
+
+        key = None
+        if cache:
+            from importlib.metadata import version
+
+            digest = hashlib.sha256("\n".join(self._regexes).encode("utf-8")).hexdigest()
+            key = f"hyperscan-{digest[:32]}-{version('hyperscan')}.db"
+            blob = read_entry(key)
+            if blob is not None:
+                try:
+                    return hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+                except Exception:
+                    pass
+        db = self._compile_hyperscan()
+        if key is not None:
+            write_entry(key, hyperscan.dumpb(db))
+        return db
+
+    def _compile_hyperscan(self) -> Any:
         import hyperscan
 
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -99,12 +123,12 @@ class Prefilter:
         # the agreement benchmark.) UTF-8 mode needs valid input: see candidates().
         db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
                    flags=[hyperscan.HS_FLAG_UTF8] * len(exprs))
-        self._db = db
-        self._scratch = hyperscan.Scratch(db)
+        return db
 
-    def candidates(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks: which messages may hold an indicator, and which of those hit a
-        flagged regex.
+    def candidates(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[int, set[int]] | None]:
+        """Which messages may hold an indicator (a boolean mask), and for each of them the
+        regexes that hit it (row -> set of regex indices; None when the engine cannot
+        tell, and then every pattern must be tried).
 
         Raises
         ------
@@ -116,10 +140,9 @@ class Prefilter:
             if not isinstance(t, str):
                 raise InputTypeError(Errors.E001.format(type_name=type(t).__name__, record=i))
         if self.engine == "none" or n == 0:
-            return np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+            return np.ones(n, dtype=bool), None
         joined, _ = join_lower(texts)
         mask = np.zeros(n, dtype=bool)
-        flagged = np.zeros(n, dtype=bool)
         if self._db is not None:
             data = joined.encode("utf-8", "replace")  # lone surrogates -> "?"
             hits: list[tuple[int, int]] = []
@@ -130,20 +153,21 @@ class Prefilter:
 
             self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
             if not hits:
-                return mask, flagged
+                return mask, {}
             seps = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
         else:
             assert self._re is not None
             hits = [(-1, m.end()) for m in self._re.finditer(joined)]
             if not hits:
-                return mask, flagged
+                return mask, None
             seps = np.asarray([m.start() for m in re.finditer(_SEP, joined)], dtype=np.int64)
         arr = np.asarray(hits, dtype=np.int64)
         idx = np.searchsorted(seps, arr[:, 1] - 1, side="left")
         keep = idx < n
         mask[idx[keep]] = True
         if self._db is None:
-            flagged[idx[keep]] = True
-        else:
-            flagged[idx[keep & self._flagged[arr[:, 0]]]] = True
-        return mask, flagged
+            return mask, None
+        by_row: dict[int, set[int]] = {}
+        for row, rx in zip(idx[keep].tolist(), arr[keep, 0].tolist(), strict=True):
+            by_row.setdefault(row, set()).add(rx)
+        return mask, by_row

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import ConfigError, Errors, NotFittedError
 from ._extractor import IndicatorExtractor
 
 __all__ = ["IndicatorVectorizer"]
@@ -44,16 +45,31 @@ class IndicatorVectorizer:
         self.catalogue_path = catalogue_path
         self.prefilter = prefilter
 
+    _PARAMS = ("language", "catalogue_path", "prefilter")
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"language": self.language, "catalogue_path": self.catalogue_path,
-                "prefilter": self.prefilter}
+        return {name: getattr(self, name) for name in self._PARAMS}
 
     def set_params(self, **params: Any) -> IndicatorVectorizer:
         for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"Invalid parameter {key!r} for IndicatorVectorizer.")
+            if key not in self._PARAMS:
+                raise ConfigError(Errors.E007.format(key=key, estimator="IndicatorVectorizer",
+                                                     valid=", ".join(self._PARAMS)))
             setattr(self, key, value)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (called by scikit-learn only): a transformer of raw text."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=[]),
+                    input_tags=InputTags(one_d_array=True, two_d_array=False, string=True),
+                    requires_fit=True)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "extractor_"):
+            raise NotFittedError(Errors.E008.format(estimator="IndicatorVectorizer"))
 
     def fit(self, X: Iterable[str] | None = None, y: Any = None) -> IndicatorVectorizer:
         """Load and validate the catalogue; X is not looked at."""
@@ -67,16 +83,15 @@ class IndicatorVectorizer:
         return self
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
-        if not hasattr(self, "extractor_"):
-            raise AttributeError("IndicatorVectorizer is not fitted; call fit first.")
+        """Indicator counts, one row per message (float32)."""
+        self._check_fitted()
         return self.extractor_.extract_batch(list(X)).counts.astype(np.float32)
 
     def fit_transform(self, X: Iterable[str], y: Any = None) -> np.ndarray:
         return self.fit(X).transform(X)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        if not hasattr(self, "extractor_"):
-            raise AttributeError("IndicatorVectorizer is not fitted; call fit first.")
+        self._check_fitted()
         return np.asarray(self.extractor_.feature_names(), dtype=object)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -89,8 +104,7 @@ class IndicatorVectorizer:
         if "catalogue_sha256_" in state:
             self.fit()
             if self.catalogue_sha256_ != state["catalogue_sha256_"]:
-                raise ValueError("The indicator catalogue changed since this vectorizer was "
-                                 "pickled; refit it.")
+                raise ConfigError(Errors.E009.format(estimator="IndicatorVectorizer"))
 
     def __repr__(self) -> str:
         return (f"IndicatorVectorizer(language={self.language!r}, "

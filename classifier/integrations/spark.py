@@ -53,10 +53,12 @@ try:
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import to_arrow_schema
 except ImportError as exc:  # pragma: no cover - exercised by tests/install
-    raise ImportError("classifier.integrations.spark needs the [spark] extra: "
-                      "pip install 'solicitation-classifier[spark]'") from exc
+    from .._errors import Errors, MissingDependencyError
 
-from .._errors import Errors
+    raise MissingDependencyError(Errors.E006.format(what="classifier.integrations.spark",
+                                                    extra="spark")) from exc
+
+from .._errors import ConfigError, Errors, TableSchemaError
 from .._message_rows import MessageRow, RejectedRow
 from ._rows import PriorState, RowsScore, score_rows, score_rows_many, scorer_for
 
@@ -122,11 +124,11 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
     types = {f.name: f.dataType for f in messages.schema.fields}
     for required in ("conversation_id", "sender", "ts", "text"):
         if required not in types:
-            raise ValueError(Errors.E220.format(column=required,
+            raise TableSchemaError(Errors.E220.format(column=required,
                                                 columns=", ".join(sorted(types))))
 
-    def wrong(column: str, expected: str) -> ValueError:
-        return ValueError(Errors.E221.format(column=column, expected=expected,
+    def wrong(column: str, expected: str) -> TableSchemaError:
+        return TableSchemaError(Errors.E221.format(column=column, expected=expected,
                                              got=types[column].simpleString()))
 
     for name in _STRING_COLUMNS:
@@ -395,7 +397,7 @@ def flag_stream(messages: DataFrame, *, model_dir: str | None = None,
     timeout, idle_ms = GroupStateTimeout.NoTimeout, None
     if idle_timeout is not None:
         if not isinstance(messages.schema["ts"].dataType, T.TimestampType):
-            raise ValueError(Errors.E222)
+            raise ConfigError(Errors.E222)
         rows = rows.withColumn("_event_time", F.col("_ts_epoch").cast("timestamp"))
         rows = rows.withWatermark("_event_time", f"{int(idle_timeout)} seconds")
         timeout, idle_ms = GroupStateTimeout.EventTimeTimeout, int(idle_timeout * 1000)
