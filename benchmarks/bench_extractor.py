@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import spacy
 
-from classifier import ConversationState, Message
+from classifier import Conversation, ConversationState, Message, conversation_state
 from classifier.indicators import IndicatorExtractor, hyperscan_available
 
 BATCH = 10_000
@@ -70,9 +70,7 @@ def conversation(n: int, t0: datetime) -> list[Message]:
 
 
 def build_state(msgs: Sequence[Message], ext: IndicatorExtractor) -> ConversationState:
-    state = ConversationState("bench", ext.catalogue)
-    state.update_messages(msgs, ext)
-    return state
+    return conversation_state(Conversation("bench", (), tuple(msgs)), ext)
 
 
 def main() -> None:

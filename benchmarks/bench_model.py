@@ -14,9 +14,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from bench_extractor import best_of  # same folder: run as python benchmarks/bench_model.py
 
-from classifier import ConversationState, Message
-from classifier._features import FEATURE_NAMES, RiskFactorBuilder
-from classifier._model import RiskModel
+from classifier import (
+    FEATURE_NAMES,
+    Conversation,
+    Message,
+    RiskFactorBuilder,
+    RiskModel,
+    conversation_state,
+)
 from classifier.indicators import IndicatorExtractor
 from classifier.training import export_onnx, fit_model
 
@@ -59,8 +64,7 @@ def main() -> None:
              "dont tell anyone", "ok", "add me on snap", "send me a pic"]
     msgs = [Message("a" if i % 2 == 0 else "b", t0 + timedelta(minutes=i), lines[i % 10])
             for i in range(60)]
-    state = ConversationState("bench", ext.catalogue)
-    state.update_messages(msgs, ext)
+    state = conversation_state(Conversation("bench", (), tuple(msgs)), ext)
     builder = RiskFactorBuilder(ext.catalogue)
     t_feat = best_of(lambda: [builder.transform(state, {"a": None, "b": 13})
                            for _ in range(2000)]) / 2000

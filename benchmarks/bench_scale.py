@@ -39,10 +39,17 @@ from bench_extractor import best_of  # same folder: run as python benchmarks/ben
 from classifier.evaluation.benign import load_chitchat
 from classifier.evaluation.synth import generate
 
-from classifier import Conversation, Message, Participant
+from classifier import (
+    Conversation,
+    Message,
+    Participant,
+    Pipeline,
+    Scorer,
+    StreamMessage,
+    StreamScorer,
+    conversation_state,
+)
 from classifier._message_rows import conversation_rows
-from classifier._scoring import Scorer
-from classifier._stream import StreamMessage, StreamScorer
 
 
 def corpus(n_conversations: int, seed: int = 0) -> list[Conversation]:
@@ -106,11 +113,10 @@ def length_rows(scorer: Scorer) -> list[tuple[int, int, float]]:
             tuple(Message("a" if i % 2 else "b", t0 + timedelta(seconds=30 * i),
                           lines[i % len(lines)]) for i in range(length)))
         reps = max(1, 20000 // length)
-        t = best_of(lambda conv=conv, reps=reps: [scorer.score(conv, early=False)
-                                                  for _ in range(reps)])
-        from classifier import ConversationState
-
-        size = len(ConversationState.from_conversation(conv, scorer.extractor).to_bytes())
+        plain = Pipeline(model=scorer.model, extractor=scorer.extractor, early=False)
+        t = best_of(lambda conv=conv, reps=reps, plain=plain: [plain.score(conv)
+                                                               for _ in range(reps)])
+        size = len(conversation_state(conv, scorer.extractor).to_bytes())
         out.append((length, size, t / (reps * length) * 1e6))
     return out
 

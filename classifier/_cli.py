@@ -1,39 +1,84 @@
 """The ``solicitation-classifier`` command.
 
-Subcommands grow with the data flow: ``extract`` (indicators -> state) and ``demo`` (the
-main job on embedded defaults). Output is numbers and ids only; message text is never
-printed, and a bad record is reported by line and field while the good ones go on.
+Output is numbers and ids only; message text is never printed. A bad record is reported
+by line and field (never a value from it) while the good ones go on; every error is one
+line and an exit code (:mod:`classifier._cli_base`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any
+
+import typer
 
 from . import _cli_guard
-from ._conversation import Conversation, conversation_to_dict, read_jsonl
-from ._progress import progress
+from ._cli_base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    CommandError,
+    count_lines,
+    open_output,
+    require_file,
+    run_guarded,
+    say,
+    typer_app,
+)
+from ._conversation import Conversation, read_jsonl, sample_path
+from ._errors import ClassifierError, Errors, RecordError
 from ._state import ConversationState
-from .indicators import IndicatorExtractor
 
-SAMPLE = "sample.jsonl"
+app = typer_app(name="solicitation-classifier",
+                help="Detect possible solicitation of children from key indicators and "
+                     "objectively identified risk factors (Reg. (EU) 2021/1232).")
+data_app = typer_app(help="Make evaluation data in the interchange format.")
+compliance_app = typer_app(help="The compliance matrix and the DPIA annex.")
+app.add_typer(data_app, name="data")
+app.add_typer(compliance_app, name="compliance")
+
+MAX_ERRORS_SHOWN = 100
+PREFILTERS = ("auto", "hyperscan", "re", "none")
 
 
-def sample_path() -> Path:
-    """Path of the bundled sample conversations (synthetic, non-explicit)."""
-    return Path(str(resources.files("classifier") / "data" / SAMPLE))
+def _progress(items: Any, desc: str, total: int | None = None) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, disable=None, leave=False, unit=" records")
 
 
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
+class _Rejections:
+    """Counts rejected records; shows the first ones (each one line, value-free)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.n = 0
+        self.codes: Counter[str] = Counter()
+
+    def add(self, err: RecordError) -> None:
+        self.n += 1
+        self.codes[err.code or "?"] += 1
+        if self.n <= MAX_ERRORS_SHOWN:
+            say(f"{self.source}: {err}")
+
+    def summary(self) -> None:
+        if self.n > MAX_ERRORS_SHOWN:
+            codes = ", ".join(f"{c} x{k}" for c, k in self.codes.most_common())
+            say(f"{self.source}: ... {self.n - MAX_ERRORS_SHOWN} more rejected records "
+                f"({codes})")
+
+
+def _engine_note(extractor: Any) -> str:
+    engine = extractor.prefilter.engine
+    if engine == "re":
+        return ("prefilter engine: re (portable; about 12x slower than Hyperscan: on x86-64 "
+                "Linux, pip install 'solicitation-classifier[fast]')")
+    return f"prefilter engine: {engine}"
 
 
 def state_summary(state: ConversationState, feature_names: Sequence[str]) -> dict[str, Any]:
@@ -41,11 +86,8 @@ def state_summary(state: ConversationState, feature_names: Sequence[str]) -> dic
     participants = []
     for pid, p in state.participants.items():
         participants.append({
-            "id": pid,
-            "messages": p.n_messages,
-            "scanned": p.n_scanned,
-            "not_scanned": p.n_not_scanned,
-            "with_indicators": p.n_with_indicators,
+            "id": pid, "messages": p.n_messages, "scanned": p.n_scanned,
+            "not_scanned": p.n_not_scanned, "with_indicators": p.n_with_indicators,
             "indicators": {feature_names[k]: int(c) for k, c in enumerate(p.counts) if c},
             "disclosed_age": None if not p.disclosed_age.n else {
                 "n": p.disclosed_age.n, "mean": p.disclosed_age.mean,
@@ -57,166 +99,259 @@ def state_summary(state: ConversationState, feature_names: Sequence[str]) -> dic
             "state_bytes": len(state.to_bytes())}
 
 
-def run_extract(inputs: Sequence[Path], out: TextIO | None, extractor: IndicatorExtractor,
-                report: TextIO) -> int:
-    """Extract indicators from interchange files; prints a summary; returns the exit code."""
+# -- extract -------------------------------------------------------------------------
+def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "en",
+                prefilter: str = "auto") -> int:
+    """Indicators and numeric state per conversation; prints a summary."""
+    from ._pipeline import conversation_state
+    from .indicators import IndicatorExtractor
+
+    extractor = IndicatorExtractor(language=language, prefilter=prefilter)
     names = extractor.feature_names()
     categories = [ind.category for ind in extractor.catalogue.indicators]
-    n_conv = n_bad = n_msgs = n_scanned = n_not_scanned = n_hit_msgs = 0
+    n_conv = n_msgs = n_scanned = n_not_scanned = n_hit = 0
     by_category: Counter[str] = Counter()
+    rejected = 0
     start = time.perf_counter()
-    for path in inputs:
-        total = _count_lines(path)
-        for result in progress(read_jsonl(path), label=f"extract {path.name}", total=total):
-            if result.error is not None:
-                n_bad += 1
-                print(f"{path.name}: {result.error}", file=report)
-                continue
-            conv = result.conversation
-            assert conv is not None
-            state = ConversationState.from_conversation(conv, extractor)
-            n_conv += 1
-            for p in state.participants.values():
-                n_msgs += p.n_messages
-                n_scanned += p.n_scanned
-                n_not_scanned += p.n_not_scanned
-                n_hit_msgs += p.n_with_indicators
-                for k, c in enumerate(p.counts):
-                    if c:
-                        by_category[categories[k]] += int(c)
-            if out is not None:
-                out.write(json.dumps(state_summary(state, names)) + "\n")
-    elapsed = time.perf_counter() - start
-    print(f"catalogue {extractor.catalogue.name} {extractor.catalogue.version} "
-          f"({len(names)} indicators, {extractor.catalogue.n_patterns} patterns), "
-          f"prefilter engine: {extractor.prefilter.engine}", file=report)
-    print(f"{n_conv} conversations read, {n_bad} records rejected; {n_msgs} messages: "
-          f"{n_scanned} scanned, {n_not_scanned} not scanned (not text); "
-          f"{n_hit_msgs} messages carried at least one indicator", file=report)
+    with open_output(output) as out:
+        for path in inputs:
+            bad = _Rejections(path.name)
+            for result in _progress(read_jsonl(path), f"extract {path.name}",
+                                    count_lines(path)):
+                if result.conversation is None:
+                    bad.add(result.error)  # type: ignore[arg-type]
+                    continue
+                state = conversation_state(result.conversation, extractor)
+                n_conv += 1
+                for p in state.participants.values():
+                    n_msgs += p.n_messages
+                    n_scanned += p.n_scanned
+                    n_not_scanned += p.n_not_scanned
+                    n_hit += p.n_with_indicators
+                    for k in p.counts.nonzero()[0]:
+                        by_category[categories[k]] += int(p.counts[k])
+                if out is not None:
+                    out.write(json.dumps(state_summary(state, names)) + "\n")
+            bad.summary()
+            rejected += bad.n
+    say(f"catalogue {extractor.catalogue.name} {extractor.catalogue.version} "
+        f"({len(names)} indicators, {extractor.catalogue.n_patterns} patterns), "
+        f"{_engine_note(extractor)}")
+    say(f"{n_conv} conversations read, {rejected} records rejected; {n_msgs} messages: "
+        f"{n_scanned} scanned, {n_not_scanned} not scanned (not text); "
+        f"{n_hit} messages carried at least one indicator")
     if by_category:
         width = max(len(c) for c in by_category)
-        print("indicator matches by category:", file=report)
+        say("indicator matches by category:")
         for cat in extractor.catalogue.categories:
             if by_category[cat]:
-                print(f"  {cat:<{width}}  {by_category[cat]}", file=report)
-    print(f"done in {elapsed:.2f} s", file=report)
-    return 0 if n_bad == 0 else 2
+                say(f"  {cat:<{width}}  {by_category[cat]}")
+    say(f"done in {time.perf_counter() - start:.2f} s")
+    if not n_conv and not rejected:
+        raise CommandError(Errors.C003.format(path=", ".join(str(p) for p in inputs)))
+    return EXIT_OK if not rejected else EXIT_REJECTED
 
 
-def run_data(args: argparse.Namespace) -> int:
-    """``data synth|benign|pan12|espd``: write interchange JSONL and print a summary."""
-    from classifier.evaluation import generate, load_chitchat, load_espd, load_pan12
-
-    errors: list[Any] = []
-    extra = ""
-    if args.source == "synth":
-        convs: Any = progress(generate(args.n, seed=args.seed, split=args.split,
-                                       positive_share=args.positive_share, noise=args.noise),
-                              label=f"synth {args.split}", total=args.n)
-    elif args.source == "benign":
-        convs = progress(load_chitchat(args.split, errors=errors), label=f"benign {args.split}")
-    elif args.source == "pan12":
-        corpus = load_pan12(args.directory)
-        errors = corpus.errors
-        convs = progress(corpus.conversations, label="pan12", total=len(corpus.conversations))
-        lines_path = Path(args.output).with_suffix(".predator_lines.json")
-        lines_path.write_text(json.dumps(corpus.predator_lines, sort_keys=True))
-        extra = f"; problem-2 line labels in {lines_path}"
-    else:
-        convs = progress(load_espd(args.file, errors=errors), label="espd")
-    subgroups: Counter[str] = Counter()
-    n = 0
-    with open(args.output, "w", encoding="utf-8") as fh:
-        for conv in convs:
-            fh.write(json.dumps(conversation_to_dict(conv), ensure_ascii=False) + "\n")
-            subgroups[f"{conv.subgroup}"] += 1
-            n += 1
-    for err in errors:
-        print(err, file=sys.stderr)
-    mix = ", ".join(f"{k} {v}" for k, v in sorted(subgroups.items()))
-    print(f"wrote {n} conversations to {args.output} ({mix}); {len(errors)} records "
-          f"rejected{extra}", file=sys.stderr)
-    return 0 if not errors else 2
+@app.command()
+def extract(inputs: Annotated[list[Path], typer.Argument(help="interchange JSONL files")],
+            output: Annotated[str | None, typer.Option("-o", "--output", help=(
+                "write one numeric summary per conversation (JSONL; '-' for stdout)"))] = None,
+            language: str = "en",
+            prefilter: Annotated[str, typer.Option(help="auto, hyperscan, re or none")] = "auto",
+            ) -> int:
+    """Extract risk indicators from interchange JSONL (numbers only)."""
+    for path in inputs:
+        require_file(path)
+    if prefilter not in PREFILTERS:
+        raise typer.BadParameter(f"must be one of {', '.join(PREFILTERS)}",
+                                 param_hint="--prefilter")
+    return run_extract(inputs, output, language=language, prefilter=prefilter)
 
 
-def run_score(src: Path, output: str, model_dir: Path | None, threshold: float | None,
-              report: TextIO, *, queue: str | None = None) -> int:
-    """``score``: one output line per conversation (DESIGN section 5), and a summary;
-    with ``queue``, every flagged conversation becomes a case for human review."""
+# -- score ---------------------------------------------------------------------------
+def run_score(src: Path, output: str, *, model_dir: Path | None = None,
+              threshold: float | None = None, queue: str | None = None,
+              master_key_file: Path | None = None) -> int:
+    """One output line per input record, in input order, written batch by batch; with
+    ``queue``, every flagged conversation becomes a case for human review."""
     from ._model import RiskModel
-    from ._scoring import Scorer
+    from ._pipeline import Pipeline
+    from .indicators import IndicatorExtractor
 
-    extractor = IndicatorExtractor()
-    model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
-    scorer = Scorer(model, extractor=extractor, threshold=threshold)
-    from datetime import UTC, datetime
-
-    from .guard import ScanPolicy
-
-    policy = ScanPolicy()
+    require_file(src)
     guard = None
     if queue:
         from .guard import Guard, Keys, Store
 
-        store = Store(queue)
-        store.migrate()
-        guard = Guard(store, Keys.from_env())
+        keys = Keys.load(master_key_file)  # before anything is created or written
+        guard = Guard(Store(queue, create=True), keys)
+    extractor = IndicatorExtractor()
+    model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
+    pipeline = Pipeline(model=model, extractor=extractor, threshold=threshold, guard=guard)
+    bad = _Rejections(src.name)
     counts: Counter[str] = Counter()
     start = time.perf_counter()
-    # lines in input order; allowed conversations are scored in batches (one extraction
-    # batch and one model call per ~20k messages)
-    pending: list[tuple[Conversation | None, dict[str, Any] | None]] = []
+    pending: list[tuple[int, Conversation]] = []
     pending_messages = 0
 
-    def flush(fh: TextIO) -> None:
-        nonlocal pending_messages
-        scored_all = iter(scorer.score_many([c for c, _ in pending if c is not None]))
-        for conv, line in pending:
-            if conv is not None:
-                scored = next(scored_all)
-                counts["flagged" if scored.flagged else scored.status] += 1
-                if guard is not None and guard.triage(conv, scored, extractor):
-                    counts["queued"] += 1
-                line = scored.to_dict()
-            fh.write(json.dumps(line) + "\n")
-        pending.clear()
-        pending_messages = 0
+    with open_output(output) as out:
+        assert out is not None
 
-    with open(output, "w", encoding="utf-8") as fh:
-        for result in progress(read_jsonl(src), label=f"score {src.name}",
-                               total=_count_lines(src)):
-            if result.error is not None:
-                counts["rejected"] += 1
-                print(f"{src.name}: {result.error}", file=report)
+        def flush() -> None:
+            nonlocal pending_messages
+            for line in _score_isolated(pipeline, pending, bad):
+                status = line.get("status", "scored")
+                counts[status if status != "scored"
+                       else ("flagged" if line["flagged"] else "scored")] += 1
+                out.write(json.dumps(line) + "\n")
+            out.flush()
+            pending.clear()
+            pending_messages = 0
+
+        for result in _progress(read_jsonl(src), f"score {src.name}", count_lines(src)):
+            if result.conversation is None:
+                bad.add(result.error)  # type: ignore[arg-type]
                 continue
-            assert result.conversation is not None
-            decision = policy.decide(result.conversation, datetime.now(UTC))
-            if not decision.allowed:  # before any text is read
-                counts["refused"] += 1
-                pending.append((None, {"conversation_id": result.conversation.conversation_id,
-                                       "status": "refused", "reason": decision.reason}))
-                continue
-            policy.meter(result.conversation)
-            pending.append((result.conversation, None))
+            pending.append((result.line, result.conversation))
             pending_messages += len(result.conversation.messages)
             if pending_messages >= 20_000:
-                flush(fh)
-        flush(fh)
-    print(f"model {model.version}, threshold {scorer.threshold:.6f} "
-          f"({model.metadata['threshold_policy']})", file=report)
-    total = sum(v for k, v in counts.items() if k != "queued")
-    print(f"{total} conversations: {counts['flagged']} flagged for human review, "
-          f"{counts['scored']} below the threshold, {counts['refused']} refused by scope, "
-          f"{counts['rejected']} records rejected; {time.perf_counter() - start:.2f} s; "
-          f"results in {output}", file=report)
+                flush()
+        flush()
+    bad.summary()
+    say(f"model {model.version}, threshold {pipeline.threshold:.6f} "
+        f"({model.metadata.get('threshold_policy')}); {_engine_note(extractor)}")
+    total = sum(counts.values())
+    say(f"{total} conversations: {counts['flagged']} flagged for human review, "
+        f"{counts['scored']} below the threshold, {counts['refused']} refused by scope, "
+        f"{bad.n} records rejected; {time.perf_counter() - start:.2f} s; results in {output}")
     if guard is not None:
         from .guard import record_scan
 
-        record_scan(guard.store, policy)
-        print(f"{counts['queued']} cases opened for human review in {queue} "
-              f"(solicitation-classifier review list --store {queue} --actor NAME "
-              "--role reviewer)", file=report)
-    return 0 if not counts["rejected"] else 2
+        record_scan(guard.store, pipeline.policy)
+        say(f"{pipeline.counts['queued']} cases opened for human review in {queue} "
+            f"(solicitation-classifier review list --store {queue})")
+    if not total and not bad.n:
+        raise CommandError(Errors.C003.format(path=src))
+    return EXIT_OK if not bad.n else EXIT_REJECTED
+
+
+def _score_isolated(pipeline: Any, pending: list[tuple[int, Conversation]],
+                    bad: _Rejections) -> list[dict[str, Any]]:
+    """Score a batch; if the batch fails, score its records one by one, so that one
+    record that cannot be processed never costs the others."""
+    convs = [c for _, c in pending]
+    try:
+        return [r.to_dict() for r in pipeline.score_many(convs)]
+    except (ClassifierError, Exception):
+        pass
+    lines = []
+    for line_no, conv in pending:
+        try:
+            lines.append(pipeline.score_many([conv])[0].to_dict())
+        except Exception as exc:
+            bad.add(RecordError(Errors.E218.format(line=line_no, type_name=type(exc).__name__),
+                                line=line_no, field=""))
+    return lines
+
+
+@app.command()
+def score(input: Annotated[Path, typer.Argument(help="interchange JSONL")],
+          output: Annotated[str, typer.Option("-o", "--output",
+                                              help="scores (JSONL; '-' for stdout)")],
+          model: Annotated[Path | None, typer.Option(help="model directory")] = None,
+          threshold: float | None = None,
+          queue: Annotated[str | None, typer.Option(metavar="STORE_URL", help=(
+              "open a review case for every flagged conversation in this guard store "
+              "(needs the master key)"))] = None,
+          master_key_file: Annotated[Path | None, typer.Option(help=(
+              "file holding the master key (default: $SOLICITATION_MASTER_KEY_FILE or "
+              "$SOLICITATION_MASTER_KEY)"))] = None) -> int:
+    """Score interchange JSONL with the risk model."""
+    return run_score(input, output, model_dir=model, threshold=threshold, queue=queue,
+                     master_key_file=master_key_file)
+
+
+# -- data ----------------------------------------------------------------------------
+def _write_conversations(convs: Any, output: Path, errors: list[Any], extra: str = "") -> int:
+    from ._conversation import write_jsonl
+
+    subgroups: Counter[str] = Counter()
+
+    def counted() -> Any:
+        for conv in convs:
+            subgroups[f"{conv.subgroup}"] += 1
+            yield conv
+
+    with open_output(output) as fh:
+        n = write_jsonl(counted(), fh)  # type: ignore[arg-type]
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        say(str(err))
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(subgroups.items()))
+    say(f"wrote {n} conversations to {output} ({mix}); {len(errors)} records rejected{extra}")
+    return EXIT_OK if not errors else EXIT_REJECTED
+
+
+@data_app.command("synth")
+def data_synth(n: Annotated[int, typer.Option(help="how many conversations")],
+               split: Annotated[str, typer.Option(help="train or test")],
+               output: Annotated[Path, typer.Option("-o", "--output")],
+               seed: int = 0, positive_share: float = 0.35, noise: float = 0.3) -> int:
+    """Synthetic grooming and hard-negative conversations (deterministic by seed)."""
+    from .evaluation import generate
+
+    convs = _progress(generate(n, seed=seed, split=split, positive_share=positive_share,
+                               noise=noise), f"synth {split}", n)
+    return _write_conversations(convs, output, [])
+
+
+@data_app.command("benign")
+def data_benign(split: Annotated[str, typer.Option(help="train or test")],
+                output: Annotated[Path, typer.Option("-o", "--output")]) -> int:
+    """Real benign chat (chitchat-dataset, extra [eval])."""
+    from .evaluation import load_chitchat
+
+    errors: list[Any] = []
+    return _write_conversations(_progress(load_chitchat(split, errors=errors),
+                                          f"benign {split}"), output, errors)
+
+
+@data_app.command("pan12")
+def data_pan12(directory: Path, output: Annotated[Path, typer.Option("-o", "--output")]) -> int:
+    """Convert a PAN12 corpus directory (with its problem-2 line labels)."""
+    from ._cli_base import write_private
+    from .evaluation import load_pan12
+
+    corpus = load_pan12(directory)
+    lines_path = Path(output).with_suffix(".predator_lines.json")
+    write_private(lines_path, json.dumps(corpus.predator_lines, sort_keys=True))
+    return _write_conversations(_progress(corpus.conversations, "pan12"), output,
+                                corpus.errors, f"; problem-2 line labels in {lines_path}")
+
+
+@data_app.command("espd")
+def data_espd(file: Path, output: Annotated[Path, typer.Option("-o", "--output")]) -> int:
+    """Convert an eSPD datapack (JSON)."""
+    from .evaluation import load_espd
+
+    errors: list[Any] = []
+    return _write_conversations(_progress(load_espd(require_file(file), errors=errors),
+                                          "espd"), output, errors)
+
+
+# -- train, evaluate, substance audit ------------------------------------------------
+@app.command()
+def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
+              "model directory (default: the shipped model's directory)"))] = None,
+          small: Annotated[bool, typer.Option(help="a small, fast configuration")] = False,
+          ) -> int:
+    """Rebuild the risk model (extras [train], [eval])."""
+    from ._model import default_model_dir
+    from .evaluation.train import TrainConfig
+    from .evaluation.train import train as build
+
+    config = TrainConfig(synth_n=600, val_n=300, test_n=600) if small else TrainConfig()
+    build(output or default_model_dir(), config)
+    return EXIT_OK
 
 
 def _print_where(tracking_uri: str, run_id: str, experiment: str,
@@ -225,259 +360,202 @@ def _print_where(tracking_uri: str, run_id: str, experiment: str,
 
     mlflow.set_tracking_uri(tracking_uri)
     run = mlflow.get_run(run_id)
-    print(f"MLflow run {run_id} ({run.info.run_name}) in experiment '{experiment}'\n"
-          f"  report: {run.info.artifact_uri}/{report}\n"
-          f"  open the runs: pip install mlflow && mlflow ui --backend-store-uri "
-          f"{tracking_uri}", file=sys.stderr)
+    say(f"MLflow run {run_id} ({run.info.run_name}) in experiment '{experiment}'\n"
+        f"  report: {run.info.artifact_uri}/{report}\n"
+        f"  open the runs: pip install mlflow && mlflow ui --backend-store-uri {tracking_uri}")
 
 
 def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | None,
                  baseline_train: Sequence[Path] | None) -> int:
-    """``evaluate``: measure, log one MLflow run, print the headline figures."""
-    from classifier.evaluation.harness import (
+    """Measure, log one MLflow run, print the headline figures."""
+    from .evaluation.harness import (
         EVAL_EXPERIMENT,
         default_tracking_uri,
         evaluate,
         load_labelled,
     )
 
+    for path in data:
+        require_file(path)
     uri = tracking_uri or default_tracking_uri()
     train_convs: list[Any] = []
     if baseline_train is not None:
         if baseline_train:
             train_convs = load_labelled(baseline_train)[0]
         else:
-            from classifier.evaluation import generate
+            from .evaluation import generate
             train_convs = list(generate(2000, seed=0, split="train"))
     ev = evaluate(data, model_dir=model, tracking_uri=uri, baseline_train=train_convs)
     s = ev.summary
-    print(f"recall {s['recall']:.4f}, precision {s['precision']:.4f}, F0.5 {s['f0_5']:.4f}, "
-          f"FPR {100 * s['fpr']:.2f}% (95% CI {100 * s['fpr_ci95'][0]:.2f}-"
-          f"{100 * s['fpr_ci95'][1]:.2f}%), F_latency {ev.extra['f_latency']:.4f}"
-          + (f"; text baseline recall {ev.baseline['recall']:.4f}, FPR "
-             f"{100 * ev.baseline['fpr']:.2f}%" if ev.baseline else ""), file=sys.stderr)
-    assert ev.run_id is not None
-    _print_where(uri, ev.run_id, EVAL_EXPERIMENT)
-    return 0 if not ev.rejected else 2
+    say(f"recall {s['recall']:.4f}, precision {s['precision']:.4f}, F0.5 {s['f0_5']:.4f}, "
+        f"FPR {100 * s['fpr']:.2f}% (95% CI {100 * s['fpr_ci95'][0]:.2f}-"
+        f"{100 * s['fpr_ci95'][1]:.2f}%), F_latency {ev.extra['f_latency']:.4f}"
+        + (f"; text baseline recall {ev.baseline['recall']:.4f}, FPR "
+           f"{100 * ev.baseline['fpr']:.2f}%" if ev.baseline else ""))
+    if ev.run_id is not None:
+        _print_where(uri, ev.run_id, EVAL_EXPERIMENT)
+    return EXIT_OK if not ev.rejected else EXIT_REJECTED
 
 
-def run_substance_audit(tracking_uri: str | None) -> int:
-    """``audit``: the substance audit as its own MLflow run."""
-    from classifier.evaluation.audit import load_topics, substance_audit
-    from classifier.evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
+@app.command()
+def evaluate(data: Annotated[list[Path], typer.Option(help="labelled interchange JSONL")],
+             model: Path | None = None,
+             tracking_uri: Annotated[str | None, typer.Option(help=(
+                 "MLflow tracking URI (default: sqlite:///mlruns.db here)"))] = None,
+             baseline_train: Annotated[list[Path] | None, typer.Option(help=(
+                 "train the naive text baseline on these files and report it beside the "
+                 "model"))] = None,
+             baseline: Annotated[bool, typer.Option(help=(
+                 "report the text baseline, trained on generated synthetic data when no "
+                 "--baseline-train is given"))] = False) -> int:
+    """Measure errors and log an MLflow run (extras [eval], [train] for the baseline)."""
+    train_files = baseline_train if baseline_train else ([] if baseline else None)
+    return run_evaluate(data, model, tracking_uri, train_files)
+
+
+@app.command("substance-audit")
+def substance_audit(tracking_uri: str | None = None) -> int:
+    """Can the risk factors reveal the topic? (extras [eval], [train])"""
+    from .evaluation.audit import load_topics
+    from .evaluation.audit import substance_audit as audit
+    from .evaluation.harness import AUDIT_EXPERIMENT, default_tracking_uri, log_audit
 
     uri = tracking_uri or default_tracking_uri()
-    result = substance_audit(*load_topics())
+    result = audit(*load_topics())
     run_id = log_audit(result, uri)
-    print(f"topic attacker accuracy: risk factors {100 * result.risk_factor_accuracy:.1f}%, "
-          f"bag of words {100 * result.bag_of_words_accuracy:.1f}%, chance "
-          f"{100 * result.chance:.1f}% ({result.n_topics} topics, {result.n_test} test "
-          f"conversations); risk factors {result.risk_factor_gap:+.1f} points over chance",
-          file=sys.stderr)
+    say(f"topic attacker accuracy: risk factors {100 * result.risk_factor_accuracy:.1f}%, "
+        f"bag of words {100 * result.bag_of_words_accuracy:.1f}%, chance "
+        f"{100 * result.chance:.1f}% ({result.n_topics} topics, {result.n_test} test "
+        f"conversations); risk factors {result.risk_factor_gap:+.1f} points over chance")
     _print_where(uri, run_id, AUDIT_EXPERIMENT, "report.md")
-    return 0
+    return EXIT_OK
 
 
-def run_compliance(args: argparse.Namespace) -> int:
-    """``compliance matrix|dpia``: documents built from the register, tests and runs."""
-    from .compliance import check_traceability, load_register, matrix, tagged_tests
+# -- compliance ----------------------------------------------------------------------
+@compliance_app.command("matrix")
+def compliance_matrix(output: Annotated[str, typer.Option("-o", "--output", help=(
+                          "path prefix: PREFIX.md and PREFIX.html"))],
+                      tracking_uri: Annotated[str | None, typer.Option(help=(
+                          "add the latest measured figures from these MLflow runs"))] = None,
+                      ) -> int:
+    """Obligation -> implementation -> tests (and measured figures)."""
+    from .compliance import check_traceability, load_register, matrix, tagged_test_index
 
-    tests = Path(__file__).resolve().parent.parent / "tests"
     register = load_register()
-    tags = tagged_tests(tests) if tests.is_dir() else {}
-    if args.action == "matrix":
-        figures = {}
-        if args.tracking_uri:
-            from classifier.evaluation.dpia import measured_figures
+    tags = tagged_test_index()
+    figures = {}
+    if tracking_uri:
+        from .evaluation.dpia import measured_figures
 
-            figures = measured_figures(args.tracking_uri)
-        md, page = matrix(register, tags, figures)
-        Path(f"{args.output}.md").write_text(md)
-        Path(f"{args.output}.html").write_text(page)
-        problems = check_traceability(register, tags)
-        print(f"compliance matrix: {len(register)} obligations -> {args.output}.md, "
-              f"{args.output}.html; {len(problems)} traceability problems", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 0 if not problems else 1
-    from classifier.evaluation.dpia import dpia_annex
-
-    Path(args.output).write_text(dpia_annex(args.model, args.tracking_uri,
-                                            tests if tests.is_dir() else None))
-    print(f"DPIA annex written to {args.output}", file=sys.stderr)
-    return 0
+        figures = measured_figures(tracking_uri)
+    md, page = matrix(register, tags, figures)
+    for suffix, text in ((".md", md), (".html", page)):
+        with open_output(f"{output}{suffix}") as fh:
+            fh.write(text)  # type: ignore[union-attr]
+    problems = check_traceability(register, tags)
+    say(f"compliance matrix: {len(register)} obligations -> {output}.md, {output}.html; "
+        f"{len(problems)} traceability problems")
+    for problem in problems:
+        say(f"  {problem}")
+    return EXIT_OK if not problems else EXIT_FAILED
 
 
-def _demo_master_key() -> None:
-    """The demo's master key: $SOLICITATION_MASTER_KEY, else a key file made for the demo."""
-    import os
+@compliance_app.command("dpia")
+def compliance_dpia(tracking_uri: Annotated[str, typer.Option()],
+                    output: Annotated[Path, typer.Option("-o", "--output")],
+                    model: Path | None = None) -> int:
+    """The technical annex of a DPIA (Markdown)."""
+    from .compliance import tagged_test_index
+    from .evaluation.dpia import dpia_annex
 
-    from .guard import MASTER_KEY_ENV, Keys
-
-    if os.environ.get(MASTER_KEY_ENV):
-        return
-    path = Path("demo-master.key")
-    if not path.exists():
-        path.write_text(Keys.generate())
-        path.chmod(0o600)
-    os.environ[MASTER_KEY_ENV] = path.read_text().strip()
-    print(f"(demo only: master key in {path}; for the review commands run "
-          f"export {MASTER_KEY_ENV}=$(cat {path}))", file=sys.stderr)
+    text = dpia_annex(model, tracking_uri, tagged_test_index())
+    with open_output(output) as fh:
+        fh.write(text)  # type: ignore[union-attr]
+    say(f"DPIA annex written to {output}")
+    return EXIT_OK
 
 
-def run_demo_evaluation() -> int:
-    """The demo's last step: an evaluation run on embedded defaults (synthetic test data,
-    a SQLite tracking store in the working directory)."""
+# -- demo ----------------------------------------------------------------------------
+DEMO_DIR = "solicitation-demo"
+
+
+def run_demo(directory: Path) -> int:
+    """The main job on embedded defaults, every output under ``directory``."""
+    from ._cli_base import write_private
+    from .guard import MASTER_KEY_FILE_ENV, Keys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    sample = sample_path()
+    say(f"solicitation-classifier demo: everything goes to {directory}/\n\n"
+        f"1. extracting risk indicators from the bundled sample {sample}")
+    code = run_extract([sample], str(directory / "indicators.jsonl"))
+    key_file = directory / "master.key"
+    if not key_file.exists():
+        write_private(key_file, Keys.generate() + "\n")
+    store = f"sqlite:///{(directory / 'guard.db').resolve()}"
+    scores = directory / "scores.jsonl"
+    say(f"\n2. scoring the sample with the shipped model -> {scores}; flagged conversations "
+        f"become cases for human review in {store} (demo master key: {key_file})")
+    code = max(code, run_score(sample, str(scores), queue=store, master_key_file=key_file))
+    code = max(code, _demo_evaluation(directory))
+    say(f"\nreview the cases: export {MASTER_KEY_FILE_ENV}={key_file.resolve()}; "
+        f"solicitation-classifier review list --store {store}")
+    return code
+
+
+def _demo_evaluation(directory: Path) -> int:
     try:
         import mlflow  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError:
-        print("\nevaluation skipped: install the [eval] and [train] extras", file=sys.stderr)
-        return 0
-    from classifier.evaluation import generate
-
-    data = Path("demo-eval-data.jsonl")
+        say("\n3. evaluation skipped: install the [eval] and [train] extras")
+        return EXIT_OK
     from ._conversation import write_jsonl
+    from .evaluation import generate
 
+    data = directory / "eval-data.jsonl"
     write_jsonl(generate(600, seed=42, split="test"), data)
-    print(f"\nevaluating the shipped model on 600 synthetic held-out conversations ({data}), "
-          "with the naive text baseline beside it", file=sys.stderr)
-    return run_evaluate([data], None, None, [])
+    say(f"\n3. evaluating the shipped model on 600 synthetic held-out conversations ({data}), "
+        "with the naive text baseline beside it")
+    return run_evaluate([data], None, f"sqlite:///{(directory / 'mlruns.db').resolve()}", [])
 
 
-def _open_out(path: str | None) -> TextIO | None:
-    if path is None:
-        return None
-    if path == "-":
-        return sys.stdout
-    return open(path, "w", encoding="utf-8")
+@app.command()
+def demo(dir: Annotated[Path, typer.Option(help="where the demo writes everything")] = Path(
+        DEMO_DIR)) -> int:
+    """The main job on the bundled sample: extract, score into a review queue, evaluate."""
+    return run_demo(dir)
+
+
+_cli_guard.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="solicitation-classifier",
-        description="Detect possible solicitation of children from key indicators and "
-                    "objectively identified risk factors (Reg. (EU) 2021/1232).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_ext = sub.add_parser("extract", help="extract risk indicators from interchange JSONL")
-    p_ext.add_argument("inputs", nargs="+", type=Path)
-    p_ext.add_argument("-o", "--output", help="write one numeric summary per conversation "
-                       "(JSONL; '-' for stdout)")
-    p_ext.add_argument("--language", default="en")
-    p_ext.add_argument("--prefilter", default="auto",
-                       choices=("auto", "hyperscan", "re", "none"))
-    p_data = sub.add_parser("data", help="make evaluation data in the interchange format")
-    data_sub = p_data.add_subparsers(dest="source", required=True)
-    p_synth = data_sub.add_parser("synth", help="synthetic grooming and hard-negative chats")
-    p_synth.add_argument("--n", type=int, required=True)
-    p_synth.add_argument("--seed", type=int, default=0)
-    p_synth.add_argument("--split", choices=("train", "test"), required=True)
-    p_synth.add_argument("--positive-share", type=float, default=0.35)
-    p_synth.add_argument("--noise", type=float, default=0.3)
-    p_synth.add_argument("-o", "--output", required=True)
-    p_benign = data_sub.add_parser("benign", help="real benign chat (chitchat-dataset)")
-    p_benign.add_argument("--split", choices=("train", "test"), required=True)
-    p_benign.add_argument("-o", "--output", required=True)
-    p_pan = data_sub.add_parser("pan12", help="convert a PAN12 corpus directory")
-    p_pan.add_argument("directory", type=Path)
-    p_pan.add_argument("-o", "--output", required=True)
-    p_espd = data_sub.add_parser("espd", help="convert an eSPD datapack (JSON)")
-    p_espd.add_argument("file", type=Path)
-    p_espd.add_argument("-o", "--output", required=True)
-    p_train = sub.add_parser("train", help="rebuild the risk model (extras [train], [eval])")
-    p_train.add_argument("-o", "--output", default=None,
-                         help="model directory (default: the shipped models/)")
-    p_train.add_argument("--small", action="store_true",
-                         help="a small, fast configuration (for trying things out)")
-    p_score = sub.add_parser("score", help="score interchange JSONL with the risk model")
-    p_score.add_argument("input", type=Path)
-    p_score.add_argument("-o", "--output", required=True)
-    p_score.add_argument("--model", type=Path, default=None)
-    p_score.add_argument("--threshold", type=float, default=None)
-    p_score.add_argument("--queue", default=None, metavar="STORE_URL",
-                         help="open a review case for every flagged conversation in this "
-                              "guard store (needs $SOLICITATION_MASTER_KEY)")
-    p_eval = sub.add_parser("evaluate", help="measure errors and log an MLflow run "
-                            "(extras [eval], [train] for the baseline)")
-    p_eval.add_argument("--data", nargs="+", type=Path, required=True)
-    p_eval.add_argument("--model", type=Path, default=None)
-    p_eval.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: sqlite:///mlruns.db here)")
-    p_eval.add_argument("--baseline-train", nargs="*", type=Path, default=None,
-                        help="train the naive text baseline on these files (no files: "
-                             "generated synthetic train data) and report it side by side")
-    p_audit = sub.add_parser("substance-audit", help="can the risk factors reveal the "
-                             "topic? (extras [eval], [train])")
-    p_audit.add_argument("--tracking-uri", default=None)
-    _cli_guard.add_parsers(sub)
-    p_comp = sub.add_parser("compliance", help="compliance matrix and DPIA annex")
-    comp_sub = p_comp.add_subparsers(dest="action", required=True)
-    p_matrix = comp_sub.add_parser("matrix", help="obligation -> implementation -> tests")
-    p_matrix.add_argument("-o", "--output", required=True,
-                          help="path prefix: PREFIX.md and PREFIX.html")
-    p_matrix.add_argument("--tracking-uri", default=None,
-                          help="add the latest measured figures from these MLflow runs")
-    p_dpia = comp_sub.add_parser("dpia", help="the technical annex of a DPIA (Markdown)")
-    p_dpia.add_argument("--model", type=Path, default=None)
-    p_dpia.add_argument("--tracking-uri", required=True)
-    p_dpia.add_argument("-o", "--output", required=True)
-    p_demo = sub.add_parser("demo", help="the main job on the bundled sample")
-    p_demo.add_argument("-o", "--output", default=None)
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the exit code (never raises, never prints a traceback)."""
+    from typer._click import ClickException  # typer vendors its click
+    from typer.exceptions import Abort, Exit
 
-    if args.command == "data":
-        return run_data(args)
-    if args.command == "train":
-        from classifier.evaluation.train import TrainConfig, train
+    command = typer.main.get_command(app)
 
-        from ._model import default_model_dir
+    def call() -> int:
+        try:
+            rv = command.main(args=list(argv) if argv is not None else None,
+                              prog_name="solicitation-classifier", standalone_mode=False)
+        except Exit as exc:
+            return int(exc.exit_code)
+        except ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except Abort:
+            say("aborted")
+            return EXIT_FAILED
+        return int(rv) if isinstance(rv, int) else EXIT_OK
 
-        config = TrainConfig(synth_n=600, val_n=300, test_n=600) if args.small else TrainConfig()
-        train(args.output or default_model_dir(), config)
-        return 0
-    if args.command == "evaluate":
-        missing = [p for p in args.data if not p.is_file()]
-        if missing:
-            parser.error(f"data file not found: {missing[0]}")
-        return run_evaluate(args.data, args.model, args.tracking_uri, args.baseline_train)
-    if args.command == "compliance":
-        return run_compliance(args)
-    if args.command in ("review", "report", "complaint", "purge", "audit", "transparency"):
-        return _cli_guard.run(args)
-    if args.command == "substance-audit":
-        return run_substance_audit(args.tracking_uri)
-    if args.command == "score":
-        if not args.input.is_file():
-            parser.error(f"input file not found: {args.input}")
-        return run_score(args.input, args.output, args.model, args.threshold, sys.stderr,
-                         queue=args.queue)
-    if args.command == "extract":
-        missing = [p for p in args.inputs if not p.is_file()]
-        if missing:
-            parser.error(f"input file not found: {missing[0]}")
-        inputs = list(args.inputs)
-        extractor = IndicatorExtractor(language=args.language, prefilter=args.prefilter)
-    else:  # demo
-        inputs = [sample_path()]
-        print(f"solicitation-classifier demo: extracting risk indicators from the bundled "
-              f"sample {inputs[0]}", file=sys.stderr)
-        extractor = IndicatorExtractor()
-    out = _open_out(args.output)
-    try:
-        code = run_extract(inputs, out, extractor, sys.stderr)
-    finally:
-        if out not in (None, sys.stdout):
-            out.close()  # type: ignore[union-attr]
-    if args.command == "demo":
-        scored = (Path(args.output).with_suffix(".scores.jsonl") if args.output
-                  else Path("demo-scores.jsonl"))
-        print(f"\nscoring the sample with the shipped model -> {scored}, flagged "
-              "conversations into the review queue sqlite:///guard.db", file=sys.stderr)
-        _demo_master_key()
-        code = max(code, run_score(inputs[0], str(scored), None, None, sys.stderr,
-                                   queue="sqlite:///guard.db"))
-        code = max(code, run_demo_evaluation())
-    return code
+    return run_guarded(call)
+
+
+def entry_point() -> None:  # pragma: no cover - the console script
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,165 +2,196 @@
 
 Every command acts as ``--actor NAME --role ROLE`` (roles are enforced in the library;
 the auditor sees aggregates and the audit log, never content). Evidence needs the
-provider's master key in ``$SOLICITATION_MASTER_KEY``.
+provider's master key (``--master-key-file``, ``$SOLICITATION_MASTER_KEY_FILE`` or
+``$SOLICITATION_MASTER_KEY``). SQLAlchemy is imported only when one of them runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+
+from ._cli_base import EXIT_FAILED, EXIT_OK, open_output, say, typer_app, write_private
 from ._errors import Errors
 
 DEFAULT_STORE = "sqlite:///guard.db"
 
+StoreOpt = Annotated[str, typer.Option("--store", help="SQLAlchemy URL of the guard store")]
+ActorOpt = Annotated[str, typer.Option("--actor", help="your name or staff id")]
+RoleOpt = Annotated[str, typer.Option("--role", help="reviewer, supervisor or auditor")]
+KeyOpt = Annotated[Path | None, typer.Option("--master-key-file", help=(
+    "file holding the master key (default: $SOLICITATION_MASTER_KEY_FILE or "
+    "$SOLICITATION_MASTER_KEY)"))]
 
-def add_parsers(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser, *, actor: bool = True) -> None:
-        p.add_argument("--store", default=DEFAULT_STORE, help="SQLAlchemy URL of the store")
-        if actor:
-            p.add_argument("--actor", required=True, help="your name or staff id")
-            p.add_argument("--role", required=True, choices=("reviewer", "supervisor",
-                                                             "auditor"))
-
-    review = sub.add_parser("review", help="the human review queue").add_subparsers(
-        dest="action", required=True)
-    common(review.add_parser("list", help="open and claimed cases (no content)"))
-    for name in ("claim", "show"):
-        p = review.add_parser(name, help=f"{name} a case")
-        p.add_argument("case")
-        common(p)
-    p = review.add_parser("decide", help="confirm or dismiss a claimed case")
-    p.add_argument("case")
-    p.add_argument("decision", choices=("confirm", "dismiss"))
-    p.add_argument("--reason", required=True)
-    p.add_argument("--minor-to-minor", action="store_true")
-    common(p)
-    report = sub.add_parser("report", help="export a report of a confirmed case")
-    report_sub = report.add_subparsers(dest="action", required=True)
-    p = report_sub.add_parser("export")
-    p.add_argument("case")
-    p.add_argument("-o", "--output", required=True)
-    common(p)
-    complaint = sub.add_parser("complaint", help="complaints and re-review").add_subparsers(
-        dest="action", required=True)
-    p = complaint.add_parser("lodge", help="register a user's complaint about a case")
-    p.add_argument("case")
-    common(p, actor=False)
-    p = complaint.add_parser("review", help="re-review by another reviewer")
-    p.add_argument("complaint")
-    p.add_argument("outcome", choices=("confirm", "dismiss"))
-    common(p)
-    p = complaint.add_parser("decide", help="a supervisor decides the complaint")
-    p.add_argument("complaint")
-    common(p)
-    common(sub.add_parser("purge", help="delete every case past its retention deadline"),
-           actor=False)
-    audit = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
-        dest="action", required=True)
-    common(audit.add_parser("verify", help="recompute the chain"), actor=False)
-    p = sub.add_parser("transparency", help="the annual transparency report (md + json)")
-    p.add_argument("--year", type=int, required=True)
-    p.add_argument("-o", "--output", required=True, help="path prefix: PREFIX.md, PREFIX.json")
-    p.add_argument("--organisation", action="append", default=[])
-    common(p, actor=False)
+review_app = typer_app(help="The human review queue.")
+report_app = typer_app(help="Export a report of a confirmed case.")
+complaint_app = typer_app(help="Complaints and re-review.")
+audit_app = typer_app(help="The audit log.")
 
 
-def run(args: argparse.Namespace) -> int:
-    from .guard import Actor, MasterKeyError, Store, StoreError
+def register(app: Any) -> None:
+    """Add the guard's commands to the main application."""
+    app.add_typer(review_app, name="review")
+    app.add_typer(report_app, name="report")
+    app.add_typer(complaint_app, name="complaint")
+    app.add_typer(audit_app, name="audit")
+    app.command("purge")(purge)
+    app.command("transparency")(transparency)
 
-    store = Store(args.store)
+
+def _store(url: str) -> Any:
+    from .guard import Store
+
+    store = Store(url)
     store.migrate()
-    actor = Actor(args.actor, args.role) if getattr(args, "actor", None) else None
-    try:
-        return _run(args, store, actor)
-    except (StoreError, MasterKeyError) as err:
-        print(f"refused: {err}", file=sys.stderr)
-        return 1
+    return store
 
 
-def _guard(store: Any) -> Any:
+def _guard(url: str, key_file: Path | None) -> Any:
     from .guard import Guard, Keys
 
-    return Guard(store, Keys.from_env())
+    keys = Keys.load(key_file)
+    return Guard(_store(url), keys)
 
 
-def _run(args: argparse.Namespace, store: Any, actor: Any) -> int:
+def _actor(name: str, role: str) -> Any:
+    from .guard import Actor
+
+    return Actor(name, role)
+
+
+@review_app.command("list")
+def review_list(actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE) -> int:
+    """Open and claimed cases (no content)."""
     from sqlalchemy import select
 
-    from .guard import (
-        StoreError,
-        decide_complaint,
-        export_report,
-        file_complaint,
-        re_review,
-        transparency_report,
-    )
-    from .guard._redress import report_markdown
+    from .guard import StoreError
     from .guard._store import cases
 
-    cmd = args.command
-    if cmd == "audit":
-        ok, n, broken = store.verify_audit_log()
-        print(f"audit log {'intact' if ok else f'BROKEN at entry {broken}'}: {n} entries "
-              "verified", file=sys.stderr)
-        return 0 if ok else 1
-    if cmd == "purge":
-        n = _guard(store).purge_expired()
-        print(f"{n} cases past their retention deadline purged", file=sys.stderr)
-        return 0
-    if cmd == "transparency":
-        report = transparency_report(store, args.year, organisations=tuple(args.organisation))
-        Path(f"{args.output}.json").write_text(json.dumps(report, indent=2) + "\n")
-        Path(f"{args.output}.md").write_text(report_markdown(report))
-        print(f"transparency report {args.year}: {args.output}.md, {args.output}.json",
-              file=sys.stderr)
-        return 0
-    if cmd == "complaint" and args.action == "lodge":
-        cid = file_complaint(_guard(store), args.case)
-        print(cid)
-        return 0
-    assert actor is not None
-    guard = _guard(store)
-    if cmd == "review" and args.action == "list":
-        if actor.role == "auditor":
-            raise StoreError(Errors.G107.format(role="reviewer or supervisor"))
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(cases.c.id, cases.c.status, cases.c.score,
-                                       cases.c.created_at, cases.c.claimed_by)
-                                .where(cases.c.status.in_(("open", "claimed")))
-                                .order_by(cases.c.score.desc()))
-            for r in rows:
-                when = datetime.fromtimestamp(r.created_at, UTC).isoformat(timespec="minutes")
-                print(f"{r.id}  {r.status:<8} score {r.score:.4f}  opened {when}  "
-                      f"{r.claimed_by or ''}")
-        return 0
-    if cmd == "review" and args.action == "claim":
-        ok = guard.claim(args.case, actor)
-        print("claimed" if ok else "not claimed: held by someone else or not open",
-              file=sys.stderr)
-        return 0 if ok else 1
-    if cmd == "review" and args.action == "show":
-        print(json.dumps(guard.view_evidence(args.case, actor), indent=2, ensure_ascii=False))
-        return 0
-    if cmd == "review" and args.action == "decide":
-        guard.decide(args.case, actor, args.decision, args.reason,
-                     minor_to_minor=args.minor_to_minor)
-        print(f"case {args.case}: {args.decision}ed", file=sys.stderr)
-        return 0
-    if cmd == "report":
-        report = export_report(guard, args.case, actor)
-        Path(args.output).write_text(report.to_json() + "\n")
-        print(f"report of case {args.case} written to {args.output}", file=sys.stderr)
-        return 0
-    if cmd == "complaint" and args.action == "review":
-        re_review(guard, args.complaint, actor, args.outcome)
-        return 0
-    if cmd == "complaint" and args.action == "decide":
-        print(decide_complaint(guard, args.complaint, actor))
-        return 0
-    return 2  # pragma: no cover
+    who = _actor(actor, role)
+    if who.role == "auditor":
+        raise StoreError(Errors.G107.format(role="reviewer or supervisor"))
+    s = _store(store)
+    with s.engine.connect() as conn:
+        rows = conn.execute(select(cases.c.id, cases.c.status, cases.c.score,
+                                   cases.c.created_at, cases.c.claimed_by)
+                            .where(cases.c.status.in_(("open", "claimed")))
+                            .order_by(cases.c.created_at))
+        for r in rows:
+            when = datetime.fromtimestamp(r.created_at, UTC).isoformat(timespec="minutes")
+            print(f"{r.id}  {r.status:<8} score {r.score:.4f}  opened {when}  "
+                  f"{r.claimed_by or ''}")
+    return EXIT_OK
+
+
+@review_app.command("claim")
+def review_claim(case: str, actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE,
+                 master_key_file: KeyOpt = None) -> int:
+    """Claim an open case."""
+    ok = _guard(store, master_key_file).claim(case, _actor(actor, role))
+    say("claimed" if ok else "not claimed: held by someone else or not open")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+@review_app.command("show")
+def review_show(case: str, actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE,
+                master_key_file: KeyOpt = None) -> int:
+    """Show the evidence of a case you hold (audited)."""
+    evidence = _guard(store, master_key_file).view_evidence(case, _actor(actor, role))
+    print(json.dumps(evidence, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+@review_app.command("decide")
+def review_decide(case: str, decision: Annotated[str, typer.Argument(help="confirm or dismiss")],
+                  reason: Annotated[str, typer.Option(help="a coded reason")],
+                  actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE,
+                  minor_to_minor: bool = False, master_key_file: KeyOpt = None) -> int:
+    """Confirm or dismiss a claimed case."""
+    _guard(store, master_key_file).decide(case, _actor(actor, role), decision, reason,
+                                          minor_to_minor=minor_to_minor)
+    say(f"case {case}: {decision}ed")
+    return EXIT_OK
+
+
+@report_app.command("export")
+def report_export(case: str, output: Annotated[Path, typer.Option("-o", "--output")],
+                  actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE,
+                  master_key_file: KeyOpt = None) -> int:
+    """Export the report of a confirmed case (written 0600)."""
+    from .guard import export_report
+
+    report = export_report(_guard(store, master_key_file), case, _actor(actor, role))
+    write_private(output, report.to_json() + "\n")
+    say(f"report of case {case} written to {output}")
+    return EXIT_OK
+
+
+@complaint_app.command("lodge")
+def complaint_lodge(case: str, store: StoreOpt = DEFAULT_STORE,
+                    master_key_file: KeyOpt = None) -> int:
+    """Register a user's complaint about a case."""
+    from .guard import file_complaint
+
+    print(file_complaint(_guard(store, master_key_file), case))
+    return EXIT_OK
+
+
+@complaint_app.command("review")
+def complaint_review(complaint: str,
+                     outcome: Annotated[str, typer.Argument(help="confirm or dismiss")],
+                     actor: ActorOpt, role: RoleOpt, store: StoreOpt = DEFAULT_STORE,
+                     master_key_file: KeyOpt = None) -> int:
+    """Re-review by another reviewer."""
+    from .guard import re_review
+
+    re_review(_guard(store, master_key_file), complaint, _actor(actor, role), outcome)
+    return EXIT_OK
+
+
+@complaint_app.command("decide")
+def complaint_decide(complaint: str, actor: ActorOpt, role: RoleOpt,
+                     store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None) -> int:
+    """A supervisor decides the complaint."""
+    from .guard import decide_complaint
+
+    print(decide_complaint(_guard(store, master_key_file), complaint, _actor(actor, role)))
+    return EXIT_OK
+
+
+def purge(store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None) -> int:
+    """Delete every case past its retention deadline."""
+    n = _guard(store, master_key_file).purge_expired()
+    say(f"{n} cases past their retention deadline purged")
+    return EXIT_OK
+
+
+@audit_app.command("verify")
+def audit_verify(store: StoreOpt = DEFAULT_STORE) -> int:
+    """Recompute the audit log's chain."""
+    ok, n, broken = _store(store).verify_audit_log()
+    say(f"audit log {'intact' if ok else f'BROKEN at entry {broken}'}: {n} entries verified")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def transparency(year: Annotated[int, typer.Option()],
+                 output: Annotated[str, typer.Option("-o", "--output", help=(
+                     "path prefix: PREFIX.md, PREFIX.json"))],
+                 organisation: Annotated[list[str] | None, typer.Option()] = None,
+                 store: StoreOpt = DEFAULT_STORE) -> int:
+    """The annual transparency report (Markdown and JSON)."""
+    from .guard import transparency_report
+    from .guard._redress import report_markdown
+
+    report = transparency_report(_store(store), year,
+                                 organisations=tuple(organisation or ()))
+    for suffix, text in ((".json", json.dumps(report, indent=2) + "\n"),
+                         (".md", report_markdown(report))):
+        with open_output(f"{output}{suffix}") as fh:
+            fh.write(text)  # type: ignore[union-attr]
+    say(f"transparency report {year}: {output}.md, {output}.json")
+    return EXIT_OK

@@ -39,6 +39,7 @@ __all__ = [
     "conversation_from_dict",
     "conversation_to_dict",
     "read_jsonl",
+    "sample_path",
     "write_jsonl",
 ]
 
@@ -612,6 +613,13 @@ def read_jsonl(source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[s
             elif len(seen) < limits.track_ids:
                 seen[key] = line_no
         yield result
+
+
+def sample_path() -> Path:
+    """The bundled sample conversations (synthetic, non-explicit; interchange format)."""
+    from importlib import resources
+
+    return Path(str(resources.files("classifier") / "data" / "sample.jsonl"))
 
 
 def write_jsonl(conversations: Iterable[Conversation], target: str | Path | IO[str]) -> int:

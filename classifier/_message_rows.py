@@ -10,8 +10,9 @@ describe the row's sender, ``e2ee`` the conversation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ._conversation import (
@@ -27,8 +28,8 @@ from ._conversation import (
 )
 from ._errors import Errors, FirewallError
 
-__all__ = ["MessageRow", "RejectedRow", "check_row", "conversation_from_rows",
-           "conversation_rows"]
+__all__ = ["MessageRow", "RejectedRow", "StreamMessage", "check_row", "check_stream_message",
+           "conversation_from_rows", "conversation_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,28 @@ class MessageRow:
     def __reduce__(self) -> Any:
         # The substance firewall: message text never travels by pickle.
         raise FirewallError(Errors.E004.format(kind="MessageRow"))
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """One message of a stream of many conversations (``text=None`` for a non-text
+    message, counted but never scanned).
+
+    ``declared_ages`` (participant id -> profile age) and ``protected_role`` (of the
+    sender) carry what the provider knows; ``e2ee`` marks an end-to-end-encrypted
+    conversation, which is refused and never scanned.
+    """
+
+    conversation_id: str
+    sender: str
+    ts: datetime | float
+    text: str | None = field(repr=False)
+    declared_ages: Mapping[str, int | None] | None = None
+    e2ee: bool = False
+    protected_role: str | None = None
+
+    def __reduce__(self) -> Any:
+        raise FirewallError(Errors.E004.format(kind="StreamMessage"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +165,14 @@ def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
     except _RowCheck as bad:
         return _rejected(conversation_id, row.record, bad)
     return None
+
+
+def check_stream_message(message: StreamMessage, position: int) -> RejectedRow | None:
+    """Why a stream message cannot be used (named by its position in the micro-batch)."""
+    return check_row(message.conversation_id, MessageRow(
+        f"micro-batch row {position}", message.sender, message.ts, message.text,
+        TEXT_MODALITY if message.text is not None else "not_text",
+        protected_role=message.protected_role, e2ee=message.e2ee))
 
 
 def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],

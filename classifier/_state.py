@@ -15,7 +15,6 @@ interleaved partial states they leave out the one reply at the seam and
 from __future__ import annotations
 
 import math
-import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,21 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ._conversation import Conversation
 from ._errors import ConfigError, Errors, StateError
-from .indicators import (
-    AgeKind,
-    Catalogue,
-    IndicatorBatch,
-    IndicatorExtractor,
-    MessageIndicators,
-)
+from ._text import MessageColumns
+from .indicators import AgeKind, Catalogue, MessageIndicators
 
 __all__ = ["ConversationState", "ParticipantState", "merge_states"]
 
 OVERFLOW_ID = "*"
 NEVER = math.inf
-_MAGIC = b"CS1"
 _NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
 _COUNT_MAX = np.iinfo(np.uint16).max
 _NIGHT_TABLE = np.isin(np.arange(24), sorted(_NIGHT_HOURS))
@@ -55,7 +47,7 @@ def _epoch(ts: datetime | float | int, index: int = 0) -> float:
 
 
 @dataclass
-class _AgeStats:
+class AgeStats:
     """Mergeable moments of age intervals (midpoints) with their overall range."""
 
     n: int = 0
@@ -72,8 +64,8 @@ class _AgeStats:
         self.low = min(self.low, low)
         self.high = max(self.high, high)
 
-    def merge(self, other: _AgeStats) -> _AgeStats:
-        return _AgeStats(self.n + other.n, self.total + other.total,
+    def merge(self, other: AgeStats) -> AgeStats:
+        return AgeStats(self.n + other.n, self.total + other.total,
                          self.total_sq + other.total_sq, min(self.low, other.low),
                          max(self.high, other.high))
 
@@ -108,8 +100,8 @@ class ParticipantState:
     reply_latency_sum: float = 0.0
     first_ts: float = math.inf
     last_ts: float = -math.inf
-    disclosed_age: _AgeStats = field(default_factory=_AgeStats)
-    school_age: _AgeStats = field(default_factory=_AgeStats)
+    disclosed_age: AgeStats = field(default_factory=AgeStats)
+    school_age: AgeStats = field(default_factory=AgeStats)
 
     @classmethod
     def empty(cls, n_indicators: int, n_categories: int) -> ParticipantState:
@@ -150,8 +142,6 @@ class ParticipantState:
                                 equal_nan=True))
 
 
-_SCALARS = struct.Struct("<IIIIIII d d d I ddff I ddff")
-_CONV = struct.Struct("<dd hh I I ?")
 
 
 class ConversationState:
@@ -258,69 +248,28 @@ class ConversationState:
         for ev in ind.ages:
             (p.disclosed_age if ev.kind == AgeKind.DISCLOSED else p.school_age).add(ev.low, ev.high)
 
-    @classmethod
-    def from_conversation(cls, conversation: Conversation, extractor: IndicatorExtractor,
-                          **kwargs: Any) -> ConversationState:
-        """Build the state of a whole conversation (text messages extracted in one batch)."""
-        state = cls(conversation.conversation_id, extractor.catalogue, **kwargs)
-        state.update_messages(conversation.messages, extractor)
-        return state
-
-    def add_message(self, sender: str, ts: datetime | float, text: str | None,
-                    extractor: IndicatorExtractor) -> None:
-        """Add one message; ``text=None`` for a non-text message (counted, never scanned)."""
-        if text is None:
-            self.update(sender, ts, None, scanned=False)
-            return
-        year = ts.year if isinstance(ts, datetime) else None
-        self.update(sender, ts, extractor.extract(text, reference_year=year),
-                    n_chars=len(text))
-
-    def update_messages(self, messages: Sequence[Any], extractor: IndicatorExtractor) -> None:
-        """Add messages (objects with sender, ts, text, is_text) in time order."""
-        text_rows = [i for i, m in enumerate(messages) if m.is_text]
-        batch = extractor.extract_batch([messages[i].text for i in text_rows],
-                                        reference_year=[messages[i].ts.year for i in text_rows])
-        self.update_from_batch(messages, batch, 0)
-
-    def update_from_batch(self, messages: Sequence[Any], batch: IndicatorBatch,
-                          first_row: int) -> None:
-        """Add messages whose text messages were extracted, in order, as rows
-        ``first_row, first_row + 1, ...`` of ``batch`` (one batch may serve many
-        conversations). The result equals adding them one by one with :meth:`update`.
-        """
-        n = len(messages)
-        if n == 0:
-            return
-        base = self.n_messages
-        senders = [m.sender for m in messages]
-        stamps = [m.ts for m in messages]
-        try:  # the common case: timezone-aware datetimes
-            times = np.array([ts.timestamp() for ts in stamps if ts.tzinfo is not None],
-                             dtype=np.float64)
-        except AttributeError:  # epoch seconds
-            times = np.zeros(0)
-        if len(times) != n:  # epoch seconds, or a naive datetime (E303 names it)
-            times = np.array([_epoch(ts, base + i) for i, ts in enumerate(stamps)],
-                             dtype=np.float64)
-        is_text = [m.is_text for m in messages]
-        scanned = np.array(is_text, dtype=bool)
-        n_chars = np.array([len(m.text) if t else 0 for m, t in zip(messages, is_text,
-                                                                  strict=True)],
-                           dtype=np.int64)
-        n_text = int(scanned.sum())
-        rows = batch.counts[first_row:first_row + n_text]
-        if n_text == n:
-            counts = rows
+    def add(self, columns: MessageColumns) -> None:
+        """Add a run of messages (the text boundary's :class:`MessageColumns`), in time
+        order; the one way messages enter the state."""
+        if len(columns) == 1:
+            self._add_one(columns)
         else:
-            counts = np.zeros((n, self.n_indicators), dtype=rows.dtype)
-            counts[scanned] = rows
-        ages: dict[int, tuple[Any, ...]] = {}
-        found = batch.ages_between(first_row, first_row + n_text)
-        if found:
-            text_index = np.flatnonzero(scanned)
-            ages = {int(text_index[r - first_row]): ev for r, ev in found.items()}
-        self.update_many(senders, times, counts, ages, n_chars, scanned)
+            self.update_many(columns.senders, columns.times, columns.counts, columns.ages,
+                             columns.n_chars, columns.scanned)
+
+    def _add_one(self, columns: MessageColumns) -> None:
+        scanned = bool(columns.scanned[0])
+        indicators = (MessageIndicators(columns.counts[0], columns.ages.get(0, ()))
+                      if scanned else None)
+        self.update(columns.senders[0], float(columns.times[0]), indicators,
+                    n_chars=int(columns.n_chars[0]), scanned=scanned)
+
+    def replay(self, columns: MessageColumns) -> Iterator[int]:
+        """Add messages one at a time, yielding each position once it is added (what a
+        stream scorer sees after every message)."""
+        for i in range(len(columns)):
+            self._add_one(columns.slice(i, i + 1))
+            yield i
 
     def update_many(self, senders: Sequence[str], times: np.ndarray, counts: np.ndarray,
                     ages: dict[int, tuple[Any, ...]], n_chars: np.ndarray,
@@ -401,25 +350,6 @@ class ConversationState:
         self.last_sender = senders[-1]
         self.last_ts = max(self.last_ts, float(times.max()))
 
-    def iter_update(self, messages: Sequence[Any], extractor: IndicatorExtractor,
-                    ) -> Iterator[int]:
-        """Add messages in time order, yielding each message's index once it is added.
-
-        The text messages are extracted in one batch first; non-text messages are counted,
-        never scanned.
-        """
-        text_rows = [i for i, m in enumerate(messages) if m.is_text]
-        batch = extractor.extract_batch([messages[i].text for i in text_rows],
-                                        reference_year=[messages[i].ts.year for i in text_rows])
-        row_of = {i: r for r, i in enumerate(text_rows)}
-        for i, m in enumerate(messages):
-            r = row_of.get(i)
-            if r is None:
-                self.update(m.sender, m.ts, None, scanned=False)
-            else:
-                self.update(m.sender, m.ts, batch[r], n_chars=len(m.text))
-            yield i
-
     # -- reading --------------------------------------------------------------------
     @property
     def n_messages(self) -> int:
@@ -486,104 +416,30 @@ class ConversationState:
 
     # -- serialising ----------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Compact binary form (numbers and ids only); counts saturate at 65535."""
-        ids = list(self.participants)
-        index = {pid: i for i, pid in enumerate(ids)}
-        parts = [_MAGIC, bytes.fromhex(self.catalogue_sha256[:16]),
-                 struct.pack("<HHH", self.n_indicators, self.n_categories, len(ids)),
-                 _pack_str(self.conversation_id),
-                 _CONV.pack(self.first_ts, self.last_ts, index.get(self.first_sender, -1),
-                            index.get(self.last_sender, -1), self.n_turns,
-                            self.max_participants, self.order_exact)]
-        for pid in ids:
-            p = self.participants[pid]
-            da, sa = p.disclosed_age, p.school_age
-            parts.append(_pack_str(pid))
-            parts.append(_SCALARS.pack(
-                p.n_messages, p.n_scanned, p.n_not_scanned, p.n_with_indicators, p.n_chars,
-                p.n_night, p.n_replies,
-                p.reply_latency_sum, p.first_ts, p.last_ts,
-                da.n, da.total, da.total_sq, da.low, da.high,
-                sa.n, sa.total, sa.total_sq, sa.low, sa.high))
-            parts.append(np.minimum(p.counts, _COUNT_MAX).astype("<u2").tobytes())
-            parts.append(p.first_seen.astype("<f8").tobytes())
-        return b"".join(parts)
+        """Compact binary form (numbers and ids only; :mod:`classifier._codec`)."""
+        from ._codec import encode_state
+
+        return encode_state(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, catalogue: Catalogue) -> ConversationState:
-        """Restore a state written by :meth:`to_bytes`."""
-        try:
-            return cls._from_bytes(data, catalogue)
-        except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
-            raise StateError(Errors.E301.format(problem=type(exc).__name__)) from None
+        """Restore a state written by :meth:`to_bytes` (E301, E302 when it cannot be)."""
+        from ._codec import decode_state
 
-    @classmethod
-    def _from_bytes(cls, data: bytes, catalogue: Catalogue) -> ConversationState:
-        if data[:3] != _MAGIC:
-            raise StateError(Errors.E301.format(problem="not a conversation state"))
-        if data[3:11] != bytes.fromhex(catalogue.sha256[:16]):
-            raise StateError(Errors.E302.format(got=data[3:11].hex(),
-                                                expected=catalogue.sha256[:16]))
-        k, c, n_p = struct.unpack_from("<HHH", data, 11)
-        pos = 17
-        cid, pos = _unpack_str(data, pos)
-        first_ts, last_ts, first_i, last_i, n_turns, max_p, exact = _CONV.unpack_from(data, pos)
-        pos += _CONV.size
-        state = cls(cid, catalogue, max_participants=max_p)
-        if (k, c) != (state.n_indicators, state.n_categories):
-            raise StateError(Errors.E301.format(problem="vector lengths differ"))
-        ids = []
-        for _ in range(n_p):
-            pid, pos = _unpack_str(data, pos)
-            v = _SCALARS.unpack_from(data, pos)
-            pos += _SCALARS.size
-            counts = np.frombuffer(data, "<u2", k, pos).astype(np.uint32)
-            pos += 2 * k
-            first_seen = np.frombuffer(data, "<f8", c, pos).copy()
-            pos += 8 * c
-            state.participants[pid] = ParticipantState(
-                counts, first_seen, *v[:7], v[7], v[8], v[9],
-                _AgeStats(v[10], v[11], v[12], v[13], v[14]),
-                _AgeStats(v[15], v[16], v[17], v[18], v[19]))
-            ids.append(pid)
-        if pos != len(data):
-            raise StateError(Errors.E301.format(problem="trailing bytes"))
-        state.first_ts, state.last_ts, state.n_turns, state.order_exact = (
-            first_ts, last_ts, n_turns, exact)
-        state.first_sender = ids[first_i] if first_i >= 0 else None
-        state.last_sender = ids[last_i] if last_i >= 0 else None
-        return state
+        return decode_state(data, catalogue)
 
     def __reduce__(self) -> Any:
         # pickles as its compact numeric form; restores against the bundled catalogue
-        return (_restore, (self.to_bytes(), self.catalogue_sha256))
+        from ._codec import restore_state
+
+        return (restore_state, (self.to_bytes(), self.catalogue_sha256))
 
 
 def _copy_p(p: ParticipantState) -> ParticipantState:
     return ParticipantState(**{**p.__dict__, "counts": p.counts.copy(),
                                "first_seen": p.first_seen.copy(),
-                               "disclosed_age": _AgeStats(**p.disclosed_age.__dict__),
-                               "school_age": _AgeStats(**p.school_age.__dict__)})
-
-
-def _pack_str(s: str) -> bytes:
-    raw = s.encode("utf-8")
-    return struct.pack("<H", len(raw)) + raw
-
-
-def _unpack_str(data: bytes, pos: int) -> tuple[str, int]:
-    (n,) = struct.unpack_from("<H", data, pos)
-    pos += 2
-    return data[pos:pos + n].decode("utf-8"), pos + n
-
-
-def _restore(data: bytes, sha: str) -> ConversationState:
-    from .indicators import load_catalogue
-
-    catalogue = load_catalogue()
-    if catalogue.sha256 != sha:
-        raise StateError(Errors.E302.format(got=sha[:12], expected=catalogue.sha256[:12]))
-    return ConversationState.from_bytes(data, catalogue)
+                               "disclosed_age": AgeStats(**p.disclosed_age.__dict__),
+                               "school_age": AgeStats(**p.school_age.__dict__)})
 
 
 def merge_states(states: Iterable[ConversationState]) -> ConversationState:

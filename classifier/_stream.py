@@ -5,7 +5,9 @@ ages, the message count and the index of the first flag. Memory is bounded: a
 conversation idle longer than ``idle_timeout`` is evicted, and beyond ``max_open`` open
 conversations the least recently active one is evicted. A flag is emitted once, at the
 first message after which the score reaches the threshold. The numeric state can be
-checkpointed to a file and restored (no text is ever in it).
+checkpointed to a file and restored (no text is ever in it). Every micro-batch goes
+through the pipeline's stages: scope (the legal basis, end-to-end encryption, protected
+participants), the text boundary, state, risk factors, model.
 """
 
 from __future__ import annotations
@@ -14,19 +16,16 @@ import base64
 import json
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ._conversation import TEXT_MODALITY
-from ._errors import ConfigError, Errors, FirewallError, StateError
-from ._message_rows import MessageRow, RejectedRow, check_row
-from ._scoring import Scorer
+from ._errors import ConfigError, Errors, StateError
+from ._message_rows import RejectedRow, StreamMessage, check_stream_message
+from ._pipeline import Pipeline
 from ._state import ConversationState
-from .indicators._extractor import _this_year
 
 __all__ = ["StreamFlag", "StreamMessage", "StreamScorer"]
 
@@ -41,20 +40,6 @@ class StreamFlag:
     subject: str | None
 
 
-@dataclass(frozen=True)
-class StreamMessage:
-    """One message of the stream (``text=None`` for a non-text message)."""
-
-    conversation_id: str
-    sender: str
-    ts: datetime | float
-    text: str | None = field(repr=False)
-    declared_ages: Mapping[str, int | None] | None = None
-
-    def __reduce__(self) -> Any:
-        raise FirewallError(Errors.E004.format(kind="StreamMessage"))
-
-
 @dataclass
 class _Open:
     state: ConversationState
@@ -62,6 +47,7 @@ class _Open:
     n_messages: int = 0
     flagged_at: int | None = None
     last_seen: float = 0.0
+    refused: str | None = None
 
 
 class StreamScorer:
@@ -69,20 +55,30 @@ class StreamScorer:
 
     Parameters
     ----------
-    scorer : Scorer
+    pipeline : Pipeline or Scorer, optional
+        Default: a :class:`Pipeline` with the shipped model.
     idle_timeout : float, default 7 days
         Seconds without a message after which a conversation is evicted.
     max_open : int, default 100000
         Open conversations at most; the least recently active is evicted beyond it.
+
+    Examples
+    --------
+    >>> from classifier import StreamScorer
+    >>> stream = StreamScorer()
+    >>> stream.add("c-1", "u-1", 1_790_000_000.0, "hi there") is None
+    True
     """
 
-    def __init__(self, scorer: Scorer, *, idle_timeout: float = 7 * 86400.0,
+    def __init__(self, pipeline: Pipeline | None = None, *, idle_timeout: float = 7 * 86400.0,
                  max_open: int = 100_000) -> None:
         if max_open < 1 or idle_timeout <= 0:
             raise ConfigError(Errors.E005.format(name="max_open and idle_timeout",
                                                  expected=">= 1 and > 0",
                                                  got=(max_open, idle_timeout)))
-        self.scorer = scorer
+        if pipeline is None:
+            pipeline = Pipeline()
+        self.pipeline: Pipeline = getattr(pipeline, "pipeline", pipeline)  # a Scorer too
         self.idle_timeout = idle_timeout
         self.max_open = max_open
         self._open: OrderedDict[str, _Open] = OrderedDict()
@@ -107,57 +103,67 @@ class StreamScorer:
 
         Equal to :meth:`add` one message at a time (a score after every message, the
         same evictions), but the texts are extracted in one batch and the scores come
-        from one model call, which is several times faster. A bad message (missing
-        sender, a timestamp without a zone, text that is not a string, ...) is skipped
-        and appended to :attr:`rejected`, naming its row in the micro-batch and the
-        field; the good messages are scored.
+        from one model call. A bad message (missing sender, a timestamp without a zone,
+        text that is not a string, ...) is skipped and appended to :attr:`rejected`,
+        naming its row in the micro-batch and the field; the good messages are scored.
         """
-        extractor = self.scorer.extractor
-        good = []
+        pipeline = self.pipeline
+        # format: a bad message is named and skipped, the others go on
+        good: list[StreamMessage] = []
         for i, m in enumerate(messages):
-            bad = check_row(m.conversation_id, MessageRow(
-                f"micro-batch row {i}", m.sender, m.ts, m.text,
-                TEXT_MODALITY if m.text is not None else "not_text"))
+            bad = check_stream_message(m, i)
             if bad is None:
                 good.append(m)
             else:
                 self.rejected.append(bad)
-        messages = good
-        texts = [m.text for m in messages if m.text is not None]
-        years = [m.ts.year if isinstance(m.ts, datetime) else _this_year()
-                 for m in messages if m.text is not None]
-        batch = extractor.extract_batch(texts, reference_year=years) if texts else None
+        # scope: outside every legal basis nothing is scanned; an end-to-end-encrypted or
+        # protected conversation is refused and its numbers dropped
+        if pipeline.policy.basis_on(pipeline.policy.clock().date()) is None:
+            pipeline.policy.refusals["no_legal_basis"] += len(good)
+            return []
+        scan: list[StreamMessage] = []
+        for m in good:
+            conv = self._open.get(m.conversation_id)
+            if m.e2ee or m.protected_role:
+                reason = "e2ee" if m.e2ee else "protected_participant"
+                if conv is None or conv.refused is None:
+                    pipeline.policy.refusals[reason] += 1
+                self._open.pop(m.conversation_id, None)
+                self._open[m.conversation_id] = _Open(
+                    ConversationState(m.conversation_id, pipeline.extractor.catalogue), {},
+                    last_seen=m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts),
+                    refused=reason)
+                continue
+            if conv is not None and conv.refused is not None:
+                continue
+            scan.append(m)
+        # text boundary: the texts of the micro-batch in one extraction batch
+        columns = pipeline.boundary.extract_messages(scan)
         rows: list[np.ndarray] = []
         queued: list[tuple[_Open, str, int, str | None]] = []
-        row = 0
-        for m in messages:
-            t = m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
+        for i, m in enumerate(scan):
+            t = float(columns.times[i])
             conv = self._open.pop(m.conversation_id, None)
             if conv is None:
-                conv = _Open(ConversationState(m.conversation_id, extractor.catalogue), {})
+                conv = _Open(ConversationState(m.conversation_id,
+                                               pipeline.extractor.catalogue), {})
             if m.declared_ages:
                 conv.declared.update(m.declared_ages)
             self._open[m.conversation_id] = conv  # most recently active last
-            if m.text is None:
-                conv.state.update(m.sender, m.ts, None, scanned=False)
-            else:
-                assert batch is not None
-                conv.state.update(m.sender, m.ts, batch[row], n_chars=len(m.text))
-                row += 1
+            conv.state.add(columns.slice(i, i + 1))  # state
             index = conv.n_messages
             conv.n_messages += 1
             conv.last_seen = max(conv.last_seen, t)
-            if conv.flagged_at is None:
-                x, subject = self.scorer.factors.transform_with_subject(conv.state,
-                                                                        conv.declared)
+            if conv.flagged_at is None:  # risk factors
+                x, subject = pipeline.factors.transform_with_subject(conv.state, conv.declared)
                 rows.append(x)
                 queued.append((conv, m.conversation_id, index, subject))
             self.evict(now=t)
         flags: list[StreamFlag] = []
-        if rows:
-            scores = self.scorer.model.predict(np.asarray(rows, dtype=np.float32))
+        if rows:  # model
+            scores = pipeline.model.predict(np.asarray(rows, dtype=np.float32))
             for (conv, cid, index, subject), score in zip(queued, scores, strict=True):
-                if conv.flagged_at is None and score >= self.scorer.threshold:
+                if conv.flagged_at is None and score >= pipeline.threshold:
                     conv.flagged_at = index
                     flags.append(StreamFlag(cid, index, float(score), subject))
         return flags
@@ -189,12 +195,13 @@ class StreamScorer:
                     "conversation_id": cid,
                     "state": base64.b64encode(conv.state.to_bytes()).decode(),
                     "declared": conv.declared, "n_messages": conv.n_messages,
-                    "flagged_at": conv.flagged_at, "last_seen": conv.last_seen}) + "\n")
+                    "flagged_at": conv.flagged_at, "last_seen": conv.last_seen,
+                    "refused": conv.refused}) + "\n")
         return len(self._open)
 
     def restore(self, path: str | Path) -> int:
         """Load a checkpoint (replacing what is open); returns how many."""
-        catalogue = self.scorer.extractor.catalogue
+        catalogue = self.pipeline.extractor.catalogue
         self._open.clear()
         with open(path, encoding="utf-8") as fh:
             for line in fh:
@@ -202,5 +209,5 @@ class StreamScorer:
                 state = ConversationState.from_bytes(base64.b64decode(d["state"]), catalogue)
                 self._open[d["conversation_id"]] = _Open(
                     state, dict(d["declared"]), d["n_messages"], d["flagged_at"],
-                    d["last_seen"])
+                    d["last_seen"], d.get("refused"))
         return len(self._open)

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from classifier import Conversation, ConversationState
-from classifier._features import RiskFactorBuilder
-from classifier._progress import progress
-from classifier.indicators import IndicatorExtractor
+from classifier import Conversation, IndicatorExtractor, RiskFactorBuilder, conversation_state
 
 from .benign import benign_split_of, convert
 
@@ -86,9 +84,10 @@ def substance_audit(convs: Sequence[Conversation], topics: Sequence[int],
     extractor = extractor or IndicatorExtractor()
     builder = RiskFactorBuilder(extractor.catalogue)
     X = np.vstack([
-        builder.transform(ConversationState.from_conversation(c, extractor),
+        builder.transform(conversation_state(c, extractor),
                           {p.id: p.declared_age for p in c.participants})
-        for c in progress(convs, label="substance audit: risk factors", total=len(convs))
+        for c in tqdm(convs, disable=None, leave=False, desc="substance audit: risk factors",
+                      total=len(convs))
     ])
     y = np.asarray(topics)
     train = np.asarray(splits) == "train"

@@ -9,11 +9,12 @@ names its source; nothing is typed in by hand. No message text or case content i
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from classifier._model import RiskModel
-from classifier.compliance import check_traceability, load_register, tagged_tests
+from classifier import RiskModel
+from classifier.compliance import check_traceability, load_register, tagged_test_index
 from classifier.guard._cases import DISMISS_REASONS, MAX_RETENTION_DAYS
 from classifier.indicators import load_catalogue
 
@@ -61,8 +62,10 @@ def _pct(v: float) -> str:
 
 
 def dpia_annex(model_dir: str | Path | None, tracking_uri: str,
-               test_dir: str | Path | None = None) -> str:
-    """The annex as Markdown."""
+               tags: Mapping[str, list[str]] | None = None) -> str:
+    """The annex as Markdown (``tags``: obligation -> tests, for the traceability section;
+    default :func:`classifier.compliance.tagged_test_index`)."""
+    tags = tagged_test_index() if tags is None else tags
     cat = load_catalogue()
     model = RiskModel.load(model_dir, catalogue_sha256=cat.sha256)
     meta = model.metadata
@@ -158,9 +161,9 @@ def dpia_annex(model_dir: str | Path | None, tracking_uri: str,
               "- The account a flag names may be the wrong party of the conversation; the "
               "account-level error rate in section 5 measures it; reviewers must check it.",
               "- English only.", ""]
-    if test_dir is not None:
+    if tags:
         register = load_register()
-        problems = check_traceability(register, tagged_tests(test_dir))
+        problems = check_traceability(register, tags)
         lines += ["## 9. Traceability", "",
                   f"{len(register)} obligations in the register; "
                   + ("all traceable to modules and tagged tests." if not problems

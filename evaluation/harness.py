@@ -28,12 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from classifier import Conversation, read_jsonl
-from classifier._model import RiskModel
-from classifier._progress import progress
-from classifier._scoring import Scorer
-from classifier.indicators import IndicatorExtractor
+from classifier import Conversation, IndicatorExtractor, RiskModel, Scorer, read_jsonl
 
 from .metrics import (
     account_error_rate,
@@ -106,7 +103,8 @@ def evaluate(data: Sequence[str | Path], *, model_dir: str | Path | None = None,
     model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
     scorer = Scorer(model, extractor=extractor)
     convs, rejected, digest = load_labelled(data)
-    results = [scorer.score(c) for c in progress(convs, label="evaluate", total=len(convs))]
+    results = list(tqdm(scorer.score_batch(convs), disable=None, leave=False, desc="evaluate",
+                        total=len(convs)))
     scored = [(c, r) for c, r in zip(convs, results, strict=True) if r.status == "scored"]
     refused = len(convs) - len(scored)
     scores = np.asarray([r.score for _, r in scored], dtype=np.float64)

@@ -26,14 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from classifier import Conversation, ConversationState, conversation_to_dict
-from classifier._features import FEATURE_NAMES, PEER_GATE, RiskFactorBuilder, peer_gate
-from classifier._model import RiskModel
-from classifier._progress import progress
+from classifier import (
+    FEATURE_NAMES,
+    Conversation,
+    IndicatorExtractor,
+    RiskFactorBuilder,
+    RiskModel,
+    Scorer,
+    conversation_state,
+    conversation_to_dict,
+    peer_gate,
+)
+from classifier._features import PEER_GATE
 from classifier._scope import refusal_reason
-from classifier._scoring import Scorer
-from classifier.indicators import IndicatorExtractor
 from classifier.training import (
     MODEL_KINDS,
     ThresholdPolicy,
@@ -83,12 +90,12 @@ def build_matrix(conversations: Iterable[Conversation], extractor: IndicatorExtr
     rows, ys, groups, ids = [], [], [], []
     h = hashlib.sha256()
     refused = 0
-    for conv in progress(conversations, label=label):
+    for conv in tqdm(conversations, disable=None, leave=False, desc=label):
         h.update(json.dumps(conversation_to_dict(conv), sort_keys=True).encode())
         if refusal_reason(conv) is not None:
             refused += 1
             continue
-        state = ConversationState.from_conversation(conv, extractor)
+        state = conversation_state(conv, extractor)
         rows.append(builder.transform(state, {p.id: p.declared_age for p in conv.participants}))
         ys.append(int(conv.label or 0))
         groups.append(conv.subgroup or "unknown")
@@ -170,9 +177,9 @@ def train(out_dir: str | Path, config: TrainConfig = TrainConfig(), *,
                     extractor=extractor)
     flagged_ids = {test.ids[i] for i in np.flatnonzero((test_scores >= threshold)
                                                         & (test.y == 1))}
-    to_flag = [k + 1 for c in progress([c for c in test_convs
-                                        if c.conversation_id in flagged_ids],
-                                       label="early detection")
+    flagged_convs = [c for c in test_convs if c.conversation_id in flagged_ids]
+    to_flag = [k + 1 for c in tqdm(flagged_convs, disable=None, leave=False,
+                                   desc="early detection")
                if (k := scorer.first_crossing(c)) is not None]
     test_metrics["messages_to_flag_median"] = float(np.median(to_flag)) if to_flag else None
     test_metrics["messages_to_flag_p90"] = (float(np.percentile(to_flag, 90))

@@ -1,18 +1,38 @@
+"""The command line: one line per error and an exit code, never a traceback, never input."""
+
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from classifier._cli import main, sample_path
+import pytest
+from classifier.evaluation.synth import generate
+
+from classifier import Scorer, sample_path, write_jsonl
+from classifier._cli import main
+
+CLI = [sys.executable, "-m", "classifier._cli"]
 
 
-def test_demo_prints_a_summary(capsys):
-    assert main(["demo"]) == 0
+def run_cli(*args, env=None, cwd=None, stdin=None):
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=environ,
+                          cwd=cwd, input=stdin)
+
+
+def test_demo_runs_in_its_own_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--dir", "out"]) == 0
     err = capsys.readouterr().err
     assert "6 conversations read, 0 records rejected" in err
     assert "1 not scanned (not text)" in err
-    assert "supervision_check" in err
+    assert "1 cases opened for human review" in err
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {
+        "indicators.jsonl", "scores.jsonl", "guard.db", "master.key"}
+    assert oct((tmp_path / "out" / "master.key").stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing outside its folder
 
 
 def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsys):
@@ -22,10 +42,12 @@ def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsy
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join([lines[0], json.dumps(bad), lines[1]]) + "\n")
     out = tmp_path / "out.jsonl"
-    assert main(["extract", str(src), "-o", str(out), "--prefilter", "re"]) == 2
+    assert main(["extract", str(src), "-o", str(out), "--prefilter", "re"]) == 3  # rejected
     err = capsys.readouterr().err
     assert "Line 2, field 'messages[3].ts'" in err
+    assert "prefilter engine: re (portable" in err and "[fast]" in err  # says how to be fast
     rows = [json.loads(x) for x in out.read_text().splitlines()]
+    # line 2 repeats line 1's id: rejected for its timestamp first
     assert [r["conversation_id"] for r in rows] == ["sample-001", "sample-002"]
     first = {p["id"]: p for p in rows[0]["participants"]}
     assert first["u-102"]["disclosed_age"]["mean"] == 13
@@ -33,18 +55,59 @@ def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsy
     assert rows[0]["state_bytes"] <= 1024
 
 
-def test_entry_point_runs_as_a_program(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "classifier._cli", "extract",
-                           str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "input file not found" in proc.stderr
+@pytest.mark.parametrize("args, code, message", [
+    (["extract", "missing.jsonl"], 1, "[C001] Input file missing.jsonl does not exist."),
+    (["score", "missing.jsonl", "-o", "x.jsonl"], 1, "[C001]"),
+    (["score", "{sample}", "-o", "/nonexistent-dir/x.jsonl"], 1, "[C002] Cannot write"),
+    (["score", "{sample}", "-o", "x.jsonl", "--queue", "sqlite:///q.db"], 1, "[G002]"),
+    (["audit", "verify", "--store", "sqlite:///nowhere.db"], 1, "[G128]"),
+    (["score", "{sample}"], 2, "Missing option"),
+    (["frobnicate"], 2, "No such command"),
+])
+def test_errors_are_one_line_and_an_exit_code(tmp_path, args, code, message):
+    args = [a.replace("{sample}", str(sample_path())) for a in args]
+    env = {"SOLICITATION_MASTER_KEY": "", "SOLICITATION_MASTER_KEY_FILE": ""}
+    proc = run_cli(*args, env=env, cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # a refused command leaves nothing behind (no empty store, no output)
+    if code == 1:
+        assert not list(tmp_path.iterdir())
+
+
+def test_empty_input_is_an_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    proc = run_cli("score", str(empty), "-o", str(tmp_path / "out.jsonl"))
+    assert proc.returncode == 1 and "[C003]" in proc.stderr
+
+
+def test_wrong_master_key_file_is_refused(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("not a key")
+    key.chmod(0o600)
+    proc = run_cli("score", str(sample_path()), "-o", str(tmp_path / "s.jsonl"),
+                   "--queue", f"sqlite:///{tmp_path / 'q.db'}", "--master-key-file", str(key))
+    assert proc.returncode == 1 and "[G005]" in proc.stderr
+    assert not (tmp_path / "q.db").exists()
+    key.write_text("x" * 44)
+    key.chmod(0o644)
+    proc = run_cli("score", str(sample_path()), "-o", str(tmp_path / "s.jsonl"),
+                   "--queue", f"sqlite:///{tmp_path / 'q.db'}", "--master-key-file", str(key))
+    assert proc.returncode == 1 and "chmod 600" in proc.stderr
+
+
+def test_broken_pipe_ends_quietly(tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_jsonl(generate(300, seed=3, split="test"), src)
+    proc = subprocess.run(f"{sys.executable} -m classifier._cli score {src} -o - | head -n 1",
+                          shell=True, capture_output=True, text=True)
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
 def test_score_keeps_input_order_across_batches(tmp_path, capsys):
-    from classifier.evaluation.synth import generate
-
-    from classifier import write_jsonl
-    from classifier._scoring import Scorer
-
     convs = list(generate(480, seed=5, split="test"))  # > 20k messages: several batches
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(convs, src)

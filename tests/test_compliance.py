@@ -101,7 +101,7 @@ def test_dpia_cites_every_figure_and_holds_no_content(tmp_path):
     write_jsonl(convs, data)
     ev = evaluate([data], tracking_uri=uri)
     audit_id = log_audit(AuditResult(100, 100, 5, 0.2, 0.21, 0.6), uri)
-    text = dpia_annex(None, uri, TESTS)
+    text = dpia_annex(None, uri, tagged_tests(TESTS))
     meta = json.loads((Path(__file__).parent.parent / "models" / "metadata.json").read_text())
     for needle in (ev.run_id, audit_id, meta["model_sha256"], meta["catalogue_sha256"],
                    f"{100 * ev.summary['fpr']:.2f}%", "all traceable"):
@@ -122,3 +122,11 @@ def test_cli_compliance_matrix(tmp_path, capsys):
     assert "0 traceability problems" in capsys.readouterr().err
     assert (tmp_path / "matrix.html").read_text().startswith("<!doctype html>")
     assert REGISTER.is_file()
+
+
+def test_bundled_test_index_is_current():
+    """The wheel carries the obligation -> tests index (it has no tests/ folder); it must
+    be what the tests say: regenerate with `python scripts/update_test_index.py`."""
+    from classifier.compliance import TEST_INDEX
+
+    assert json.loads(TEST_INDEX.read_text()) == tagged_tests(TESTS)

@@ -173,10 +173,10 @@ def test_cli_data_commands(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 40
     assert "wrote 40 conversations" in capsys.readouterr().err
     pan = tmp_path / "pan.jsonl"
-    assert main(["data", "pan12", str(FIXTURES / "pan12"), "-o", str(pan)]) == 2
+    assert main(["data", "pan12", str(FIXTURES / "pan12"), "-o", str(pan)]) == 3
     err = capsys.readouterr().err
     assert "wrote 3 conversations" in err and "2 records rejected" in err
     assert json.loads(pan.with_suffix(".predator_lines.json").read_text())["pan12-c0a1"] == [2, 4]
     espd = tmp_path / "espd.jsonl"
-    assert main(["data", "espd", str(FIXTURES / "espd_datapack.json"), "-o", str(espd)]) == 2
+    assert main(["data", "espd", str(FIXTURES / "espd_datapack.json"), "-o", str(espd)]) == 3
     assert len(espd.read_text().splitlines()) == 2

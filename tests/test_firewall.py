@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 
-from classifier import ConversationState, IndicatorVectorizer, read_jsonl
+from classifier import IndicatorVectorizer, conversation_state, read_jsonl
 from classifier._cli import main
 
 pytestmark = pytest.mark.obligation("art3-1-b")
@@ -37,7 +37,7 @@ def test_canary_is_found_nowhere(tmp_path, caplog, capsys, extractor):
 
     results = list(read_jsonl(path))
     conv = results[0].conversation
-    state = ConversationState.from_conversation(conv, extractor)
+    state = conversation_state(conv, extractor)
     batch = extractor.extract_batch([m.text for m in conv.messages])
     vec = IndicatorVectorizer(prefilter="re").fit()
     X = vec.transform([m.text for m in conv.messages])
@@ -50,7 +50,7 @@ def test_canary_is_found_nowhere(tmp_path, caplog, capsys, extractor):
              repr(results), str(results[1].error), repr(state.participants)]
 
     out_file = tmp_path / "out.jsonl"
-    assert main(["extract", str(path), "-o", str(out_file)]) == 2  # one record rejected
+    assert main(["extract", str(path), "-o", str(out_file)]) == 3  # one record rejected
     captured = capsys.readouterr()
     texts += [captured.out, captured.err, out_file.read_text(), caplog.text]
     texts += [r.getMessage() for r in caplog.records]

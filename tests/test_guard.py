@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from classifier import Conversation, Message, Participant
-from classifier._scoring import Scorer
+from classifier import Conversation, Message, Participant, Pipeline
 from classifier.guard import (
     Actor,
     Guard,
@@ -62,7 +61,7 @@ BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("SOLICITATION_TEST_POS
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
     if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'guard.db'}")
+        s = Store(f"sqlite:///{tmp_path / 'guard.db'}", create=True)
     else:
         s = Store(os.environ["SOLICITATION_TEST_POSTGRES_URL"])
         with s.engine.begin() as conn:
@@ -74,7 +73,7 @@ def store(request, tmp_path):
 
 @pytest.fixture(scope="module")
 def scorer(extractor):
-    return Scorer(extractor=extractor)
+    return Pipeline(extractor=extractor)
 
 
 @pytest.fixture
@@ -83,12 +82,13 @@ def guard(store):
 
 
 def open_case(guard, scorer):
-    conv = grooming()
-    result = scorer.score(conv)
-    assert result.flagged
-    case_id = guard.triage(conv, result, scorer.extractor)
-    assert case_id
-    return case_id
+    scorer.guard = guard
+    try:
+        result = scorer.score(grooming())
+    finally:
+        scorer.guard = None
+    assert result.flagged and result.case_id
+    return result.case_id
 
 
 def test_policy_calendar_scope_and_metering():
@@ -108,10 +108,11 @@ def test_policy_calendar_scope_and_metering():
     assert other.decide(conv, date(2026, 5, 1)).allowed
     voice = Conversation("v", conv.participants, (*conv.messages[:2],
                          Message("child-real-id", T0, "", "audio")), region="non-EU")
-    policy.meter(voice)
+    Pipeline(policy=policy).score(voice)
     counts = policy.counters()
     assert counts["bytes_scanned.non-EU"] == len(LINES[0].encode()) + len(LINES[1].encode())
     assert counts["messages_not_scanned"] == 1 and counts["refused.no_legal_basis"] == 2
+    assert counts["conversations_scanned"] == 1
 
 
 def test_calendar_file_errors_name_the_entry(tmp_path):
@@ -139,11 +140,14 @@ def test_no_evidence_without_a_master_key(monkeypatch, store):
 
 
 def test_unflagged_leaves_only_counters(guard, scorer):
-    conv = benign()
-    assert guard.triage(conv, scorer.score(conv), scorer.extractor) is None
+    scorer.guard = guard
+    try:
+        result = scorer.score(benign())
+    finally:
+        scorer.guard = None
+    assert not result.flagged and result.case_id is None
     with guard.store.engine.connect() as conn:
         assert conn.execute(select(cases)).first() is None
-    assert guard.store.counters()["scored.scored"] == 1
 
 
 def test_case_review_confirm_and_export(guard, scorer, store):
@@ -270,8 +274,7 @@ def test_tampered_audit_log_is_detected_and_blocks_export(guard, scorer, store):
 
 def test_store_holds_no_clear_text_or_real_ids(tmp_path, scorer):
     path = tmp_path / "g.db"
-    guard = Guard(Store(f"sqlite:///{path}"), Keys(b"k" * 32))
-    guard.store.migrate()
+    guard = Guard(Store(f"sqlite:///{path}", create=True), Keys(b"k" * 32))
     case_id = open_case(guard, scorer)
     guard.claim(case_id, REVIEWER)
     guard.view_evidence(case_id, REVIEWER)
@@ -340,12 +343,10 @@ def test_notices_name_every_redress_avenue_and_no_content():
 def test_annual_transparency_report(guard, scorer, store):
     from classifier.guard import close_year, record_scan, transparency_report
 
-    policy = ScanPolicy()
-    for conv in (grooming(), benign()):
-        assert policy.decide(conv, date(2026, 9, 1)).allowed
-        policy.meter(conv)
-    policy.decide(Conversation("e", benign().participants, benign().messages, e2ee=True),
-                  date(2026, 9, 1))
+    policy = ScanPolicy(clock=lambda: datetime(2026, 9, 1, tzinfo=UTC))
+    Pipeline(policy=policy).score_many(
+        [grooming(), benign(),
+         Conversation("e", benign().participants, benign().messages, e2ee=True)])
     year = datetime.now(UTC).year
     record_scan(store, policy, year=year)
     confirmed = confirmed_case(guard, scorer)
@@ -376,8 +377,7 @@ def test_guard_cli_verifies_the_audit_log(tmp_path, capsys, scorer):
     from classifier._cli import main
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    guard = Guard(Store(url), Keys(b"k" * 32))
-    guard.store.migrate()
+    guard = Guard(Store(url, create=True), Keys(b"k" * 32))
     open_case(guard, scorer)
     assert main(["audit", "verify", "--store", url]) == 0
     assert "intact: 1 entries" in capsys.readouterr().err
@@ -454,8 +454,7 @@ def test_sigkill_mid_decisions_loses_no_committed_decision(tmp_path, scorer, rou
     import time as _time
 
     url = f"sqlite:///{tmp_path / 'kill.db'}"
-    guard = Guard(Store(url), Keys(b"k" * 32))
-    guard.store.migrate()
+    guard = Guard(Store(url, create=True), Keys(b"k" * 32))
     ids = [open_case(guard, scorer) for _ in range(12)]
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, *ids],
                             stdout=subprocess.PIPE, text=True)

@@ -9,11 +9,23 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from classifier import Conversation, ConversationState, Message, Participant, read_jsonl
-from classifier._cli import main, sample_path
-from classifier._features import FEATURE_NAMES, MONOTONE_INCREASING, RiskFactorBuilder
-from classifier._model import ModelError, RiskModel, default_model_dir
-from classifier._scoring import Scorer
+from classifier import (
+    FEATURE_NAMES,
+    Conversation,
+    ConversationState,
+    Message,
+    ModelError,
+    Participant,
+    RiskFactorBuilder,
+    RiskModel,
+    Scorer,
+    TextBoundary,
+    read_jsonl,
+    sample_path,
+)
+from classifier._cli import main
+from classifier._features import MONOTONE_INCREASING
+from classifier._model import default_model_dir
 
 pytestmark = pytest.mark.obligation("art3-1-f", "recital-6", "art3-1-e", "reg2026-scope",
                                     "recital-26-27")
@@ -43,7 +55,7 @@ def scorer(extractor):
 
 def factors(extractor, msgs, declared):
     state = ConversationState("c", extractor.catalogue)
-    state.update_messages(msgs, extractor)
+    state.add(TextBoundary(extractor).extract([Conversation("c", (), tuple(msgs))])[0])
     x = RiskFactorBuilder(extractor.catalogue).transform(state, declared)
     return dict(zip(FEATURE_NAMES, x.tolist(), strict=True))
 
@@ -145,7 +157,7 @@ def test_cli_score_writes_design_format(tmp_path, capsys):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 6
     assert set(rows[0]) == {"conversation_id", "score", "flagged", "risk_factors",
-                            "model_version", "threshold", "flagged_at_message"}
+                            "model_version", "threshold", "flagged_at_message", "subject"}
     assert "flagged for human review" in capsys.readouterr().err
 
 

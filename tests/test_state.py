@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier import ConversationState, Message, StateError, merge_states
+from classifier import (
+    Conversation,
+    ConversationState,
+    Message,
+    StateError,
+    TextBoundary,
+    conversation_state,
+    merge_states,
+)
 
 pytestmark = pytest.mark.obligation("art1-2", "art3-1-b")
 
@@ -22,9 +30,13 @@ def messages(n: int, senders=("a", "b")) -> list[Message]:
                     LINES[i % len(LINES)]) for i in range(n)]
 
 
+def columns(extractor, msgs, cid="c"):
+    return TextBoundary(extractor).extract([Conversation(cid, (), tuple(msgs))])[0]
+
+
 def build(extractor, msgs, cid="c") -> ConversationState:
     state = ConversationState(cid, extractor.catalogue)
-    state.update_messages(msgs, extractor)
+    state.add(columns(extractor, msgs, cid))
     return state
 
 
@@ -117,7 +129,7 @@ def test_naive_timestamp_is_refused(extractor):
 
 def _sequential(conv, extractor, start=None):
     state = start or ConversationState(conv.conversation_id, extractor.catalogue)
-    for _ in state.iter_update(conv.messages, extractor):  # update() a message at a time
+    for _ in state.replay(columns(extractor, conv.messages)):  # a message at a time
         pass
     return state
 
@@ -144,27 +156,23 @@ def test_vectorised_update_equals_a_message_at_a_time(extractor):
     rng = np.random.default_rng(5)
     for index in range(200):
         conv = _random_conversation(rng, index)
-        whole = ConversationState.from_conversation(conv, extractor)
+        whole = conversation_state(conv, extractor)
         assert whole == _sequential(conv, extractor), index
         assert whole.to_bytes() == _sequential(conv, extractor).to_bytes(), index
         # continuing from a prior state as well
-        prior = ConversationState.from_conversation(_random_conversation(rng, index), extractor)
+        prior = conversation_state(_random_conversation(rng, index), extractor)
         prior.conversation_id = conv.conversation_id
         a, b = prior.copy(), prior.copy()
-        a.update_messages(conv.messages, extractor)
+        a.add(columns(extractor, conv.messages))
         assert a.to_bytes() == _sequential(conv, extractor, b).to_bytes(), index
 
 
 def test_one_batch_serves_many_conversations(extractor):
     rng = np.random.default_rng(9)
     convs = [_random_conversation(rng, i) for i in range(60)]
-    texts = [m.text for c in convs for m in c.messages if m.is_text]
-    years = [m.ts.year for c in convs for m in c.messages if m.is_text]
-    batch = extractor.extract_batch(texts, reference_year=years)
-    assert batch.ages  # the shared batch holds age evidence of several conversations
-    row = 0
-    for conv in convs:
+    shared = TextBoundary(extractor).extract(convs)  # one extraction batch for all
+    assert sum(bool(c.ages) for c in shared) > 5  # age evidence of several conversations
+    for conv, cols in zip(convs, shared, strict=True):
         state = ConversationState(conv.conversation_id, extractor.catalogue)
-        state.update_from_batch(conv.messages, batch, row)
-        row += sum(m.is_text for m in conv.messages)
+        state.add(cols)
         assert state.to_bytes() == _sequential(conv, extractor).to_bytes()

@@ -21,9 +21,14 @@ from pathlib import Path
 
 from .._errors import ConfigError, Errors
 
-__all__ = ["Obligation", "check_traceability", "load_register", "matrix", "tagged_tests"]
+__all__ = ["Obligation", "check_traceability", "load_register", "matrix", "tagged_test_index",
+           "tagged_tests"]
 
 REGISTER = Path(__file__).parent / "data" / "obligations.json"
+# obligation -> test ids, read from the tests at release (an installed wheel has no tests/);
+# tests/test_compliance.py fails when it differs from the tests: regenerate it with
+# `python scripts/update_test_index.py`
+TEST_INDEX = Path(__file__).parent / "data" / "test_index.json"
 _KEYS = ("id", "reference", "requirement", "implementation", "modules", "provider_duty")
 
 
@@ -83,6 +88,24 @@ def tagged_tests(test_dir: str | Path) -> dict[str, list[str]]:
                 for tag in tags:
                     found.setdefault(tag, []).append(f"{path.name}::{node.name}")
     return found
+
+
+def checkout_tests() -> Path | None:
+    """The ``tests/`` folder when running from a source checkout, else None."""
+    root = Path(__file__).resolve().parents[2]
+    tests = root / "tests"
+    if tests.is_dir() and (root / "pyproject.toml").is_file() and any(tests.glob("test_*.py")):
+        return tests
+    return None
+
+
+def tagged_test_index(test_dir: str | Path | None = None) -> dict[str, list[str]]:
+    """Obligation id -> test ids: from ``test_dir`` or the checkout's tests when there are
+    any, else the index bundled with the package."""
+    tests = Path(test_dir) if test_dir is not None else checkout_tests()
+    if tests is not None:
+        return tagged_tests(tests)
+    return json.loads(TEST_INDEX.read_text(encoding="utf-8"))
 
 
 def _marks(node: ast.AST) -> list[str]:

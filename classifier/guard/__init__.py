@@ -1,9 +1,9 @@
 """The guard layer: scan policy, store, encrypted evidence, human review, report gate,
 retention and the hash-chained audit log. Humans decide; data dies on time."""
 
+from .._scope import LegalBasis, ScanDecision, ScanPolicy, load_legal_bases
 from ._cases import ROLES, Actor, Guard, Report, export_report
-from ._crypto import MASTER_KEY_ENV, Keys, MasterKeyError
-from ._policy import LegalBasis, ScanDecision, ScanPolicy, load_legal_bases
+from ._crypto import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, Keys, MasterKeyError
 from ._redress import (
     close_year,
     decide_complaint,
@@ -17,6 +17,7 @@ from ._store import Store, StoreError
 
 __all__ = [
     "MASTER_KEY_ENV",
+    "MASTER_KEY_FILE_ENV",
     "ROLES",
     "Actor",
     "Guard",

@@ -24,10 +24,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from .._conversation import Conversation
 from .._errors import ConfigError, Errors, StoreError
-from .._scoring import ScoreResult
-from ..indicators import IndicatorExtractor
+from .._pipeline import ScoreResult
+from .._text import EvidenceExcerpt
 from ._crypto import Keys
 from ._store import Store, audit_log, case_keys, cases, evidence, flag_accounts
 
@@ -98,34 +97,22 @@ class Guard:
         self.excerpt_before = excerpt_before
 
     # -- triage ----------------------------------------------------------------------
-    def triage(self, conversation: Conversation, result: ScoreResult,
-               extractor: IndicatorExtractor) -> str | None:
-        """Open a case for a flagged result; otherwise only count. Returns the case id."""
+    def triage(self, result: ScoreResult, excerpt: EvidenceExcerpt, *,
+               region: str = "EU") -> str | None:
+        """Open a case for a flagged result, with its evidence excerpt encrypted (the
+        pipeline's text boundary cut the excerpt). Returns the case id."""
+        if not result.flagged:
+            return None
         with self.store.write() as conn:
-            self.store.bump(conn, f"scored.{result.status}")
-            if not result.flagged:
-                return None
             case_id = uuid.uuid4().hex
-            msgs = conversation.messages
-            text_rows = [i for i, m in enumerate(msgs) if m.is_text]
-            counts = extractor.extract_batch([msgs[i].text for i in text_rows]).counts
-            carrying = {text_rows[r] for r in range(len(text_rows)) if counts[r].any()}
-            keep = sorted({j for i in carrying for j in range(max(0, i - self.excerpt_before),
-                                                              i + 1)})
-            subject = result.subject or msgs[0].sender
-            plaintext = json.dumps({
-                "conversation_id": conversation.conversation_id, "subject": subject,
-                "participants": [p.id for p in conversation.participants],
-                "messages": [{"index": i, "sender": msgs[i].sender,
-                              "ts": msgs[i].ts.isoformat(), "text": msgs[i].text,
-                              "modality": msgs[i].modality} for i in keep],
-            }).encode()
-            wrapped, ciphertext = self.keys.seal(plaintext, case_id.encode())
+            subject = result.subject or ""
+            keep = range(excerpt.n_messages)
+            wrapped, ciphertext = self.keys.seal(excerpt.plaintext, case_id.encode())
             now = time.time()
             conn.execute(insert(cases).values(
                 id=case_id,
-                conversation_pseudonym=self.keys.pseudonym(conversation.conversation_id),
-                subject_pseudonym=self.keys.pseudonym(subject), region=conversation.region,
+                conversation_pseudonym=self.keys.pseudonym(result.conversation_id),
+                subject_pseudonym=self.keys.pseudonym(subject), region=region,
                 created_at=now, expires_at=now + self.retention_days * 86400.0, status="open",
                 score=float(result.score or 0.0), threshold=float(result.threshold or 0.0),
                 model_version=str(result.model_version),

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .._errors import Errors, FirewallError, MasterKeyError
 
-__all__ = ["MASTER_KEY_ENV", "Keys", "MasterKeyError"]
+__all__ = ["MASTER_KEY_ENV", "MASTER_KEY_FILE_ENV", "Keys", "MasterKeyError"]
 
 MASTER_KEY_ENV = "SOLICITATION_MASTER_KEY"
+MASTER_KEY_FILE_ENV = "SOLICITATION_MASTER_KEY_FILE"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,43 @@ class Keys:
 
     def __reduce__(self) -> object:
         raise FirewallError(Errors.G007)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> Keys:
+        """The master key from ``path``, else ``$SOLICITATION_MASTER_KEY_FILE``, else
+        ``$SOLICITATION_MASTER_KEY`` (G002 when none is given)."""
+        path = path or os.environ.get(MASTER_KEY_FILE_ENV)
+        return cls.from_file(path) if path else cls.from_env()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Keys:
+        """The master key (base64 of 32 bytes) from a file only its owner can read."""
+        import stat
+
+        try:
+            st = os.stat(path)
+            with open(path, encoding="ascii") as fh:
+                value = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = getattr(exc, "strerror", None) or "not ASCII"
+        else:
+            problem = ("readable or writable by others than its owner (chmod 600)"
+                       if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) else None)
+        if problem:
+            raise MasterKeyError(Errors.G005.format(path=path, problem=problem))
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) != 32:
+            raise MasterKeyError(Errors.G005.format(path=path, problem="not base64 of 32 bytes"))
+        return cls(raw)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, one-way fingerprint of the master key (safe to store and show)."""
+        key = HKDF(hashes.SHA256(), 32, salt=None, info=b"fingerprint").derive(self.master)
+        return key.hex()[:16]
 
     @classmethod
     def from_env(cls) -> Keys:

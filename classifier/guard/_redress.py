@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from .._errors import Errors, StoreError
+from .._scope import ScanPolicy
 from ._cases import MAX_RETENTION_DAYS, Actor, Guard, _account_stat, _require, _shred
-from ._policy import ScanPolicy
 from ._store import Store, audit_log, cases, complaints, flag_accounts
 
 __all__ = ["close_year", "decide_complaint", "file_complaint", "re_review", "record_scan",
@@ -125,9 +125,7 @@ def record_scan(store: Store, policy: ScanPolicy, *, year: int | None = None) ->
         for name, value in policy.counters().items():
             if value:
                 store.bump(conn, f"{year}.{name}", int(value))
-    policy.refusals.clear()
-    policy.bytes_scanned.clear()
-    policy.conversations_scanned = policy.messages_not_scanned = 0
+    policy.reset()
 
 
 def transparency_report(store: Store, year: int, *, organisations: tuple[str, ...] = (),

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from .._errors import StoreError
+from .._errors import Errors, StoreError
 
 __all__ = ["GENESIS", "Store", "StoreError"]
 
@@ -158,9 +158,18 @@ class Store:
     3
     """
 
-    def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None,
+                 create: bool = False) -> None:
         self.url = url
+        if engine is None and not create and url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            path = url[len("sqlite:///"):]
+            if path and not Path(path).exists():
+                raise StoreError(Errors.G128.format(url=url))
         self.engine = engine or self._make_engine(url)
+        if create:
+            self.migrate()
 
     @staticmethod
     def _make_engine(url: str) -> Engine:

@@ -1,0 +1,125 @@
+"""What every command of the CLI shares: one line per error, an exit code, safe files.
+
+Exit codes: 0 done; 1 refused or failed (a coded error, printed as one line); 2 a usage
+error (wrong options); 3 done, but some input records were rejected (each named by line
+and field on stderr). A broken pipe (``... | head``) ends quietly. No command ever prints a
+traceback or a value taken from the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ._errors import ClassifierError, Errors
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "CommandError",
+           "open_output", "run_guarded", "say", "write_private"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+DEBUG_ENV = "SOLICITATION_DEBUG"
+
+
+class CommandError(ClassifierError):
+    """A command cannot do what it was asked (codes C0xx)."""
+
+
+def say(message: str) -> None:
+    """A line for the person at the terminal (stderr: stdout carries results)."""
+    print(message, file=sys.stderr)
+
+
+def run_guarded(call: Callable[[], int]) -> int:
+    """Run a command; turn every error into one line on stderr and an exit code."""
+    try:
+        return call()
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly, without a second error when
+        # Python flushes stdout at exit
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except ClassifierError as err:
+        say(f"error: {err}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    except Exception as exc:  # a bug of ours: one line, never the (input-bearing) message
+        if os.environ.get(DEBUG_ENV):
+            raise
+        say(f"error: internal error ({type(exc).__name__}); set {DEBUG_ENV}=1 to see where")
+        return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def open_output(path: str | Path | None, *, private: bool = False) -> Iterator[IO[str] | None]:
+    """An output file (``-`` is stdout, None is no output), or a C002 error naming it.
+
+    ``private``: the file holds ids or content; it is created 0600 from the start.
+    """
+    if path is None:
+        yield None
+        return
+    if str(path) == "-":
+        yield sys.stdout
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(path, flags, 0o600 if private else 0o644)
+        if private:
+            os.fchmod(fd, 0o600)
+        fh = os.fdopen(fd, "w", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(Errors.C002.format(path=path, problem=exc.strerror)) from None
+    with fh:
+        yield fh
+
+
+def write_private(path: str | Path, data: str | bytes) -> None:
+    """Write a file that holds content or ids: 0600 from creation, replaced atomically."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                                   prefix=f".{path.name}.")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CommandError(Errors.C002.format(path=path, problem=exc.strerror)) from None
+
+
+def require_file(path: Path) -> Path:
+    """``path`` if it is a readable file, else a C001 error."""
+    if not path.is_file():
+        raise CommandError(Errors.C001.format(path=path))
+    return path
+
+
+def count_lines(path: Path) -> int | None:
+    """Non-blank lines of a file, for progress bars (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
+
+
+def typer_app(**kw: Any) -> Any:
+    """A Typer application with this CLI's conventions."""
+    import typer
+
+    return typer.Typer(no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, rich_markup_mode=None, **kw)

@@ -1,0 +1,123 @@
+"""The binary form of a :class:`ConversationState`: numbers and ids only, versioned.
+
+Layout (little-endian): magic ``CS1``, the first 8 bytes of the catalogue's sha256, the
+vector lengths and participant count, the conversation id, the conversation's scalars,
+then per participant its id, scalars, saturating uint16 indicator counts and the first
+time each category appeared. Decoding checks the magic, the catalogue, the lengths and
+that nothing trails; any damage is a :class:`StateError` (E301/E302), never a crash.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ._errors import Errors, StateError
+from ._state import AgeStats, ConversationState, ParticipantState
+from .indicators import Catalogue
+
+__all__ = ["decode_state", "encode_state", "restore_state"]
+
+_MAGIC = b"CS1"
+_COUNT_MAX = np.iinfo(np.uint16).max
+_SCALARS = struct.Struct("<IIIIIII d d d I ddff I ddff")
+_CONV = struct.Struct("<dd hh I I ?")
+
+
+def _pack_str(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _unpack_str(data: bytes, pos: int) -> tuple[str, int]:
+    (n,) = struct.unpack_from("<H", data, pos)
+    pos += 2
+    if pos + n > len(data):
+        raise ValueError("truncated")
+    return data[pos:pos + n].decode("utf-8"), pos + n
+
+
+def encode_state(state: ConversationState) -> bytes:
+    """Compact binary form; counts saturate at 65535."""
+    ids = list(state.participants)
+    index = {pid: i for i, pid in enumerate(ids)}
+    parts = [_MAGIC, bytes.fromhex(state.catalogue_sha256[:16]),
+             struct.pack("<HHH", state.n_indicators, state.n_categories, len(ids)),
+             _pack_str(state.conversation_id),
+             _CONV.pack(state.first_ts, state.last_ts, index.get(state.first_sender, -1),
+                        index.get(state.last_sender, -1), state.n_turns,
+                        state.max_participants, state.order_exact)]
+    for pid in ids:
+        p = state.participants[pid]
+        da, sa = p.disclosed_age, p.school_age
+        parts.append(_pack_str(pid))
+        parts.append(_SCALARS.pack(
+            p.n_messages, p.n_scanned, p.n_not_scanned, p.n_with_indicators, p.n_chars,
+            p.n_night, p.n_replies,
+            p.reply_latency_sum, p.first_ts, p.last_ts,
+            da.n, da.total, da.total_sq, da.low, da.high,
+            sa.n, sa.total, sa.total_sq, sa.low, sa.high))
+        parts.append(np.minimum(p.counts, _COUNT_MAX).astype("<u2").tobytes())
+        parts.append(p.first_seen.astype("<f8").tobytes())
+    return b"".join(parts)
+
+
+def decode_state(data: bytes, catalogue: Catalogue) -> ConversationState:
+    """Restore a state written by :func:`encode_state`."""
+    problem = None
+    try:
+        return _decode(data, catalogue)
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError, OverflowError) as exc:
+        problem = type(exc).__name__
+    raise StateError(Errors.E301.format(problem=problem))
+
+
+def _decode(data: bytes, catalogue: Catalogue) -> ConversationState:
+    if not isinstance(data, (bytes, bytearray, memoryview)) or data[:3] != _MAGIC:
+        raise StateError(Errors.E301.format(problem="not a conversation state"))
+    data = bytes(data)
+    if data[3:11] != bytes.fromhex(catalogue.sha256[:16]):
+        raise StateError(Errors.E302.format(got=data[3:11].hex(),
+                                            expected=catalogue.sha256[:16]))
+    k, c, n_p = struct.unpack_from("<HHH", data, 11)
+    pos = 17
+    cid, pos = _unpack_str(data, pos)
+    first_ts, last_ts, first_i, last_i, n_turns, max_p, exact = _CONV.unpack_from(data, pos)
+    pos += _CONV.size
+    if max_p < 2 or n_p > max_p:
+        raise StateError(Errors.E301.format(problem="participant counts"))
+    state = ConversationState(cid, catalogue, max_participants=max_p)
+    if (k, c) != (state.n_indicators, state.n_categories):
+        raise StateError(Errors.E301.format(problem="vector lengths differ"))
+    ids = []
+    for _ in range(n_p):
+        pid, pos = _unpack_str(data, pos)
+        v = _SCALARS.unpack_from(data, pos)
+        pos += _SCALARS.size
+        counts = np.frombuffer(data, "<u2", k, pos).astype(np.uint32)
+        pos += 2 * k
+        first_seen = np.frombuffer(data, "<f8", c, pos).copy()
+        pos += 8 * c
+        state.participants[pid] = ParticipantState(
+            counts, first_seen, *v[:7], v[7], v[8], v[9],
+            AgeStats(v[10], v[11], v[12], v[13], v[14]),
+            AgeStats(v[15], v[16], v[17], v[18], v[19]))
+        ids.append(pid)
+    if pos != len(data) or not -1 <= first_i < n_p or not -1 <= last_i < n_p:
+        raise StateError(Errors.E301.format(problem="trailing bytes or bad indices"))
+    state.first_ts, state.last_ts, state.n_turns, state.order_exact = (
+        first_ts, last_ts, n_turns, exact)
+    state.first_sender = ids[first_i] if first_i >= 0 else None
+    state.last_sender = ids[last_i] if last_i >= 0 else None
+    return state
+
+
+def restore_state(data: bytes, sha: str) -> ConversationState:
+    """Unpickle: the state's bytes against the bundled catalogue (which must match)."""
+    from .indicators import load_catalogue
+
+    catalogue = load_catalogue()
+    if catalogue.sha256 != sha:
+        raise StateError(Errors.E302.format(got=sha[:12], expected=catalogue.sha256[:12]))
+    return decode_state(data, catalogue)

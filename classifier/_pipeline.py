@@ -1,0 +1,338 @@
+"""The composition root: from a conversation to a score, and to a case for human review.
+
+:meth:`Pipeline.run` reads top to bottom, in the order the data flows (and in which the
+law asks for it):
+
+1. **scope**: the scan policy (legal-basis calendar, end-to-end encryption, protected
+   participants, text-less conversations) decides before any text is read;
+2. **text boundary**: the one place that reads message text; it returns numbers
+   (indicator counts, age evidence, traffic) and meters the bytes scanned;
+3. **state**: per-conversation accumulators of those numbers (continuing a prior state
+   for conversations that arrive over several batches);
+4. **risk factors**: the documented, closed factor vector of each state;
+5. **model**: the ONNX risk model's score, times the peer gate;
+6. **explanation and early detection**, for flagged conversations: each factor's
+   contribution, and the message after which the score first crossed the threshold;
+7. **triage**: a flagged conversation becomes a case for human review (with its
+   encrypted evidence excerpt) when a guard is attached; otherwise nothing is stored.
+
+Every caller goes through here: :class:`Scorer`, :class:`StreamScorer`, the CLI, the
+Spark integration, the evaluation harness and the guard. Nobody wires the stages by hand,
+so the scan policy applies on every path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ._conversation import Conversation
+from ._errors import ConfigError, Errors
+from ._features import FEATURE_NAMES, RISK_FACTORS, RiskFactorBuilder
+from ._model import RiskModel
+from ._scope import ScanPolicy
+from ._state import ConversationState
+from ._text import MessageColumns, TextBoundary
+from .indicators import IndicatorExtractor
+
+__all__ = ["Explanation", "FactorContribution", "Pipeline", "ScoreResult", "conversation_state"]
+
+EXPLAIN_CHOICES = ("flagged", "all")
+_DESCRIPTIONS = dict(RISK_FACTORS)
+
+
+@dataclass(frozen=True)
+class FactorContribution:
+    """One risk factor's part in a score: its value and how much the score drops when it
+    alone is set to its benign-typical value."""
+
+    name: str
+    value: float
+    contribution: float
+    description: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a conversation got its score: the factors with the largest contributions."""
+
+    score: float
+    threshold: float
+    model_version: str
+    factors: tuple[FactorContribution, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "threshold": self.threshold,
+                "model_version": self.model_version,
+                "factors": [{"name": f.name, "value": f.value, "contribution": f.contribution,
+                             "description": f.description} for f in self.factors]}
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """One line of scoring output.
+
+    ``status`` is ``"scored"`` or ``"refused"`` (with ``reason``). ``subject`` is the
+    participant a flag is about (the sender of the riskier direction).
+    """
+
+    conversation_id: str
+    score: float | None = None
+    flagged: bool = False
+    risk_factors: Mapping[str, float] = field(default_factory=dict)
+    model_version: str | None = None
+    threshold: float | None = None
+    flagged_at_message: int | None = None
+    status: str = "scored"
+    reason: str | None = None
+    subject: str | None = None
+    explanation: Explanation | None = field(default=None, compare=False)
+    case_id: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scoring output format (one JSON object per conversation)."""
+        if self.status != "scored":
+            return {"conversation_id": self.conversation_id, "status": self.status,
+                    "reason": self.reason}
+        return {"conversation_id": self.conversation_id, "score": round(self.score or 0.0, 6),
+                "flagged": self.flagged, "subject": self.subject if self.flagged else None,
+                "risk_factors": {k: round(v, 6) for k, v in self.risk_factors.items()},
+                "model_version": self.model_version, "threshold": self.threshold,
+                "flagged_at_message": self.flagged_at_message}
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Pipeline.run` returns per conversation: the result, and the merged
+    numeric state (None for a refused conversation, whose prior numbers are dropped)."""
+
+    result: ScoreResult
+    state: ConversationState | None
+
+
+class Pipeline:
+    """scope -> text boundary -> state -> risk factors -> model -> triage.
+
+    Parameters
+    ----------
+    model : RiskModel, optional
+        Default: the shipped model.
+    extractor : IndicatorExtractor, optional
+        Default: the bundled English catalogue.
+    policy : ScanPolicy, optional
+        Default: the bundled legal-basis calendar, the system clock.
+    threshold : float, optional
+        Overrides the model's policy threshold (recorded in every result).
+    explain : {"flagged", "all"}, default "flagged"
+        Which results carry the factors' contributions (explaining costs one model row
+        per factor; an unflagged conversation leads to nothing stored).
+    explain_top : int, default 8
+        How many factors an explanation names; 0 for all.
+    early : bool, default True
+        Find the message after which a flagged conversation's score first crossed.
+    guard : classifier.guard.Guard, optional
+        Where flagged conversations become cases for human review.
+
+    Examples
+    --------
+    >>> from classifier import Pipeline, read_jsonl, sample_path
+    >>> pipeline = Pipeline()
+    >>> first = next(iter(read_jsonl(sample_path()))).conversation
+    >>> result = pipeline.score(first)
+    >>> result.flagged, result.subject is not None
+    (True, True)
+    """
+
+    def __init__(self, *, model: RiskModel | None = None,
+                 extractor: IndicatorExtractor | None = None, policy: ScanPolicy | None = None,
+                 threshold: float | None = None, explain: str = "flagged",
+                 explain_top: int = 8, early: bool = True, guard: Any = None) -> None:
+        if explain not in EXPLAIN_CHOICES:
+            raise ConfigError(Errors.E005.format(
+                name="explain", expected=f"one of {EXPLAIN_CHOICES}", got=repr(explain)))
+        self.extractor = extractor or IndicatorExtractor()
+        self.model = model or RiskModel.load(catalogue_sha256=self.extractor.catalogue.sha256)
+        self.policy = policy or ScanPolicy()
+        self.threshold = self.model.threshold if threshold is None else float(threshold)
+        self.explain = explain
+        self.explain_top = explain_top
+        self.early = early
+        self.guard = guard
+        self.boundary = TextBoundary(self.extractor)
+        self.factors = RiskFactorBuilder(self.extractor.catalogue)
+        self.counts: Counter[str] = Counter()
+
+    # -- the composition root ----------------------------------------------------------
+    def run(self, conversations: Sequence[Conversation],
+            priors: Sequence[ConversationState | None] | None = None,
+            flagged_before: Sequence[int | None] | None = None, *,
+            early: bool | None = None) -> list[Outcome]:
+        """Score conversations (optionally continuing prior numeric states)."""
+        early = self.early if early is None else early
+        n = len(conversations)
+        priors = priors if priors is not None else [None] * n
+        flagged_before = flagged_before if flagged_before is not None else [None] * n
+        out: list[Outcome | None] = [None] * n
+
+        # 1. scope: decided before any text is read
+        todo: list[int] = []
+        for i, conv in enumerate(conversations):
+            decision = self.policy.decide(conv, continuing=priors[i] is not None)
+            if decision.allowed:
+                todo.append(i)
+            else:  # a refusal drops the prior numbers as well
+                out[i] = Outcome(ScoreResult(conv.conversation_id, status="refused",
+                                             reason=decision.reason), None)
+                self.counts["refused"] += 1
+
+        # 2. text boundary: the only place that reads text; bytes are metered here
+        columns = self.boundary.extract([conversations[i] for i in todo])
+        for i, cols in zip(todo, columns, strict=True):
+            conv = conversations[i]
+            self.policy.record_scan(conv.region, cols.n_bytes, int((~cols.scanned).sum()))
+
+        # 3. state, 4. risk factors
+        X = np.empty((len(todo), len(FEATURE_NAMES)), dtype=np.float32)
+        states: list[ConversationState] = []
+        subjects: list[str | None] = []
+        for j, i in enumerate(todo):
+            conv, prior = conversations[i], priors[i]
+            part = ConversationState(conv.conversation_id, self.extractor.catalogue)
+            part.add(columns[j])
+            state = part if prior is None else prior.merge(part)
+            X[j], subject = self.factors.transform_with_subject(state, _context(conv))
+            states.append(state)
+            subjects.append(subject)
+
+        # 5. model
+        scores = self.model.predict(X) if todo else np.zeros(0)
+
+        # 6. explanation and early detection (flagged conversations), 7. triage
+        for j, i in enumerate(todo):
+            conv = conversations[i]
+            score = float(scores[j])
+            flagged = score >= self.threshold
+            explanation = None
+            if flagged or self.explain == "all":
+                explanation = self._explain(X[j])
+                score = explanation.score
+            first = flagged_before[i]
+            if first is None and flagged and early:
+                start = priors[i].copy() if priors[i] is not None else None
+                index = self._first_crossing(conv, columns[j], start)
+                if index is None:  # a late message lifted the merged score, no prefix did
+                    index = len(conv.messages) - 1
+                first = (priors[i].n_messages if priors[i] is not None else 0) + index
+            result = ScoreResult(
+                conv.conversation_id, score, flagged,
+                {f.name: f.contribution for f in explanation.factors} if explanation else {},
+                self.model.version, self.threshold, first, subject=subjects[j],
+                explanation=explanation)
+            self.counts["flagged" if flagged else "scored"] += 1
+            if flagged and self.guard is not None:
+                excerpt = self.boundary.evidence(conv, columns[j], subjects[j])
+                case_id = self.guard.triage(result, excerpt, region=conv.region)
+                self.counts["queued"] += case_id is not None
+                result = replace(result, case_id=case_id)
+            out[i] = Outcome(result, states[j])
+        return out  # type: ignore[return-value]
+
+    # -- conveniences ------------------------------------------------------------------
+    def score(self, conversation: Conversation) -> ScoreResult:
+        """Score one conversation."""
+        return self.run([conversation])[0].result
+
+    def score_many(self, conversations: Sequence[Conversation]) -> list[ScoreResult]:
+        """Score many conversations at once: one extraction batch and one model call."""
+        return [o.result for o in self.run(conversations)]
+
+    def score_batch(self, conversations: Iterable[Conversation], *,
+                    batch_messages: int = 20_000) -> Iterator[ScoreResult]:
+        """Score conversations lazily, ``batch_messages`` messages per :meth:`run`."""
+        chunk: list[Conversation] = []
+        size = 0
+        for conv in conversations:
+            chunk.append(conv)
+            size += len(conv.messages)
+            if size >= batch_messages:
+                yield from self.score_many(chunk)
+                chunk, size = [], 0
+        if chunk:
+            yield from self.score_many(chunk)
+
+    def state_of(self, conversation: Conversation) -> ConversationState:
+        """The numeric state of a whole conversation (see :func:`conversation_state`)."""
+        return conversation_state(conversation, self.extractor)
+
+    def prefix_scores(self, conversation: Conversation) -> np.ndarray:
+        """The score after each message (what a stream scorer would have seen)."""
+        cols = self.boundary.extract([conversation])[0]
+        state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
+        context = _context(conversation)
+        rows = np.empty((len(cols), len(FEATURE_NAMES)), dtype=np.float32)
+        for i in state.replay(cols):
+            rows[i] = self.factors.transform(state, context)
+        return self.model.predict(rows) if len(cols) else np.zeros(0)
+
+    def first_crossing(self, conversation: Conversation) -> int | None:
+        """Index of the first message after which the score reached the threshold."""
+        return self._first_crossing(conversation, self.boundary.extract([conversation])[0],
+                                    None)
+
+    # -- stages' helpers ---------------------------------------------------------------
+    def _explain(self, x: np.ndarray) -> Explanation:
+        score, contrib = self.model.explain(x)
+        order = np.argsort(-np.abs(contrib))
+        if self.explain_top:
+            order = order[:self.explain_top]
+        return Explanation(score, self.threshold, self.model.version, tuple(
+            FactorContribution(FEATURE_NAMES[i], float(x[i]), float(contrib[i]),
+                               _DESCRIPTIONS[FEATURE_NAMES[i]]) for i in order))
+
+    def _first_crossing(self, conversation: Conversation, columns: MessageColumns,
+                        start: ConversationState | None, chunk: int = 16) -> int | None:
+        """The first prefix whose score reaches the threshold, scoring prefixes in chunks
+        and stopping there (flags come early, so most of a long conversation is skipped)."""
+        state = start or ConversationState(conversation.conversation_id,
+                                           self.extractor.catalogue)
+        context = _context(conversation)
+        rows = np.empty((chunk, len(FEATURE_NAMES)), dtype=np.float32)
+        filled = 0
+        n = len(columns)
+        for i in state.replay(columns):
+            rows[filled] = self.factors.transform(state, context)
+            filled += 1
+            if filled == chunk or i == n - 1:
+                hits = np.flatnonzero(self.model.predict(rows[:filled]) >= self.threshold)
+                if hits.size:
+                    return i - filled + 1 + int(hits[0])
+                filled = 0
+        return None
+
+
+def conversation_state(conversation: Conversation,
+                       extractor: IndicatorExtractor | None = None) -> ConversationState:
+    """The numeric state of a whole conversation, through the text boundary.
+
+    Scope is not applied: this is for analysis of data already allowed (evaluation sets,
+    the ``extract`` command); scoring goes through :class:`Pipeline`.
+
+    >>> from classifier import conversation_state, read_jsonl, sample_path
+    >>> conv = next(iter(read_jsonl(sample_path()))).conversation
+    >>> state = conversation_state(conv)
+    >>> state.n_messages == len(conv.messages), len(state.to_bytes()) < 1024
+    (True, True)
+    """
+    extractor = extractor or IndicatorExtractor()
+    state = ConversationState(conversation.conversation_id, extractor.catalogue)
+    state.add(TextBoundary(extractor).extract([conversation])[0])
+    return state
+
+
+def _context(conversation: Conversation) -> dict[str, int | None]:
+    """What the risk factors may know about the participants besides the messages."""
+    return {p.id: p.declared_age for p in conversation.participants}
