@@ -144,8 +144,7 @@ def main() -> None:
         for start in range(0, len(chunk), 100):
             state = ConversationState(f"s{done + start}", ext.catalogue)
             for j in range(start, min(start + 100, len(chunk))):
-                state.update("a" if j % 2 else "b", 1_777_000_000.0 + j, batch[j],
-                             n_chars=len(chunk[j]))
+                state.update("a" if j % 2 else "b", 1_777_000_000.0 + j, batch[j])
         done += len(chunk)
         if done % 100_000 < BATCH:
             peaks.append((done, rss_mb(), len(ext.nlp.vocab.strings)))

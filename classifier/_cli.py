@@ -176,7 +176,6 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
     ``queue``, every flagged conversation becomes a case for human review."""
     from ._model import RiskModel
     from ._pipeline import Pipeline
-    from .indicators import IndicatorExtractor
 
     require_file(src)
     guard = None
@@ -185,9 +184,9 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
 
         keys = Keys.load(master_key_file)  # before anything is created or written
         guard = Guard(Store(queue, create=True), keys)
-    extractor = IndicatorExtractor()
-    model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
-    pipeline = Pipeline(model=model, extractor=extractor, threshold=threshold, guard=guard)
+    model = RiskModel.load(model_dir)
+    pipeline = Pipeline(model=model, threshold=threshold, guard=guard)
+    extractor = pipeline.extractor
     bad = _Rejections(src.name)
     counts: Counter[str] = Counter()
     start = time.perf_counter()
@@ -341,16 +340,32 @@ def data_espd(file: Path, output: Annotated[Path, typer.Option("-o", "--output")
 # -- train, evaluate, substance audit ------------------------------------------------
 @app.command()
 def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
-              "model directory (default: the shipped model's directory)"))] = None,
+              "model directory (default: the shipped model's directory; the learned "
+              "recognisers then also go into the catalogue)"))] = None,
           small: Annotated[bool, typer.Option(help="a small, fast configuration")] = False,
+          cross_author: Annotated[bool, typer.Option(help=(
+              "measure leave-one-author-out first (the model card's headline)"))] = True,
+          include_sealed: Annotated[bool, typer.Option(help=(
+              "train on the sealed authors too (after the final measurement)"))] = False,
           ) -> int:
-    """Rebuild the risk model (extras [train], [eval])."""
+    """Rebuild the risk model and its learned recognisers (extras [train], [eval])."""
+    from dataclasses import replace
+
     from ._model import default_model_dir
-    from .evaluation.train import TrainConfig
+    from .evaluation.train import SMALL, TrainConfig, metadata_summary
     from .evaluation.train import train as build
 
-    config = TrainConfig(synth_n=600, val_n=300, test_n=600) if small else TrainConfig()
-    build(output or default_model_dir(), config)
+    config = replace(SMALL if small else TrainConfig(), include_sealed=include_sealed)
+    shipped = output is None
+    out = output or default_model_dir()
+    meta = build(out, config, with_cross_author=cross_author)
+    if shipped:
+        from .indicators import load_catalogue
+
+        target = Path(load_catalogue(recogniser=False).path).with_suffix(".recognisers.npz")
+        target.write_bytes((Path(out) / "recognisers.npz").read_bytes())
+        say(f"learned recognisers written to the catalogue: {target}")
+    say(f"model {meta['model_version']} in {out}; {metadata_summary(meta)}")
     return EXIT_OK
 
 
@@ -397,8 +412,45 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
     return EXIT_OK if not ev.rejected else EXIT_REJECTED
 
 
+def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None,
+                     include_sealed: bool, small: bool, extras: bool, stability: bool) -> int:
+    """Leave one author out, log one MLflow run, print the headline table."""
+    from .evaluation.crossauthor import CrossAuthorConfig, cross_author, factor_stability
+    from .evaluation.harness import default_tracking_uri
+    from .evaluation.report import (
+        CROSS_AUTHOR_EXPERIMENT,
+        cross_author_tables,
+        log_cross_author,
+        render_markdown,
+    )
+    from .evaluation.train import SMALL
+
+    config = SMALL if small else CrossAuthorConfig()
+    from dataclasses import replace
+
+    config = replace(config, include_sealed=include_sealed)
+    uri = tracking_uri or default_tracking_uri()
+    results = cross_author(config, held_out=held_out or None, extras=extras, progress=say)
+    stab = factor_stability(config, held_out=held_out or None, progress=say) if stability \
+        else None
+    from ._features import FACTOR_VERSION
+    from .indicators import load_catalogue
+
+    cat = load_catalogue(recogniser=False)
+    run_id = log_cross_author(results, uri, stability=stab, tags={
+        "catalogue_version": cat.version, "catalogue_sha256": cat.text_sha256,
+        "factor_version": FACTOR_VERSION, "threshold_policy": config.policy().describe(),
+        "authors": ", ".join(f"{r.author}:{r.status}" for r in results),
+        "configuration": "small" if small else "release"})
+    print(render_markdown(cross_author_tables(results)[:1], title="Cross-author evaluation",
+                          run_id=run_id))
+    _print_where(uri, run_id, CROSS_AUTHOR_EXPERIMENT)
+    return EXIT_OK
+
+
 @app.command()
-def evaluate(data: Annotated[list[Path], typer.Option(help="labelled interchange JSONL")],
+def evaluate(data: Annotated[list[Path] | None,
+                            typer.Option(help="labelled interchange JSONL")] = None,
              model: Path | None = None,
              tracking_uri: Annotated[str | None, typer.Option(help=(
                  "MLflow tracking URI (default: sqlite:///mlruns.db here)"))] = None,
@@ -407,8 +459,26 @@ def evaluate(data: Annotated[list[Path], typer.Option(help="labelled interchange
                  "model"))] = None,
              baseline: Annotated[bool, typer.Option(help=(
                  "report the text baseline, trained on generated synthetic data when no "
-                 "--baseline-train is given"))] = False) -> int:
-    """Measure errors and log an MLflow run (extras [eval], [train] for the baseline)."""
+                 "--baseline-train is given"))] = False,
+             cross_author: Annotated[bool, typer.Option(help=(
+                 "leave one author out over the independent authors' corpora (the "
+                 "headline evaluation); --data is not used"))] = False,
+             held_out: Annotated[list[str] | None, typer.Option(help=(
+                 "with --cross-author: only these authors"))] = None,
+             include_sealed: Annotated[bool, typer.Option(help=(
+                 "with --cross-author: the sealed authors too (the final measurement)"))] = False,
+             small: Annotated[bool, typer.Option(help="a small, fast configuration")] = False,
+             extras: Annotated[bool, typer.Option(help=(
+                 "with --cross-author: coverage, factor importance, text baseline"))] = True,
+             stability: Annotated[bool, typer.Option(help=(
+                 "with --cross-author: the factor-stability ablations (slow)"))] = False,
+             ) -> int:
+    """Measure errors and log an MLflow run (extras [eval], [train])."""
+    if cross_author:
+        return run_cross_author(tracking_uri, held_out=held_out, include_sealed=include_sealed,
+                                small=small, extras=extras, stability=stability)
+    if not data:
+        raise typer.BadParameter("give --data FILE ... or --cross-author", param_hint="--data")
     train_files = baseline_train if baseline_train else ([] if baseline else None)
     return run_evaluate(data, model, tracking_uri, train_files)
 

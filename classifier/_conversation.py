@@ -287,7 +287,7 @@ class _Checker:
         return items
 
     def notes(self, value: Any, path: str) -> Mapping[str, Any] | None:
-        """Evaluation-only annotations: an object of short scalar values."""
+        """Evaluation-only annotations: an object of short scalars (or lists of them)."""
         if value is None:
             return None
         obj = self.typed(value, dict, path, "an object or null")
@@ -297,14 +297,24 @@ class _Checker:
             if len(key) > MAX_NOTE_CHARS or not is_encodable(key):
                 raise self.fail(Errors.E204, where, problem="an annotation key must be a short "
                                 "UTF-8 string")
-            if isinstance(v, str):
-                v = self.string(v, where, limit=MAX_NOTE_CHARS, empty=True)
-            elif not (v is None or isinstance(v, (bool, int))
-                      or (isinstance(v, float) and math.isfinite(v))):
-                raise self.fail(Errors.E203, where, expected="a string, number, boolean or null",
-                                got=_type_name(v))
-            out[key] = v
+            out[key] = self._note(v, where)
         return out
+
+    def _note(self, v: Any, where: str, depth: int = 0) -> Any:
+        if isinstance(v, (list, dict)):
+            if depth >= 2 or len(v) > 64:
+                raise self.fail(Errors.E204, where, problem="annotations nest at most two "
+                                "levels of at most 64 items")
+            if isinstance(v, list):
+                return tuple(self._note(x, where, depth + 1) for x in v)
+            return {str(k)[:MAX_NOTE_CHARS]: self._note(x, where, depth + 1)
+                    for k, x in v.items() if is_encodable(str(k))}
+        if isinstance(v, str):
+            return self.string(v, where, limit=MAX_NOTE_CHARS, empty=True)
+        if v is None or isinstance(v, (bool, int)) or (isinstance(v, float) and math.isfinite(v)):
+            return v
+        raise self.fail(Errors.E203, where, expected="a string, number, boolean or null",
+                        got=_type_name(v))
 
     def timestamp(self, value: Any, path: str) -> datetime:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -474,7 +484,8 @@ def conversation_to_dict(conv: Conversation) -> dict[str, Any]:
         md: dict[str, Any] = {"sender": m.sender, "ts": _iso(m.ts), "text": m.text,
                               "modality": m.modality}
         if m.annotations:
-            md["annotations"] = dict(m.annotations)
+            md["annotations"] = {k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in m.annotations.items()}
         messages.append(md)
     out: dict[str, Any] = {"conversation_id": conv.conversation_id, "region": conv.region,
                            "e2ee": conv.e2ee}
@@ -490,7 +501,8 @@ def conversation_to_dict(conv: Conversation) -> dict[str, Any]:
         if value is not None:
             out[key] = value
     if conv.annotations:
-        out["annotations"] = dict(conv.annotations)
+        out["annotations"] = {k: list(v) if isinstance(v, tuple) else v
+                              for k, v in conv.annotations.items()}
     return out
 
 

@@ -1,23 +1,33 @@
-"""Risk factors: a fixed, documented vector per conversation, computed from state only.
+"""Risk factors: a fixed, documented vector per ordered pair of participants, from state.
 
 Art 3(1)(f) limits detection to "key indicators and objectively identified risk factors
 such as age difference and the likely involvement of a child". This module turns the
-numeric conversation state (never text) into those factors:
+numeric conversation state (never text) into those factors, for each **ordered pair**
+(A, B) of participants: A taken as the possible adult, B as the possible minor. Every
+pair is scored; the riskiest pair decides, and its A is the subject a flag is about. So
+in a group an adult who singles out one child is paired with that child, and in a
+one-to-one conversation both readings (who is the adult?) are weighed.
 
-- per participant, an age estimate with its uncertainty and a probability of being a
-  minor, from the declared profile age (weak: often false), disclosed ages, school-year
-  bands and child- or adult-context cues;
-- the dyad of the likely adult ("older") and the likely minor ("younger") and the age
-  gap between them;
-- direction-aware indicator rates: what the older party sends, and what the younger
-  party sends (teenage peers talk alike; grooming is one-sided);
-- stage coverage and order (escalation) of what the older party sends;
-- traffic data: message count, who talks, reply latency, time span, night share, who
-  started.
+- Age: per participant an age estimate with its uncertainty and a probability of being a
+  minor, from stated ages (and bare numbers that answer an age question), corrections,
+  school-year bands, decades, child- and adult-context cues and the profile age, which
+  counts as strong evidence when the provider estimated or verified it
+  (``age_assurance``) and as weak evidence when it is self-declared.
+- Direction: what A sent towards B, per indicator category (messages carrying it, on a
+  log scale); what B sent towards A.
+- Stages: how many of the documented grooming stages A's indicators cover, and in what
+  order.
+- Relationship: family or known-relationship cues in the messages, and the provider's
+  metadata on the pair (family link, days known, mutual contacts), all risk-reducing.
+- Traffic: how long the conversation is (log scale) and whether it is a group.
 
-Teenage peers (both likely minors, small gap) score low by design (recital 6): every
-model score is multiplied by :func:`peer_gate`, which goes to zero when both parties are
-likely minors within two years of each other, whatever the indicators say.
+Factors that help on one author's data and hurt on others' (reply latency, time of day,
+who started, who asks whose age) are not used (see the factor-stability report).
+
+Every factor that may only raise risk is monotone increasing in training; the message
+counts are monotone decreasing, so that a message without any indicator can never raise
+a score (the stream scorer relies on it). Teenage peers score low by design (recital 6):
+every score is multiplied by :func:`peer_gate`.
 
 >>> [name for name, _ in RISK_FACTORS][:3]
 ['younger_p_minor', 'older_p_adult', 'adult_minor_dyad']
@@ -27,90 +37,162 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ._state import ConversationState, ParticipantState
+from ._state import NOBODY, OVERFLOW_ID, ConversationState, ParticipantState
 from .indicators import Catalogue
 
 __all__ = [
+    "FACTOR_VERSION",
     "FEATURE_NAMES",
+    "MONOTONE_DECREASING",
     "MONOTONE_INCREASING",
     "PEER_GATE",
     "RISK_FACTORS",
     "AgeEstimate",
+    "FactorContext",
     "RiskFactorBuilder",
+    "gate",
     "peer_gate",
 ]
 
-RATE_CATEGORIES = ("age_question", "flattery", "relationship", "isolation", "secrecy",
+# The definitions below (names, order, constants) are versioned: a model records the
+# version it was trained with, and loading checks it (M006).
+FACTOR_VERSION = "2.4"
+RISK_CATEGORIES = ("age_question", "flattery", "trust", "isolation", "secrecy",
                    "supervision_check", "platform_move", "gift", "photo_request",
-                   "meeting_request", "sexual_topic")
+                   "video_request", "meeting_request", "sexual_topic")
+YOUNGER_CATEGORIES = tuple(c for c in RISK_CATEGORIES if c != "age_question")
 STAGE_ORDER = ("friendship_forming", "relationship_forming", "risk_assessment", "exclusivity",
                "approach")
+PRIOR_LOGIT = -0.85  # about 30% of accounts in a chat service are minors (assumed)
+STAGE_FLOOR = 0.02
+ASSURANCE_WEIGHT = {"verified": 5.0, "estimated": 3.0, "self_declared": 1.0, None: 1.0}
+CONSTANTS = {"prior_logit": PRIOR_LOGIT, "stated_age_logit": 3.5, "retracted_age_logit": 1.5,
+             "school_logit": 2.5, "context_logit": 0.7, "context_cap": 3,
+             "assurance_weight": {str(k): v for k, v in ASSURANCE_WEIGHT.items()},
+             "peer_gate": [2.0, 5.0], "evidence_gate": [0.5, 0.5], "stage_floor": STAGE_FLOOR}
 
 RISK_FACTORS: tuple[tuple[str, str], ...] = (
-    ("younger_p_minor", "Probability that the younger party of the dyad is a minor."),
-    ("older_p_adult", "Probability that the older party of the dyad is an adult."),
+    ("younger_p_minor", "Probability that B, the possible minor, is a minor."),
+    ("older_p_adult", "Probability that A, the possible adult, is an adult."),
     ("adult_minor_dyad", "younger_p_minor x older_p_adult: likely an adult with a likely "
-     "minor (near 0 for teenage peers and for adults)."),
-    ("younger_age", "Age estimate of the younger party (years)."),
-    ("older_age", "Age estimate of the older party (years)."),
+     "minor (near 0 for teenage peers and for two adults)."),
+    ("younger_age", "Age estimate of B (years)."),
+    ("older_age", "Age estimate of A (years)."),
     ("age_gap", "older_age - younger_age (years)."),
     ("age_gap_sd", "Uncertainty of the age gap (years, both estimates combined)."),
-    ("younger_age_evidence", "1 if the younger party stated an age or a school year."),
-    ("older_age_evidence", "1 if the older party stated an age or a school year."),
-    ("older_profile_mismatch", "1 if the older party's profile age disagrees with the "
-     "stated or inferred age by more than 3 years."),
-    ("younger_profile_mismatch", "The same for the younger party (children often claim 18)."),
-    *((f"older_rate_{c}", f"Indicators of category '{c}' sent by the older party, per "
-       "message it sent.") for c in RATE_CATEGORIES),
-    *((f"younger_rate_{c}", f"Indicators of category '{c}' sent by the younger party, per "
-       "message it sent.") for c in RATE_CATEGORIES),
+    ("younger_age_evidence", "How strong the evidence is that B is a minor (0: none; 1: a "
+     "stated age, an answered age question or a verified profile age)."),
+    ("older_age_evidence", "How strong the evidence of A's age is (0 to 1)."),
+    ("older_profile_mismatch", "1 if A's profile age disagrees with the stated or inferred "
+     "age by more than 3 years."),
+    ("younger_profile_mismatch", "The same for B (children often claim 18)."),
+    ("older_age_corrected", "1 if A corrected or withdrew an age claimed before ('im "
+     "actually 24', 'im not 17')."),
+    *((f"older_{c}", f"Share of A's messages to B that carry '{c}' indicators.")
+      for c in RISK_CATEGORIES),
+    *((f"younger_{c}", f"Share of B's messages to A that carry '{c}' indicators.")
+      for c in YOUNGER_CATEGORIES),
     ("stage_coverage", "Share of the five grooming stages (friendship forming, relationship "
-     "forming, risk assessment, exclusivity, approach) the older party's indicators cover."),
-    ("escalation_order", "Share of stage pairs the older party reached in the documented "
-     "order (0 with fewer than two stages)."),
+     "forming, risk assessment, exclusivity, approach) A's indicators cover."),
+    ("escalation_order", "Share of stage pairs A reached in the documented order (0 with "
+     "fewer than two stages)."),
+    ("family_context", "Messages (either way) with family or known-relationship cues (log "
+     "scale): kinship address, shared family, a surprise kept from a relative."),
+    ("family_link", "1 if the provider links the two accounts in a family or "
+     "parental-control group."),
+    ("relationship_known", "1 if the provider supplied relationship metadata for the pair."),
+    ("log_contact_age_days", "log(1 + days the two accounts have been contacts), 0 if "
+     "unknown."),
+    ("log_mutual_contacts", "log(1 + contacts the two share), 0 if unknown."),
     ("log_messages", "log(1 + messages in the conversation)."),
-    ("older_message_share", "Share of the messages sent by the older party."),
-    ("log_reply_latency_younger", "log(1 + mean seconds the younger party takes to reply)."),
-    ("log_span_hours", "log(1 + hours between the first and the last message)."),
-    ("night_share", "Share of messages sent between 22:00 and 06:00 UTC."),
-    ("older_started", "1 if the older party sent the first message."),
+    ("log_pair_messages", "log(1 + messages from A to B)."),
+    ("group", "1 if more than two people take part."),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in RISK_FACTORS)
-# Factors along which risk may only rise (monotone constraints in training).
 MONOTONE_INCREASING = frozenset(
     {"younger_p_minor", "older_p_adult", "adult_minor_dyad", "age_gap", "stage_coverage",
-     "escalation_order", "older_profile_mismatch"}
-    | {f"older_rate_{c}" for c in RATE_CATEGORIES})
+     "escalation_order", "older_profile_mismatch", "older_age_corrected",
+     "younger_age_evidence"} | {f"older_{c}" for c in RISK_CATEGORIES}
+    | {f"younger_{c}" for c in YOUNGER_CATEGORIES})
+# A message that carries no indicator, no age and no new participant can only lower a
+# score: the shares it dilutes are monotone increasing, the message counts it raises are
+# monotone decreasing, and nothing else it touches (the stream scorer relies on this)
+MONOTONE_DECREASING = frozenset({"family_context", "family_link", "log_messages",
+                                 "log_pair_messages"})
 
 PEER_GATE = ("score x (1 - younger_p_minor x (1 - older_p_adult) x closeness), closeness 1 "
              "for an age gap of 2 years or less, falling linearly to 0 at 5 years "
-             "(recital 6: consensual activity between adolescent peers is not targeted)")
-_I_YOUNGER = FEATURE_NAMES.index("younger_p_minor")
-_I_OLDER_ADULT = FEATURE_NAMES.index("older_p_adult")
-_I_GAP = FEATURE_NAMES.index("age_gap")
+             "(recital 6: consensual activity between adolescent peers is not targeted); "
+             "times (0.5 + 0.5 x younger_age_evidence): with no evidence that a minor "
+             "takes part, no score exceeds half of what the model gives")
+_I = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
 def peer_gate(X: np.ndarray) -> np.ndarray:
     """Factor in [0, 1] per row: near 0 for two likely minors close in age (recital 6).
 
     >>> x = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
-    >>> x[:, _I_YOUNGER] = 0.95
-    >>> x[0, _I_OLDER_ADULT], x[0, _I_GAP] = 0.05, 1.0   # two 14-year-olds
-    >>> x[1, _I_OLDER_ADULT], x[1, _I_GAP] = 0.95, 20.0  # an adult and a child
+    >>> x[:, _I["younger_p_minor"]] = 0.95
+    >>> x[0, _I["older_p_adult"]], x[0, _I["age_gap"]] = 0.05, 1.0   # two 14-year-olds
+    >>> x[1, _I["older_p_adult"]], x[1, _I["age_gap"]] = 0.95, 20.0  # an adult and a child
     >>> [round(v, 3) for v in peer_gate(x).tolist()]
     [0.098, 1.0]
     """
     X = np.atleast_2d(X)
-    closeness = np.clip((5.0 - np.abs(X[:, _I_GAP])) / 3.0, 0.0, 1.0)
-    both_minors = X[:, _I_YOUNGER] * (1.0 - X[:, _I_OLDER_ADULT])
+    near, far = CONSTANTS["peer_gate"]
+    closeness = np.clip((far - np.abs(X[:, _I["age_gap"]])) / (far - near), 0.0, 1.0)
+    both_minors = X[:, _I["younger_p_minor"]] * (1.0 - X[:, _I["older_p_adult"]])
     return 1.0 - both_minors * closeness
 
 
-_PRIOR_LOGIT = -0.85  # about 30% of accounts in a chat service are minors (assumed)
+def gate(X: np.ndarray) -> np.ndarray:
+    """What multiplies the model's probability: the peer gate and the evidence gate."""
+    X = np.atleast_2d(X)
+    base, slope = CONSTANTS["evidence_gate"]
+    evidence = base + slope * np.clip(X[:, _I["younger_age_evidence"]], 0.0, 1.0)
+    return peer_gate(X) * evidence
+
+
+@dataclass(frozen=True)
+class FactorContext:
+    """What the factors may know besides the messages: profile ages, how the provider knows
+    them, and provider metadata on the pair (numbers and codes only)."""
+
+    declared: Mapping[str, int | None] = field(default_factory=dict)
+    assurance: Mapping[str, str | None] = field(default_factory=dict)
+    family_link: bool | None = None
+    contact_age_days: int | None = None
+    mutual_contacts: int | None = None
+
+    @classmethod
+    def of(cls, conversation: Any) -> FactorContext:
+        """The context of an interchange-format :class:`Conversation`."""
+        rel = conversation.relationship
+        return cls({p.id: p.declared_age for p in conversation.participants},
+                   {p.id: p.age_assurance for p in conversation.participants},
+                   rel.family_link if rel else None, rel.contact_age_days if rel else None,
+                   rel.mutual_contacts if rel else None)
+
+    @classmethod
+    def coerce(cls, value: FactorContext | Mapping[str, int | None] | None) -> FactorContext:
+        if isinstance(value, FactorContext):
+            return value
+        return cls(dict(value or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"declared": dict(self.declared), "assurance": dict(self.assurance),
+                "family_link": self.family_link, "contact_age_days": self.contact_age_days,
+                "mutual_contacts": self.mutual_contacts}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FactorContext:
+        return cls(dict(d.get("declared") or {}), dict(d.get("assurance") or {}),
+                   d.get("family_link"), d.get("contact_age_days"), d.get("mutual_contacts"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +202,10 @@ class AgeEstimate:
     age: float
     sd: float
     p_minor: float
-    has_evidence: bool
+    minor_evidence: float  # 0..1: how strongly the evidence says "a minor"
+    evidence: float  # 0..1: how strongly the evidence says anything about the age
     profile_mismatch: bool
+    corrected: bool
 
 
 def _sigmoid(x: float) -> float:
@@ -129,7 +213,7 @@ def _sigmoid(x: float) -> float:
 
 
 class RiskFactorBuilder:
-    """Computes the risk-factor vector of a conversation state.
+    """Computes the risk-factor vectors of a conversation state.
 
     Parameters
     ----------
@@ -138,14 +222,15 @@ class RiskFactorBuilder:
 
     Examples
     --------
-    >>> from classifier.indicators import IndicatorExtractor
+    >>> from classifier import Conversation, IndicatorExtractor, Message, conversation_state
+    >>> from datetime import datetime, UTC
     >>> ext = IndicatorExtractor()
-    >>> state = ConversationState("c", ext.catalogue)
-    >>> state.update("a", 1.77e9, ext.extract("how old r u"))
-    >>> state.update("b", 1.77e9 + 60, ext.extract("im 12"))
-    >>> x = RiskFactorBuilder(ext.catalogue).transform(state, {"a": 35, "b": None})
-    >>> x.shape == (len(FEATURE_NAMES),), round(float(x[FEATURE_NAMES.index("younger_age")]))
-    (True, 12)
+    >>> t = datetime(2026, 9, 1, tzinfo=UTC)
+    >>> conv = Conversation("c", (), (Message("a", t, "how old r u"), Message("b", t, "12")))
+    >>> X, pairs = RiskFactorBuilder(ext.catalogue).pair_matrix(conversation_state(conv, ext),
+    ...                                                         {"a": 35, "b": None})
+    >>> pairs, round(float(X[0, FEATURE_NAMES.index("younger_age")]))
+    ([('a', 'b'), ('b', 'a')], 12)
     """
 
     def __init__(self, catalogue: Catalogue) -> None:
@@ -155,11 +240,14 @@ class RiskFactorBuilder:
         self._onehot = np.zeros((k, len(cats)), dtype=np.float64)
         for i, ind in enumerate(catalogue.indicators):
             self._onehot[i, cats.index(ind.category)] = 1.0
-        self._rate_cols = [cats.index(c) for c in RATE_CATEGORIES]
-        self._child = cats.index("child_context")
-        self._adult = cats.index("adult_context")
+        self._cat = {c: i for i, c in enumerate(cats)}
+        self._older = [self._cat[c] for c in RISK_CATEGORIES]
+        self._younger = [self._cat[c] for c in YOUNGER_CATEGORIES]
+        self._family = self._cat.get("family_context", -1)
+        self._child = self._cat["child_context"]
+        self._adult = self._cat["adult_context"]
         self._stage_cats = [
-            [cats.index(c) for c, info in catalogue.categories.items() if info["stage"] == s]
+            [self._cat[c] for c, info in catalogue.categories.items() if info["stage"] == s]
             for s in STAGE_ORDER
         ]
 
@@ -167,85 +255,143 @@ class RiskFactorBuilder:
     def feature_names(self) -> tuple[str, ...]:
         return FEATURE_NAMES
 
-    def estimate_age(self, p: ParticipantState | None, declared: int | None) -> AgeEstimate:
+    def estimate_age(self, p: ParticipantState | None, declared: int | None,
+                     assurance: str | None = None) -> AgeEstimate:
         """Age, uncertainty and probability of being a minor for one participant."""
-        logit = _PRIOR_LOGIT
+        c = CONSTANTS
+        logit = PRIOR_LOGIT
         age = sd = math.nan
-        evidence = False
+        minor_ev = adult_ev = 0.0
+        stated = False
+        corrected = False
         if p is not None:
             by_cat = p.counts @ self._onehot
             da, sa = p.disclosed_age, p.school_age
-            if da.n:
-                age, sd, evidence = da.mean, max(da.std, 1.0), True
-                logit += 3.0 if age < 18 else -3.0
+            corrected = math.isfinite(p.corrected_age) or p.n_retractions > 0
+            if math.isfinite(p.corrected_age):
+                age, sd, stated = p.corrected_age, 1.0, True
+            elif da.n:
+                age, sd, stated = da.mean, max(da.std, 1.0), True
+            if stated:
+                weight = c["retracted_age_logit"] if (p.n_retractions and age < 18
+                                                      ) else c["stated_age_logit"]
+                logit += weight if age < 18 else -weight
+                minor_ev = 1.0 if age < 18 and not p.n_retractions else minor_ev
+                adult_ev = 1.0 if age >= 18 else adult_ev
             elif sa.n:
                 age = (sa.low + sa.high) / 2.0
-                sd, evidence = (sa.high - sa.low) / 2.0 + 1.0, True
-                logit += 2.5
-            logit += 0.8 * min(by_cat[self._child], 3.0) - 0.8 * min(by_cat[self._adult], 3.0)
+                sd = (sa.high - sa.low) / 2.0 + 1.0
+                minor = sa.high <= 18
+                logit += c["school_logit"] if minor else -c["school_logit"]
+                minor_ev = 0.8 if minor else minor_ev
+            child = min(by_cat[self._child], c["context_cap"])
+            adult = min(by_cat[self._adult], c["context_cap"])
+            logit += c["context_logit"] * (child - adult)
+            minor_ev = max(minor_ev, 0.25 * child)
+            adult_ev = max(adult_ev, 0.25 * adult)
+            if p.n_retractions:
+                logit -= 1.5  # who withdraws a claimed age was usually not that young
         if declared is not None:
-            logit += 0.5 if declared < 18 else -0.3
+            w = ASSURANCE_WEIGHT.get(assurance, 1.0)
+            if assurance in (None, "self_declared"):
+                w = 1.5 if declared < 16 else (1.0 if declared < 18 else 0.5)
+            logit += w if declared < 18 else -w
+            strength = {"verified": 1.0, "estimated": 0.8}.get(assurance or "", 0.5)
+            if declared < 18:
+                minor_ev = max(minor_ev, strength)
+            else:
+                adult_ev = max(adult_ev, strength)
         p_minor = _sigmoid(logit)
-        if not evidence:
+        evidence = max(minor_ev, adult_ev)
+        if not math.isfinite(age):
             inferred = 14.0 * p_minor + 32.0 * (1.0 - p_minor)
-            age = inferred if declared is None else 0.5 * inferred + 0.5 * declared
-            sd = 8.0
-        mismatch = declared is not None and evidence and abs(declared - age) > 3.0
-        return AgeEstimate(age, sd, p_minor, evidence, mismatch)
+            if declared is not None:
+                trust = 0.8 if assurance in ("verified", "estimated") else 0.5
+                age = trust * declared + (1.0 - trust) * inferred
+            else:
+                age = inferred
+            sd = 2.0 if assurance in ("verified", "estimated") else 8.0
+        mismatch = declared is not None and stated and abs(declared - age) > 3.0
+        return AgeEstimate(age, sd, p_minor, minor_ev, evidence, mismatch, corrected)
+
+    def pair_matrix(self, state: ConversationState,
+                    context: FactorContext | Mapping[str, int | None] | None = None,
+                    ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        """One factor vector per ordered pair (A, B) with traffic from A to B (float32,
+        in :data:`FEATURE_NAMES` order), and the pairs."""
+        context = FactorContext.coerce(context)
+        ids = [pid for pid in state.participants if pid != OVERFLOW_ID] or list(
+            state.participants)
+        estimates = {pid: self.estimate_age(state.participants[pid], context.declared.get(pid),
+                                            context.assurance.get(pid)) for pid in ids}
+        if len(ids) == 1:  # nobody answered yet: the silent other party, unknown
+            ids = [*ids, NOBODY]
+            estimates[NOBODY] = self.estimate_age(None, None)
+        pairs = [(a, b) for a in ids for b in ids if a != b and a != NOBODY
+                 and (b == NOBODY or state.directed(a, b)[-1] > 0
+                      or state.directed(b, a)[-1] > 0 or len(ids) == 2)]
+        if not pairs:
+            return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32), []
+        n_messages = state.n_messages
+        group = float(len([p for p in state.participants if p != NOBODY]) > 2)
+        family = self._family_messages(state)
+        rel = context
+        known = float(any(v is not None for v in (rel.family_link, rel.contact_age_days,
+                                                  rel.mutual_contacts)))
+        X = np.empty((len(pairs), len(FEATURE_NAMES)), dtype=np.float32)
+        for r, (a, b) in enumerate(pairs):
+            oe, ye = estimates[a], estimates[b]
+            to_b = state.directed(a, b)
+            to_a = state.directed(b, a) if b != NOBODY else np.zeros_like(to_b)
+            coverage, order = self._stages(state.participants.get(a), to_b)
+            X[r] = [
+                ye.p_minor, 1.0 - oe.p_minor, ye.p_minor * (1.0 - oe.p_minor),
+                ye.age, oe.age, oe.age - ye.age, math.hypot(oe.sd, ye.sd),
+                ye.minor_evidence, oe.evidence,
+                float(oe.profile_mismatch), float(ye.profile_mismatch), float(oe.corrected),
+                *(to_b[self._older] / max(int(to_b[-1]), 1)),
+                *(to_a[self._younger] / max(int(to_a[-1]), 1)),
+                coverage, order,
+                math.log1p(family), float(bool(rel.family_link)), known,
+                math.log1p(rel.contact_age_days or 0), math.log1p(rel.mutual_contacts or 0),
+                math.log1p(n_messages), math.log1p(to_b[-1]), group,
+            ]
+        return X, pairs
 
     def transform(self, state: ConversationState,
-                  declared_ages: Mapping[str, int | None] | None = None) -> np.ndarray:
-        """The risk-factor vector (float32, in :data:`FEATURE_NAMES` order)."""
-        return self.transform_with_subject(state, declared_ages)[0]
+                  context: FactorContext | Mapping[str, int | None] | None = None,
+                  ) -> np.ndarray:
+        """The vector of the likeliest (adult, minor) pair by age alone (for analysis;
+        scoring weighs every pair with the model)."""
+        return self.transform_with_subject(state, context)[0]
 
     def transform_with_subject(self, state: ConversationState,
-                               declared_ages: Mapping[str, int | None] | None = None,
+                               context: FactorContext | Mapping[str, int | None] | None = None,
                                ) -> tuple[np.ndarray, str | None]:
-        """The risk-factor vector and the id of the older party (whom a flag is about)."""
-        declared_ages = declared_ages or {}
-        parts = sorted(state.participants.items(), key=lambda kv: -kv[1].n_messages)[:2]
-        estimates = [(pid, p, self.estimate_age(p, declared_ages.get(pid))) for pid, p in parts]
-        if len(estimates) == 1:
-            estimates.append(("", None, self.estimate_age(None, None)))
-        if not estimates:
+        X, pairs = self.pair_matrix(state, context)
+        if not pairs:
             return np.zeros(len(FEATURE_NAMES), dtype=np.float32), None
-        # older = the likelier adult; ties broken by the higher age estimate
-        estimates.sort(key=lambda e: (e[2].p_minor, -e[2].age))
-        (o_id, o, oe), (_y_id, y, ye) = estimates
-        n_total = max(state.n_messages, 1)
-        o_rates = self._rates(o)
-        y_rates = self._rates(y)
-        coverage, order = self._stages(o)
-        latency = (y.reply_latency_sum / y.n_replies) if y is not None and y.n_replies else 0.0
-        span_h = max(state.last_ts - state.first_ts, 0.0) / 3600.0 if state.n_messages else 0.0
-        night = sum(p.n_night for p in state.participants.values()) / n_total
-        values = [
-            ye.p_minor, 1.0 - oe.p_minor, ye.p_minor * (1.0 - oe.p_minor),
-            ye.age, oe.age, oe.age - ye.age, math.hypot(oe.sd, ye.sd),
-            float(ye.has_evidence), float(oe.has_evidence),
-            float(oe.profile_mismatch), float(ye.profile_mismatch),
-            *o_rates, *y_rates,
-            coverage, order,
-            math.log1p(state.n_messages),
-            (o.n_messages / n_total) if o is not None else 0.0,
-            math.log1p(latency), math.log1p(span_h), night,
-            float(state.first_sender == o_id),
-        ]
-        return np.asarray(values, dtype=np.float32), (o_id or None)
+        best = int(np.argmax(X[:, _I["adult_minor_dyad"]] + 1e-3 * X[:, _I["age_gap"]]))
+        return X[best], pairs[best][0]
 
-    def _rates(self, p: ParticipantState | None) -> np.ndarray:
-        if p is None or not p.n_messages:
-            return np.zeros(len(RATE_CATEGORIES))
-        by_cat = p.counts @ self._onehot
-        return by_cat[self._rate_cols] / p.n_messages
+    def _family_messages(self, state: ConversationState) -> float:
+        if self._family < 0:
+            return 0.0
+        return float(sum(int(row[self._family]) for row in state.pairs.values()))
 
-    def _stages(self, p: ParticipantState | None) -> tuple[float, float]:
+    def _stages(self, p: ParticipantState | None, to_b: np.ndarray) -> tuple[float, float]:
+        """Stages A reached towards B (coverage: a stage counts when at least 2% of A's
+        messages to B, and at least one, carry it), and the share of stage pairs A reached
+        in the documented order (over every stage A ever reached: a plain message never
+        changes it)."""
         if p is None:
             return 0.0, 0.0
+        floor = max(1.0, STAGE_FLOOR * float(to_b[-1]))
+        present = sum(1 for cats in self._stage_cats if any(to_b[c] >= floor for c in cats))
+        coverage = present / len(STAGE_ORDER)
         firsts = [min((p.first_seen[c] for c in cats), default=math.inf)
                   for cats in self._stage_cats]
         seen = [(i, t) for i, t in enumerate(firsts) if math.isfinite(t)]
-        coverage = len(seen) / len(STAGE_ORDER)
         if len(seen) < 2:
             return coverage, 0.0
         pairs = [(a, b) for k, a in enumerate(seen) for b in seen[k + 1:]]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import Errors, ModelError
-from ._features import FEATURE_NAMES, peer_gate
+from ._features import FACTOR_VERSION, FEATURE_NAMES, gate
 
 __all__ = ["MODEL_ENV", "ModelError", "RiskModel", "default_model_dir"]
 
@@ -85,6 +85,9 @@ class RiskModel:
         if digest != meta.get("model_sha256"):
             raise ModelError(Errors.M002.format(path=path, digest=digest[:12],
                                                 expected=str(meta.get("model_sha256"))[:12]))
+        if meta.get("factor_version") != FACTOR_VERSION:
+            raise ModelError(Errors.M006.format(path=path, got=meta.get("factor_version"),
+                                                expected=FACTOR_VERSION))
         if tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
             raise ModelError(Errors.M003.format(path=path))
         if catalogue_sha256 is not None and meta.get("catalogue_sha256") != catalogue_sha256:
@@ -102,11 +105,14 @@ class RiskModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Scores for rows of risk factors: the model's calibrated probability times the
-        peer gate (:func:`classifier._features.peer_gate`)."""
+        gates (:func:`classifier._features.gate`: the peer gate of recital 6 and the
+        evidence gate)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None, :]
-        return self.predict_raw(X) * peer_gate(X)
+        if not len(X):
+            return np.zeros(0)
+        return self.predict_raw(X) * gate(X)
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         """The ONNX graph's probability of the positive class, without the peer gate."""

@@ -26,13 +26,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._conversation import Conversation
-from ._errors import ConfigError, Errors
-from ._features import FEATURE_NAMES, RISK_FACTORS, RiskFactorBuilder
+from ._errors import ConfigError, Errors, ModelError
+from ._features import FEATURE_NAMES, RISK_FACTORS, FactorContext, RiskFactorBuilder
 from ._model import RiskModel
 from ._scope import ScanPolicy
 from ._state import ConversationState
@@ -154,8 +155,17 @@ class Pipeline:
         if explain not in EXPLAIN_CHOICES:
             raise ConfigError(Errors.E005.format(
                 name="explain", expected=f"one of {EXPLAIN_CHOICES}", got=repr(explain)))
-        self.extractor = extractor or IndicatorExtractor()
-        self.model = model or RiskModel.load(catalogue_sha256=self.extractor.catalogue.sha256)
+        if model is None:
+            model = RiskModel.load()
+        if extractor is None:
+            extractor = IndicatorExtractor(catalogue=_catalogue_for(model))
+        model_sha = getattr(model, "metadata", {}).get("catalogue_sha256")
+        if model_sha is not None and model_sha != extractor.catalogue.sha256:
+            raise ModelError(Errors.M004.format(path=getattr(model, "path", "(in memory)"),
+                                                got=str(model_sha)[:12],
+                                                expected=extractor.catalogue.sha256[:12]))
+        self.extractor = extractor
+        self.model = model
         self.policy = policy or ScanPolicy()
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.explain = explain
@@ -195,46 +205,62 @@ class Pipeline:
             conv = conversations[i]
             self.policy.record_scan(conv.region, cols.n_bytes, int((~cols.scanned).sum()))
 
-        # 3. state, 4. risk factors
-        X = np.empty((len(todo), len(FEATURE_NAMES)), dtype=np.float32)
+        # 3. state, and 4.-5. risk factors and model: the state is scored after every
+        #    message that can raise a score (an indicator, age evidence, someone new);
+        #    a run of other messages is added at once, since it can only lower a score
+        #    (the factors are monotone). A conversation is flagged when its score reached
+        #    the threshold after any message, as a stream would have seen it.
         states: list[ConversationState] = []
-        subjects: list[str | None] = []
+        points: list[list[int]] = []
+        items: list[tuple[ConversationState, FactorContext]] = []
         for j, i in enumerate(todo):
             conv, prior = conversations[i], priors[i]
+            context = FactorContext.of(conv)
             part = ConversationState(conv.conversation_id, self.extractor.catalogue)
-            part.add(columns[j])
-            state = part if prior is None else prior.merge(part)
-            X[j], subject = self.factors.transform_with_subject(state, _context(conv))
+            state = part if prior is None else prior.copy()
+            cols = columns[j]
+            positions = _relevant_positions(cols, state) if early else []
+            done = 0
+            for pos in positions:
+                _add(state, part, prior, cols.slice(done, pos + 1))
+                done = pos + 1
+                items.append((state.copy(), context))
+            _add(state, part, prior, cols.slice(done, len(cols)))
+            if prior is not None:
+                state = prior.merge(part)  # exact merge (order flags, seams)
+            items.append((state, context))
             states.append(state)
-            subjects.append(subject)
+            points.append(positions)
+        scored = self.score_states(items)
 
-        # 5. model
-        scores = self.model.predict(X) if todo else np.zeros(0)
-
-        # 6. explanation and early detection (flagged conversations), 7. triage
+        # 6. explanation and early detection, 7. triage
+        at = 0
         for j, i in enumerate(todo):
-            conv = conversations[i]
-            score = float(scores[j])
-            flagged = score >= self.threshold
+            conv, prior = conversations[i], priors[i]
+            mine = scored[at:at + len(points[j]) + 1]
+            at += len(points[j]) + 1
+            offset = prior.n_messages if prior is not None else 0
+            crossing = next((k for k, (sc, _, _) in enumerate(mine) if sc >= self.threshold),
+                            None)
+            first = flagged_before[i]
+            if crossing is not None and first is None and early:
+                first = offset + (points[j][crossing] if crossing < len(points[j])
+                                  else len(conv.messages) - 1)
+            flagged = crossing is not None or first is not None
+            peak = max(range(len(mine)), key=lambda k: mine[k][0])
+            score, x, subject = mine[peak] if flagged else mine[-1]
             explanation = None
             if flagged or self.explain == "all":
-                explanation = self._explain(X[j])
+                explanation = self._explain(x)
                 score = explanation.score
-            first = flagged_before[i]
-            if first is None and flagged and early:
-                start = priors[i].copy() if priors[i] is not None else None
-                index = self._first_crossing(conv, columns[j], start)
-                if index is None:  # a late message lifted the merged score, no prefix did
-                    index = len(conv.messages) - 1
-                first = (priors[i].n_messages if priors[i] is not None else 0) + index
             result = ScoreResult(
                 conv.conversation_id, score, flagged,
                 {f.name: f.contribution for f in explanation.factors} if explanation else {},
-                self.model.version, self.threshold, first, subject=subjects[j],
+                self.model.version, self.threshold, first, subject=subject,
                 explanation=explanation)
             self.counts["flagged" if flagged else "scored"] += 1
             if flagged and self.guard is not None:
-                excerpt = self.boundary.evidence(conv, columns[j], subjects[j])
+                excerpt = self.boundary.evidence(conv, columns[j], subject)
                 case_id = self.guard.triage(result, excerpt, region=conv.region)
                 self.counts["queued"] += case_id is not None
                 result = replace(result, case_id=case_id)
@@ -272,16 +298,33 @@ class Pipeline:
         """The score after each message (what a stream scorer would have seen)."""
         cols = self.boundary.extract([conversation])[0]
         state = ConversationState(conversation.conversation_id, self.extractor.catalogue)
-        context = _context(conversation)
-        rows = np.empty((len(cols), len(FEATURE_NAMES)), dtype=np.float32)
-        for i in state.replay(cols):
-            rows[i] = self.factors.transform(state, context)
-        return self.model.predict(rows) if len(cols) else np.zeros(0)
+        context = FactorContext.of(conversation)
+        return np.array([self.score_states([(state, context)])[0][0]
+                         for _ in state.replay(cols)])
 
     def first_crossing(self, conversation: Conversation) -> int | None:
         """Index of the first message after which the score reached the threshold."""
-        return self._first_crossing(conversation, self.boundary.extract([conversation])[0],
-                                    None)
+        result = self.run([conversation], early=True)[0].result
+        return result.flagged_at_message
+
+    def score_states(self, items: Sequence[tuple[ConversationState, FactorContext]],
+                     ) -> list[tuple[float, np.ndarray, str | None]]:
+        """(score, factor vector, subject) of the riskiest ordered pair of each state: all
+        pairs of all states in one model call."""
+        mats = [self.factors.pair_matrix(state, context) for state, context in items]
+        rows = [m for m, _ in mats if len(m)]
+        scores = (self.model.predict(np.vstack(rows)) if rows else np.zeros(0)).tolist()
+        out: list[tuple[float, np.ndarray, str | None]] = []
+        at = 0
+        for X, pairs in mats:
+            if not pairs:
+                out.append((0.0, np.zeros(len(FEATURE_NAMES), dtype=np.float32), None))
+                continue
+            mine = scores[at:at + len(pairs)]
+            at += len(pairs)
+            k = int(np.argmax(mine))
+            out.append((float(mine[k]), X[k], pairs[k][0]))
+        return out
 
     # -- stages' helpers ---------------------------------------------------------------
     def _explain(self, x: np.ndarray) -> Explanation:
@@ -293,25 +336,45 @@ class Pipeline:
             FactorContribution(FEATURE_NAMES[i], float(x[i]), float(contrib[i]),
                                _DESCRIPTIONS[FEATURE_NAMES[i]]) for i in order))
 
-    def _first_crossing(self, conversation: Conversation, columns: MessageColumns,
-                        start: ConversationState | None, chunk: int = 16) -> int | None:
-        """The first prefix whose score reaches the threshold, scoring prefixes in chunks
-        and stopping there (flags come early, so most of a long conversation is skipped)."""
-        state = start or ConversationState(conversation.conversation_id,
-                                           self.extractor.catalogue)
-        context = _context(conversation)
-        rows = np.empty((chunk, len(FEATURE_NAMES)), dtype=np.float32)
-        filled = 0
-        n = len(columns)
-        for i in state.replay(columns):
-            rows[filled] = self.factors.transform(state, context)
-            filled += 1
-            if filled == chunk or i == n - 1:
-                hits = np.flatnonzero(self.model.predict(rows[:filled]) >= self.threshold)
-                if hits.size:
-                    return i - filled + 1 + int(hits[0])
-                filled = 0
-        return None
+
+def _add(state: ConversationState, part: ConversationState, prior: ConversationState | None,
+         columns: MessageColumns) -> None:
+    """Add a run of messages to the running state (and, when continuing a prior state, to
+    the new part that is merged into it at the end)."""
+    state.add(columns)
+    if prior is not None:
+        part.add(columns)
+
+
+def _relevant_positions(columns: MessageColumns, state: ConversationState) -> list[int]:
+    """The messages after which a score can rise: an indicator or age evidence, a sender
+    new to the conversation, and in a group every change of speaker (a new pair may
+    form). Any other message only lowers a score."""
+    marked = set(np.flatnonzero(columns.counts.any(axis=1)).tolist()) | set(columns.ages)
+    known = set(state.participants)
+    previous = state.last_sender
+    for i, sender in enumerate(columns.senders):
+        if sender not in known:
+            known.add(sender)
+            marked.add(i)
+        elif len(known) > 2 and sender != previous:
+            marked.add(i)
+        previous = sender
+    return sorted(marked)
+
+
+def _catalogue_for(model: Any) -> Any:
+    """The bundled catalogue with the model's learned recognisers (``recognisers.npz`` in
+    its directory), or the bundled recognisers when the model has none of its own."""
+    from .indicators import load_catalogue
+
+    path = getattr(model, "path", None)
+    own = Path(path) / "recognisers.npz" if path is not None else None
+    if own is not None and own.is_file():
+        from .indicators import WordRecogniser
+
+        return load_catalogue(recogniser=False).with_recogniser(WordRecogniser.load(own))
+    return load_catalogue()
 
 
 def conversation_state(conversation: Conversation,
@@ -333,6 +396,3 @@ def conversation_state(conversation: Conversation,
     return state
 
 
-def _context(conversation: Conversation) -> dict[str, int | None]:
-    """What the risk factors may know about the participants besides the messages."""
-    return {p.id: p.declared_age for p in conversation.participants}

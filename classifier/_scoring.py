@@ -138,8 +138,7 @@ class ConversationStream:
                                                      expected="given", got="None"))
             item = SimpleNamespace(sender=sender, ts=ts, text=text)
         self.state.add(self.pipeline.boundary.extract_messages([item]))
-        x = self.pipeline.factors.transform(self.state, self.declared_ages)
-        self.last_score = float(self.pipeline.model.predict(x)[0])
+        self.last_score = self.pipeline.score_states([(self.state, self.declared_ages)])[0][0]
         if self.flagged_at_message is None and self.last_score >= self.pipeline.threshold:
             self.flagged_at_message = self.n_messages
         self.n_messages += 1

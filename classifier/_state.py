@@ -1,22 +1,29 @@
 """Per-conversation incremental state: numbers only, constant size, mergeable.
 
-The state accumulates, per participant, what the extractor returned (indicator counts,
-age evidence) and traffic data (message counts, timing, replies). It never sees text.
-Its size does not grow with the length of the conversation; a one-to-one conversation
-serialises to well under 1 KB (see ``benchmarks/``).
+The state accumulates what the text boundary returned (indicator counts, age evidence,
+character counts, times, who sent what); it never sees text. Per participant: counts per
+indicator, the first time each category appeared, age evidence (stated ages, school-year
+bands, corrections and retractions), traffic counts. Per **ordered pair** of participants
+(A towards B): how many of A's messages went to B and how many of those carried each
+category. A message goes to the participant who spoke last before it (in a one-to-one
+conversation, the other party; in a group, whom the sender answers), which bounds the
+directed counts by the traffic between the two.
+
+A bare number ("13", "only 11") is an age only when it answers someone else's age
+question asked at most four messages before: the state keeps, for that, how many messages
+ago an age was last asked and by whom (numbers, never the message).
 
 Merging two partial states of one conversation is exact for every counter, sum, minimum
-and maximum. The order-dependent traffic figures (turns, reply latency) are exact when
-the partial states cover consecutive stretches of time (incremental batches); for
-interleaved partial states they leave out the one reply at the seam and
-:attr:`ConversationState.order_exact` becomes False.
+and maximum. The order-dependent figures (turns, which message answers which) are exact
+when the parts cover consecutive stretches of time (incremental batches); otherwise
+:attr:`ConversationState.order_exact` becomes False. The binary form is in
+:mod:`classifier._codec`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,13 +34,14 @@ from ._errors import ConfigError, Errors, StateError
 from ._text import MessageColumns
 from .indicators import AgeKind, Catalogue, MessageIndicators
 
-__all__ = ["ConversationState", "ParticipantState", "merge_states"]
+__all__ = ["NOBODY", "OVERFLOW_ID", "AgeStats", "ConversationState", "ParticipantState",
+           "merge_states"]
 
 OVERFLOW_ID = "*"
+NOBODY = ""  # the addressee of a message sent before anyone else spoke
 NEVER = math.inf
-_NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4, 5})
-_COUNT_MAX = np.iinfo(np.uint16).max
-_NIGHT_TABLE = np.isin(np.arange(24), sorted(_NIGHT_HOURS))
+AGE_ANSWER_WINDOW = 4  # a bare number answers an age question asked this many messages back
+_FAR = 255
 
 
 def _epoch(ts: datetime | float | int, index: int = 0) -> float:
@@ -66,8 +74,8 @@ class AgeStats:
 
     def merge(self, other: AgeStats) -> AgeStats:
         return AgeStats(self.n + other.n, self.total + other.total,
-                         self.total_sq + other.total_sq, min(self.low, other.low),
-                         max(self.high, other.high))
+                        self.total_sq + other.total_sq, min(self.low, other.low),
+                        max(self.high, other.high))
 
     @property
     def mean(self) -> float:
@@ -77,8 +85,7 @@ class AgeStats:
     def std(self) -> float:
         if self.n < 2:
             return 0.0 if self.n else math.nan
-        var = max(self.total_sq / self.n - self.mean ** 2, 0.0)
-        return math.sqrt(var)
+        return math.sqrt(max(self.total_sq / self.n - self.mean ** 2, 0.0))
 
     def values(self) -> tuple[float, ...]:
         return (float(self.n), self.total, self.total_sq, self.low, self.high)
@@ -94,14 +101,13 @@ class ParticipantState:
     n_scanned: int = 0  # text messages passed to the extractor
     n_not_scanned: int = 0  # non-text modality: never scanned, only counted
     n_with_indicators: int = 0  # scanned messages that carried at least one indicator
-    n_chars: int = 0
-    n_night: int = 0
-    n_replies: int = 0
-    reply_latency_sum: float = 0.0
     first_ts: float = math.inf
     last_ts: float = -math.inf
-    disclosed_age: AgeStats = field(default_factory=AgeStats)
+    disclosed_age: AgeStats = field(default_factory=AgeStats)  # stated, answered, turning
     school_age: AgeStats = field(default_factory=AgeStats)
+    corrected_age: float = math.nan  # the latest "im actually N" (NaN: none)
+    corrected_at: float = -math.inf  # when it was said (merging keeps the latest)
+    n_retractions: int = 0  # "im not 17": an earlier claim withdrawn
 
     @classmethod
     def empty(cls, n_indicators: int, n_categories: int) -> ParticipantState:
@@ -109,6 +115,7 @@ class ParticipantState:
                    np.full(n_categories, NEVER, dtype=np.float64))
 
     def merge(self, other: ParticipantState) -> ParticipantState:
+        later = other if other.corrected_at > self.corrected_at else self
         return ParticipantState(
             counts=self.counts + other.counts,
             first_seen=np.minimum(self.first_seen, other.first_seen),
@@ -116,32 +123,34 @@ class ParticipantState:
             n_scanned=self.n_scanned + other.n_scanned,
             n_not_scanned=self.n_not_scanned + other.n_not_scanned,
             n_with_indicators=self.n_with_indicators + other.n_with_indicators,
-            n_chars=self.n_chars + other.n_chars,
-            n_night=self.n_night + other.n_night,
-            n_replies=self.n_replies + other.n_replies,
-            reply_latency_sum=self.reply_latency_sum + other.reply_latency_sum,
             first_ts=min(self.first_ts, other.first_ts),
             last_ts=max(self.last_ts, other.last_ts),
             disclosed_age=self.disclosed_age.merge(other.disclosed_age),
             school_age=self.school_age.merge(other.school_age),
+            corrected_age=later.corrected_age, corrected_at=later.corrected_at,
+            n_retractions=self.n_retractions + other.n_retractions,
         )
 
-    def _scalars(self) -> tuple[float, ...]:
+    def copy(self) -> ParticipantState:
+        return ParticipantState(**{**self.__dict__, "counts": self.counts.copy(),
+                                   "first_seen": self.first_seen.copy(),
+                                   "disclosed_age": AgeStats(**self.disclosed_age.__dict__),
+                                   "school_age": AgeStats(**self.school_age.__dict__)})
+
+    def scalars(self) -> tuple[float, ...]:
         return (float(self.n_messages), float(self.n_scanned), float(self.n_not_scanned),
-                float(self.n_with_indicators), float(self.n_chars), float(self.n_night),
-                float(self.n_replies),
-                self.reply_latency_sum, self.first_ts, self.last_ts,
-                *self.disclosed_age.values(), *self.school_age.values())
+                float(self.n_with_indicators),
+                self.first_ts, self.last_ts, *self.disclosed_age.values(),
+                *self.school_age.values(), self.corrected_age, self.corrected_at,
+                float(self.n_retractions))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ParticipantState):
             return NotImplemented
         return (np.array_equal(self.counts, other.counts)
                 and np.array_equal(self.first_seen, other.first_seen)
-                and np.allclose(self._scalars(), other._scalars(), rtol=1e-12, atol=1e-9,
+                and np.allclose(self.scalars(), other.scalars(), rtol=1e-12, atol=1e-9,
                                 equal_nan=True))
-
-
 
 
 class ConversationState:
@@ -158,53 +167,69 @@ class ConversationState:
 
     Examples
     --------
-    >>> from classifier.indicators import IndicatorExtractor
+    >>> from classifier import IndicatorExtractor
     >>> ext = IndicatorExtractor()
     >>> state = ConversationState("c-1", ext.catalogue)
-    >>> state.update("u-1", 1_772_000_000.0, ext.extract("are your parents home"))
-    >>> state.update("u-2", 1_772_000_060.0, ext.extract("no"))
-    >>> state.n_messages, state.participants["u-2"].n_replies
-    (2, 1)
+    >>> state.update("u-1", 1_772_000_000.0, ext.extract("how old r u"))
+    >>> state.update("u-2", 1_772_000_060.0, ext.extract("13"))  # answers the question
+    >>> state.n_messages, state.participants["u-2"].disclosed_age.mean
+    (2, 13.0)
     """
 
     def __init__(self, conversation_id: str, catalogue: Catalogue, *,
                  max_participants: int = 8) -> None:
+        if max_participants < 2:
+            raise ConfigError(Errors.E005.format(name="max_participants",
+                                                 expected="at least 2", got=max_participants))
         self.conversation_id = conversation_id
         self.catalogue_sha256 = catalogue.sha256
         self.n_indicators = len(catalogue.indicators)
         self.n_categories = len(catalogue.categories)
-        cat_index = {name: i for i, name in enumerate(catalogue.categories)}
+        cats = tuple(catalogue.categories)
         self._indicator_category = np.array(
-            [cat_index[ind.category] for ind in catalogue.indicators], dtype=np.int64)
-        self._category_onehot = np.zeros((self.n_indicators, self.n_categories), dtype=bool)
-        self._category_onehot[np.arange(self.n_indicators), self._indicator_category] = True
-        if max_participants < 2:
-            raise ConfigError(Errors.E005.format(name="max_participants",
-                                                 expected="at least 2", got=max_participants))
+            [cats.index(ind.category) for ind in catalogue.indicators], dtype=np.int64)
+        self._onehot = np.zeros((self.n_indicators, self.n_categories), dtype=bool)
+        self._onehot[np.arange(self.n_indicators), self._indicator_category] = True
+        # the hand-written age questions (a learned guess never turns "6" into an age)
+        self._aq_indicators = np.array([k for k, ind in enumerate(catalogue.indicators)
+                                        if ind.category == "age_question"
+                                        and not ind.recogniser], dtype=np.int64)
         self.max_participants = max_participants
         self.participants: dict[str, ParticipantState] = {}
+        # (sender, addressee) -> messages per category, then all messages, uint32
+        self.pairs: dict[tuple[str, str], np.ndarray] = {}
         self.first_ts = math.inf
         self.last_ts = -math.inf
         self.first_sender: str | None = None
-        self.last_sender: str | None = None
+        self.last_sender: str | None = None  # the current turn's sender
+        self.prev_sender: str | None = None  # the previous turn's sender
+        self.since_aq = _FAR  # messages since someone last asked an age (capped)
+        self.aq_by: str | None = None  # who asked
         self.n_turns = 0
         self.order_exact = True
 
-    # -- updating -------------------------------------------------------------------
-    def _slot(self, sender: str) -> ParticipantState:
-        state = self.participants.get(sender)
-        if state is None:
-            if len(self.participants) >= self.max_participants - 1:
-                sender = OVERFLOW_ID
-                state = self.participants.get(sender)
-            if state is None:
-                state = ParticipantState.empty(self.n_indicators, self.n_categories)
-                self.participants[sender] = state
-        return state
+    # -- updating ----------------------------------------------------------------------
+    def _key(self, sender: str) -> str:
+        """The slot a sender is counted in (beyond ``max_participants``: the pool)."""
+        if sender in self.participants:
+            return sender
+        if len(self.participants) >= self.max_participants - 1:
+            sender = OVERFLOW_ID
+        if sender not in self.participants:
+            self.participants[sender] = ParticipantState.empty(self.n_indicators,
+                                                               self.n_categories)
+        return sender
+
+    def _pair(self, sender: str, addressee: str) -> np.ndarray:
+        key = (sender, addressee)
+        row = self.pairs.get(key)
+        if row is None:
+            row = self.pairs[key] = np.zeros(self.n_categories + 1, dtype=np.uint32)
+        return row
 
     def update(self, sender: str, ts: datetime | float, indicators: MessageIndicators | None,
-               *, n_chars: int = 0, scanned: bool = True) -> None:
-        """Add one message, in time order.
+               *, scanned: bool = True) -> None:
+        """Add one message, in time order (see :meth:`add` for many).
 
         Parameters
         ----------
@@ -212,150 +237,160 @@ class ConversationState:
         ts : datetime (timezone-aware) or epoch seconds
         indicators : MessageIndicators or None
             The extractor's output; None for a message that was not scanned.
-        n_chars : int
-            Length of the text (a traffic figure; the text itself never comes here).
         scanned : bool
             False for non-text modalities, which are counted but never scanned.
         """
         t = _epoch(ts, self.n_messages)
-        p = self._slot(sender)
+        key = self._key(sender)
+        p = self.participants[key]
+        continuing = key == self.last_sender
+        addressee = (self.prev_sender if continuing else self.last_sender) or NOBODY
+        answers_aq = self.since_aq <= AGE_ANSWER_WINDOW and self.aq_by not in (None, key)
         p.n_messages += 1
-        p.n_chars += n_chars
+        aq = False
+        pair = self._pair(key, addressee)
+        pair[-1] += 1
         if scanned and indicators is not None:
             p.n_scanned += 1
-            self._add_indicators(p, indicators, t)
+            counts = indicators.counts
+            if counts.any():
+                p.n_with_indicators += 1
+                p.counts += counts
+                hit = np.unique(self._indicator_category[np.flatnonzero(counts)])
+                p.first_seen[hit] = np.minimum(p.first_seen[hit], t)
+                pair[hit] += 1
+                aq = bool(counts[self._aq_indicators].any())
+            for ev in indicators.ages:
+                _add_age(p, ev, t, answers_aq)
         else:
             p.n_not_scanned += 1
-        if time.gmtime(t).tm_hour in _NIGHT_HOURS:  # UTC; providers may shift ts
-            p.n_night += 1
         p.first_ts = min(p.first_ts, t)
         p.last_ts = max(p.last_ts, t)
-        if self.last_sender is not None and sender != self.last_sender:
-            self.n_turns += 1
-            p.n_replies += 1
-            p.reply_latency_sum += max(t - self.last_ts, 0.0)
         if self.first_sender is None:
-            self.first_sender, self.first_ts = sender, t
-        self.last_sender, self.last_ts = sender, max(self.last_ts, t)
-
-    def _add_indicators(self, p: ParticipantState, ind: MessageIndicators, t: float) -> None:
-        counts = ind.counts
-        if counts.any():
-            p.n_with_indicators += 1
-            p.counts += counts
-            hit_categories = self._indicator_category[np.flatnonzero(counts)]
-            p.first_seen[hit_categories] = np.minimum(p.first_seen[hit_categories], t)
-        for ev in ind.ages:
-            (p.disclosed_age if ev.kind == AgeKind.DISCLOSED else p.school_age).add(ev.low, ev.high)
+            self.first_sender, self.first_ts = key, t
+        if aq:
+            self.since_aq, self.aq_by = 0, key
+        else:
+            self.since_aq = min(self.since_aq + 1, _FAR)
+        if not continuing:
+            if self.last_sender is not None:
+                self.n_turns += 1
+            self.prev_sender, self.last_sender = self.last_sender, key
+        self.last_ts = max(self.last_ts, t)
 
     def add(self, columns: MessageColumns) -> None:
         """Add a run of messages (the text boundary's :class:`MessageColumns`), in time
-        order; the one way messages enter the state."""
-        if len(columns) == 1:
-            self._add_one(columns)
+        order: the one way messages enter the state. Equal to :meth:`update` per message."""
+        n = len(columns)
+        if n == 0:
+            return
+        if n == 1:
+            self._add_one(columns, 0)
         else:
-            self.update_many(columns.senders, columns.times, columns.counts, columns.ages,
-                             columns.n_chars, columns.scanned)
+            self._add_many(columns)
 
-    def _add_one(self, columns: MessageColumns) -> None:
-        scanned = bool(columns.scanned[0])
-        indicators = (MessageIndicators(columns.counts[0], columns.ages.get(0, ()))
+    def _add_one(self, columns: MessageColumns, i: int) -> None:
+        scanned = bool(columns.scanned[i])
+        indicators = (MessageIndicators(columns.counts[i], columns.ages.get(i, ()))
                       if scanned else None)
-        self.update(columns.senders[0], float(columns.times[0]), indicators,
-                    n_chars=int(columns.n_chars[0]), scanned=scanned)
+        self.update(columns.senders[i], float(columns.times[i]), indicators,
+                    scanned=scanned)
 
     def replay(self, columns: MessageColumns) -> Iterator[int]:
         """Add messages one at a time, yielding each position once it is added (what a
         stream scorer sees after every message)."""
         for i in range(len(columns)):
-            self._add_one(columns.slice(i, i + 1))
+            self._add_one(columns, i)
             yield i
 
-    def update_many(self, senders: Sequence[str], times: np.ndarray, counts: np.ndarray,
-                    ages: dict[int, tuple[Any, ...]], n_chars: np.ndarray,
-                    scanned: np.ndarray) -> None:
-        """Add a run of messages at once, vectorised; equal to :meth:`update` per message.
-
-        ``counts`` has one row per message (ignored where ``scanned`` is False); ``ages``
-        maps a message's position to its age evidence.
-        """
+    def _add_many(self, columns: MessageColumns) -> None:
+        """Vectorised :meth:`update` over a run of messages (same result)."""
+        senders, times = columns.senders, np.asarray(columns.times, dtype=np.float64)
+        counts, ages, scanned = columns.counts, columns.ages, np.asarray(columns.scanned)
         n = len(senders)
-        if n == 0:
-            return
-        raw_of: dict[str, int] = {}
-        slots: list[ParticipantState] = []
-        slot_of_raw: list[int] = []
-        raw = np.empty(n, dtype=np.int64)
-        for i, sender in enumerate(senders):
-            r = raw_of.get(sender)
-            if r is None:
-                r = raw_of[sender] = len(raw_of)
-                p = self._slot(sender)  # first sight, as update() would assign it
-                k = next((j for j, q in enumerate(slots) if q is p), len(slots))
-                if k == len(slots):
-                    slots.append(p)
-                slot_of_raw.append(k)
-            raw[i] = r
-        slot = np.asarray(slot_of_raw, dtype=np.int64)[raw]
-        prev = np.empty(n, dtype=np.int64)
-        prev[1:] = raw[:-1]
-        prev[0] = (-1 if self.last_sender is None
-                   else raw_of.get(self.last_sender, -2))
-        switch = (prev != -1) & (raw != prev)
-        last_before = np.maximum.accumulate(np.concatenate(([self.last_ts], times)))[:-1]
-        with np.errstate(invalid="ignore"):
-            latency = np.maximum(times - last_before, 0.0)
-        night = _NIGHT_TABLE[(np.floor(times / 3600.0) % 24).astype(np.int64)]
-        hit = scanned & counts.any(axis=1)
-        n_slots = len(slots)
-        member = slot[:, None] == np.arange(n_slots)  # (n, slots)
-        # per-slot sums of six per-message figures in one product (exact: small integers)
-        figures = np.column_stack((np.ones(n), scanned, n_chars, night, hit, switch))
+        keys = [self._key(s) for s in senders]
+        hit_any = scanned & counts.any(axis=1)
+        cat_hits = np.zeros((n, self.n_categories), dtype=bool)
+        if hit_any.any():
+            cat_hits[hit_any] = (counts[hit_any] > 0) @ self._onehot
+        aq = scanned & (counts[:, self._aq_indicators] > 0).any(axis=1)
+        # turns: who each message goes to, and whether it answers an age question
+        addressee: list[str] = []
+        answers = np.zeros(n, dtype=bool)
+        last, prev = self.last_sender, self.prev_sender
+        since, asker = self.since_aq, self.aq_by
+        turns = 0
+        for i, key in enumerate(keys):
+            answers[i] = since <= AGE_ANSWER_WINDOW and asker not in (None, key)
+            if aq[i]:
+                since, asker = 0, key
+            else:
+                since = min(since + 1, _FAR)
+            if key == last:
+                addressee.append(prev or NOBODY)
+            else:
+                addressee.append(last or NOBODY)
+                if last is not None:
+                    turns += 1
+                prev, last = last, key
+        # per participant: six per-message figures summed in one product (small integers)
+        slots = list(dict.fromkeys(keys))
+        index = {k: j for j, k in enumerate(slots)}
+        slot = np.fromiter((index[k] for k in keys), dtype=np.int64, count=n)
+        member = slot[:, None] == np.arange(len(slots))
+        figures = np.column_stack((np.ones(n), scanned, hit_any))
         sums = (member.T.astype(np.float64) @ figures).astype(np.int64).tolist()
         firsts = np.where(member, times[:, None], np.inf).min(axis=0).tolist()
         lasts = np.where(member, times[:, None], -np.inf).max(axis=0).tolist()
-        for k, p in enumerate(slots):
-            n_msg, n_scan, n_char, n_night, n_hit, n_rep = sums[k]
+        for j, key in enumerate(slots):
+            p = self.participants[key]
+            n_msg, n_scan, n_hit = sums[j]
             p.n_messages += n_msg
-            p.n_chars += n_char
             p.n_scanned += n_scan
             p.n_not_scanned += n_msg - n_scan
-            p.n_night += n_night
-            p.first_ts = min(p.first_ts, firsts[k])
-            p.last_ts = max(p.last_ts, lasts[k])
-            mine = member[:, k] if n_slots > 1 else None
+            p.first_ts = min(p.first_ts, firsts[j])
+            p.last_ts = max(p.last_ts, lasts[j])
             if n_hit:
-                hits = hit if mine is None else hit & mine
-                c = counts[hits]
+                mine = hit_any & member[:, j]
                 p.n_with_indicators += n_hit
-                p.counts += c.sum(axis=0, dtype=np.uint32)
-                in_category = (c > 0) @ self._category_onehot
-                first = np.where(in_category, times[hits][:, None], np.inf).min(axis=0)
+                p.counts += counts[mine].sum(axis=0, dtype=np.uint32)
+                first = np.where(cat_hits[mine], times[mine][:, None], np.inf).min(axis=0)
                 p.first_seen = np.minimum(p.first_seen, first)
-            if n_rep:
-                rep = switch if mine is None else switch & mine
-                p.n_replies += n_rep
-                # in message order, as update() adds them (same floating-point result)
-                p.reply_latency_sum = float(np.cumsum(
-                    np.concatenate(([p.reply_latency_sum], latency[rep])))[-1])
+        # per ordered pair: messages, and messages per category
+        pair_of = [(k, a) for k, a in zip(keys, addressee, strict=True)]
+        for pair_key in dict.fromkeys(pair_of):
+            mine = np.fromiter((pk == pair_key for pk in pair_of), dtype=bool, count=n)
+            row = self._pair(*pair_key)
+            row[-1] += int(mine.sum())
+            row[:-1] += cat_hits[mine].sum(axis=0, dtype=np.uint32)
         for i in sorted(ages):
             if scanned[i]:
-                p = slots[slot[i]]
+                p = self.participants[keys[i]]
                 for ev in ages[i]:
-                    stats = p.disclosed_age if ev.kind == AgeKind.DISCLOSED else p.school_age
-                    stats.add(ev.low, ev.high)
-        self.n_turns += int(switch.sum())
+                    _add_age(p, ev, float(times[i]), bool(answers[i]))
         if self.first_sender is None:
-            self.first_sender, self.first_ts = senders[0], float(times[0])
-        self.last_sender = senders[-1]
+            self.first_sender, self.first_ts = keys[0], float(times[0])
+        self.last_sender, self.prev_sender = last, prev
+        self.since_aq, self.aq_by = since, asker
+        self.n_turns += turns
         self.last_ts = max(self.last_ts, float(times.max()))
 
-    # -- reading --------------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------------
     @property
     def n_messages(self) -> int:
         return sum(p.n_messages for p in self.participants.values())
 
-    # -- merging --------------------------------------------------------------------
+    def directed(self, sender: str, addressee: str) -> np.ndarray:
+        """Messages per category from ``sender`` to ``addressee`` (and, last, all of them),
+        counting what the sender said before anyone else spoke as said to each other."""
+        row = self.pairs.get((sender, addressee))
+        out = np.zeros(self.n_categories + 1, dtype=np.uint32) if row is None else row.copy()
+        lead = self.pairs.get((sender, NOBODY))
+        if lead is not None and addressee != NOBODY:
+            out += lead
+        return out
+
+    # -- merging -----------------------------------------------------------------------
     def merge(self, other: ConversationState) -> ConversationState:
         """Combine two partial states of the same conversation (see module docs)."""
         if other.conversation_id != self.conversation_id:
@@ -369,52 +404,64 @@ class ConversationState:
             return other.copy()
         early, late = (self, other) if self.first_ts <= other.first_ts else (other, self)
         out = early.copy()
-        out.participants = {}
-        for pid in list(early.participants) + [k for k in late.participants
-                                                if k not in early.participants]:
-            a, b = early.participants.get(pid), late.participants.get(pid)
-            if a is not None and b is not None:
-                out.participants[pid] = a.merge(b)
-            else:
-                only = a if a is not None else b
-                assert only is not None
-                out.participants[pid] = _copy_p(only)
+        for pid, p in late.participants.items():
+            out.participants[pid] = (out.participants[pid].merge(p) if pid in out.participants
+                                     else p.copy())
+        consecutive = early.last_ts <= late.first_ts
+        for (a, b), row in late.pairs.items():
+            if b == NOBODY and consecutive and early.last_sender is not None:
+                # the late part's opening messages went to whoever spoke last before them
+                b = early.last_sender if a != early.last_sender else (early.prev_sender
+                                                                       or NOBODY)
+            out._pair(a, b)[:] += row
         out.n_turns = early.n_turns + late.n_turns
         out.order_exact = early.order_exact and late.order_exact
-        if early.last_ts <= late.first_ts:
+        if consecutive:
             if late.first_sender != early.last_sender:
                 out.n_turns += 1
-                seam = out.participants[late.first_sender]  # type: ignore[index]
-                seam.n_replies += 1
-                seam.reply_latency_sum += late.first_ts - early.last_ts
-            out.last_sender, out.last_ts = late.last_sender, late.last_ts
+            out.last_sender, out.prev_sender = late.last_sender, late.prev_sender
+            if late.aq_by is not None:
+                out.since_aq, out.aq_by = late.since_aq, late.aq_by
+            else:
+                out.since_aq = min(early.since_aq + late.n_messages, _FAR)
+            if late.prev_sender is None:  # the late part was one turn
+                out.prev_sender = (early.last_sender if late.first_sender != early.last_sender
+                                   else early.prev_sender)
+            out.last_ts = late.last_ts
         else:
             out.order_exact = False
             if late.last_ts >= early.last_ts:
-                out.last_sender, out.last_ts = late.last_sender, late.last_ts
+                out.last_sender, out.prev_sender = late.last_sender, late.prev_sender
+                if late.aq_by is not None:
+                    out.since_aq, out.aq_by = late.since_aq, late.aq_by
+                out.last_ts = late.last_ts
         return out
 
     def copy(self) -> ConversationState:
         new = object.__new__(ConversationState)
         new.__dict__.update(self.__dict__)
-        new.participants = {k: _copy_p(v) for k, v in self.participants.items()}
+        new.participants = {k: v.copy() for k, v in self.participants.items()}
+        new.pairs = {k: v.copy() for k, v in self.pairs.items()}
         return new
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ConversationState):
             return NotImplemented
+        pairs_equal = (self.pairs.keys() == other.pairs.keys()
+                       and all(np.array_equal(v, other.pairs[k]) for k, v in self.pairs.items()))
         return (self.conversation_id == other.conversation_id
                 and self.catalogue_sha256 == other.catalogue_sha256
-                and self.participants == other.participants
+                and self.participants == other.participants and pairs_equal
                 and (self.first_ts, self.last_ts, self.first_sender, self.last_sender,
-                     self.n_turns) == (other.first_ts, other.last_ts, other.first_sender,
-                                       other.last_sender, other.n_turns))
+                     self.prev_sender, self.since_aq, self.aq_by, self.n_turns)
+                == (other.first_ts, other.last_ts, other.first_sender, other.last_sender,
+                    other.prev_sender, other.since_aq, other.aq_by, other.n_turns))
 
     def __repr__(self) -> str:
         return (f"ConversationState(conversation_id={self.conversation_id!r}, "
                 f"participants={len(self.participants)}, messages={self.n_messages})")
 
-    # -- serialising ----------------------------------------------------------------
+    # -- serialising -------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Compact binary form (numbers and ids only; :mod:`classifier._codec`)."""
         from ._codec import encode_state
@@ -435,11 +482,21 @@ class ConversationState:
         return (restore_state, (self.to_bytes(), self.catalogue_sha256))
 
 
-def _copy_p(p: ParticipantState) -> ParticipantState:
-    return ParticipantState(**{**p.__dict__, "counts": p.counts.copy(),
-                               "first_seen": p.first_seen.copy(),
-                               "disclosed_age": AgeStats(**p.disclosed_age.__dict__),
-                               "school_age": AgeStats(**p.school_age.__dict__)})
+def _add_age(p: ParticipantState, ev: Any, t: float, answers_age_question: bool) -> None:
+    kind = ev.kind
+    if kind == AgeKind.DISCLOSED:
+        p.disclosed_age.add(ev.low, ev.high)
+    elif kind == AgeKind.SCHOOL:
+        p.school_age.add(ev.low, ev.high)
+    elif kind == AgeKind.CANDIDATE:
+        if answers_age_question:  # "13" in reply to someone's "how old r u"
+            p.disclosed_age.add(ev.low, ev.high)
+    elif kind == AgeKind.CORRECTION:
+        p.disclosed_age.add(ev.low, ev.high)
+        if t >= p.corrected_at:
+            p.corrected_age, p.corrected_at = (ev.low + ev.high) / 2.0, t
+    elif kind == AgeKind.RETRACTION:
+        p.n_retractions += 1
 
 
 def merge_states(states: Iterable[ConversationState]) -> ConversationState:
@@ -449,3 +506,4 @@ def merge_states(states: Iterable[ConversationState]) -> ConversationState:
     for s in it:
         out = out.merge(s)
     return out
+

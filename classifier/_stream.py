@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from ._errors import ConfigError, Errors, StateError
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
 from ._pipeline import Pipeline
@@ -61,6 +59,12 @@ class StreamScorer:
         Seconds without a message after which a conversation is evicted.
     max_open : int, default 100000
         Open conversations at most; the least recently active is evicted beyond it.
+    skip_plain : bool, default True
+        Run the model only after messages that changed the risk-relevant state (an
+        indicator, age evidence, a new participant or pair, new profile ages). The risk
+        factors are monotone so that any other message can only lower a score, so the
+        flags are the same as scoring after every message (tested); ``False`` scores
+        after every message.
 
     Examples
     --------
@@ -71,7 +75,7 @@ class StreamScorer:
     """
 
     def __init__(self, pipeline: Pipeline | None = None, *, idle_timeout: float = 7 * 86400.0,
-                 max_open: int = 100_000) -> None:
+                 max_open: int = 100_000, skip_plain: bool = True) -> None:
         if max_open < 1 or idle_timeout <= 0:
             raise ConfigError(Errors.E005.format(name="max_open and idle_timeout",
                                                  expected=">= 1 and > 0",
@@ -82,7 +86,9 @@ class StreamScorer:
         self.idle_timeout = idle_timeout
         self.max_open = max_open
         self._open: OrderedDict[str, _Open] = OrderedDict()
+        self.skip_plain = skip_plain
         self.evicted = 0
+        self.skipped = 0  # messages after which the model did not need to run
         self.rejected: deque[RejectedRow] = deque(maxlen=10_000)  # the latest bad messages
 
     def __len__(self) -> int:
@@ -139,33 +145,44 @@ class StreamScorer:
             scan.append(m)
         # text boundary: the texts of the micro-batch in one extraction batch
         columns = pipeline.boundary.extract_messages(scan)
-        rows: list[np.ndarray] = []
-        queued: list[tuple[_Open, str, int, str | None]] = []
+        items: list[tuple[ConversationState, dict[str, int | None]]] = []
+        queued: list[tuple[_Open, str, int]] = []
         for i, m in enumerate(scan):
             t = float(columns.times[i])
             conv = self._open.pop(m.conversation_id, None)
             if conv is None:
                 conv = _Open(ConversationState(m.conversation_id,
                                                pipeline.extractor.catalogue), {})
+            changed_ages = False
             if m.declared_ages:
+                before = dict(conv.declared)
                 conv.declared.update(m.declared_ages)
+                changed_ages = conv.declared != before
             self._open[m.conversation_id] = conv  # most recently active last
+            shape = (len(conv.state.participants), len(conv.state.pairs))
             conv.state.add(columns.slice(i, i + 1))  # state
             index = conv.n_messages
             conv.n_messages += 1
             conv.last_seen = max(conv.last_seen, t)
-            if conv.flagged_at is None:  # risk factors
-                x, subject = pipeline.factors.transform_with_subject(conv.state, conv.declared)
-                rows.append(x)
-                queued.append((conv, m.conversation_id, index, subject))
+            # the model runs only when the message changed what can raise a score: an
+            # indicator, age evidence, a new participant or pair, new profile ages (a
+            # plain message can only lower it: the factors are monotone, see _features)
+            relevant = (index == 0 or changed_ages or bool(columns.counts[i].any())
+                        or i in columns.ages
+                        or shape != (len(conv.state.participants), len(conv.state.pairs)))
+            if conv.flagged_at is None and (relevant or not self.skip_plain):
+                items.append((conv.state.copy(), dict(conv.declared)))
+                queued.append((conv, m.conversation_id, index))
+            else:
+                self.skipped += 1
             self.evict(now=t)
         flags: list[StreamFlag] = []
-        if rows:  # model
-            scores = pipeline.model.predict(np.asarray(rows, dtype=np.float32))
-            for (conv, cid, index, subject), score in zip(queued, scores, strict=True):
-                if conv.flagged_at is None and score >= pipeline.threshold:
-                    conv.flagged_at = index
-                    flags.append(StreamFlag(cid, index, float(score), subject))
+        # model: every queued prefix's pairs in one call
+        for (conv, cid, index), (score, _, subject) in zip(
+                queued, pipeline.score_states(items), strict=True):
+            if conv.flagged_at is None and score >= pipeline.threshold:
+                conv.flagged_at = index
+                flags.append(StreamFlag(cid, index, float(score), subject))
         return flags
 
     def evict(self, *, now: float) -> int:

@@ -3,8 +3,8 @@
 Everything that needs message text for its meaning passes through here, once per message:
 
 - **extraction**: the texts of a batch go through :class:`IndicatorExtractor` in one call
-  and come back as numbers (:class:`MessageColumns`: indicator counts, age evidence,
-  character counts, times, who sent what);
+  and come back as numbers (:class:`MessageColumns`: indicator counts, age evidence, times,
+  who sent what; not even a message's length leaves);
 - **byte metering**: the UTF-8 bytes of text scanned, per conversation, for the annual
   report;
 - **evidence rows**: for a flagged conversation, the excerpt a human reviewer needs (the
@@ -42,7 +42,6 @@ class MessageColumns:
     ----------
     senders : tuple of str
     times : ndarray of float64, epoch seconds
-    n_chars : ndarray of int64, characters of text (0 for a non-text message)
     scanned : ndarray of bool, False for non-text messages (counted, never scanned)
     counts : ndarray of shape (n, n_indicators), uint16 (zero rows where not scanned)
     ages : mapping of position -> age evidence
@@ -51,7 +50,6 @@ class MessageColumns:
 
     senders: tuple[str, ...]
     times: np.ndarray
-    n_chars: np.ndarray
     scanned: np.ndarray
     counts: np.ndarray
     ages: dict[int, tuple[AgeEvidence, ...]] = field(default_factory=dict)
@@ -63,7 +61,7 @@ class MessageColumns:
     def slice(self, start: int, stop: int) -> MessageColumns:
         """Messages ``start <= i < stop`` (positions in ``ages`` renumbered)."""
         return MessageColumns(self.senders[start:stop], self.times[start:stop],
-                              self.n_chars[start:stop], self.scanned[start:stop],
+                              self.scanned[start:stop],
                               self.counts[start:stop],
                               {i - start: a for i, a in self.ages.items() if start <= i < stop},
                               0)
@@ -141,8 +139,6 @@ class TextBoundary:
         rows = batch.counts[first:first + n_text]
         scanned = np.zeros(n, dtype=bool)
         scanned[positions] = True
-        n_chars = np.zeros(n, dtype=np.int64)
-        n_chars[positions] = [len(t) for t in texts]
         if n_text == n:
             counts = rows
         else:
@@ -152,8 +148,8 @@ class TextBoundary:
         ages = {positions[r - first]: ev for r, ev in found.items()}
         n_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts)
         times = np.fromiter((_epoch(m.ts) for m in messages), dtype=np.float64, count=n)
-        return MessageColumns(tuple(m.sender for m in messages), times, n_chars, scanned,
-                              counts, ages, n_bytes)
+        return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
+                              n_bytes)
 
     def extract_messages(self, messages: Sequence[Any]) -> MessageColumns:
         """Stream messages (objects with ``sender``, ``ts`` and ``text``, None for a non-text
@@ -165,16 +161,14 @@ class TextBoundary:
         n = len(messages)
         scanned = np.zeros(n, dtype=bool)
         scanned[positions] = True
-        n_chars = np.zeros(n, dtype=np.int64)
-        n_chars[positions] = [len(t) for t in texts]
         counts = np.zeros((n, batch.counts.shape[1]), dtype=batch.counts.dtype)
         counts[positions] = batch.counts
         ages = {positions[r]: ev for r, ev in batch.ages.items()}
         times = np.fromiter((m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
                              for m in messages), dtype=np.float64, count=n)
         n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-        return MessageColumns(tuple(m.sender for m in messages), times, n_chars, scanned,
-                              counts, ages, n_bytes)
+        return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
+                              n_bytes)
 
     def evidence(self, conversation: Conversation, columns: MessageColumns, subject: str | None,
                  *, before: int = 3) -> EvidenceExcerpt:

@@ -16,6 +16,7 @@ within a budget) and written beside the model in ``metadata.json``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from ._errors import ConfigError, Errors
-from ._features import FEATURE_NAMES, MONOTONE_INCREASING
+from ._features import (
+    CONSTANTS,
+    FACTOR_VERSION,
+    FEATURE_NAMES,
+    MONOTONE_DECREASING,
+    MONOTONE_INCREASING,
+)
 
 __all__ = ["ThresholdPolicy", "export_onnx", "fit_model", "onnx_parity", "write_model_dir"]
 
@@ -34,25 +41,55 @@ MODEL_KINDS = ("logistic", "gbt")
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
-    """Choose the lowest threshold whose benign FPR on validation data is <= ``max_fpr``."""
+    """The lowest threshold whose false-positive rates on validation data stay within
+    budget: ``max_fpr`` on real benign chat and ``max_hard_negative_fpr`` on hard
+    negatives (conversations that look risky between people for whom it is normal).
+
+    The validation scores must come from models that did not see the validation author
+    (cross-author, out of fold): a threshold set on in-author scores is too low.
+
+    >>> p = ThresholdPolicy(max_fpr=0.5)
+    >>> p.choose(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 0, 1])) > 0.2
+    True
+    """
 
     max_fpr: float = 0.001
+    max_hard_negative_fpr: float | None = None
 
     def describe(self) -> str:
-        return (f"lowest threshold with false-positive rate <= {self.max_fpr:.2%} on benign "
-                "validation conversations")
+        text = (f"lowest threshold with false-positive rate <= {self.max_fpr:.2%} on real "
+                "benign validation conversations")
+        if self.max_hard_negative_fpr is not None:
+            text += (f" and <= {self.max_hard_negative_fpr:.2%} on hard negatives, scores "
+                     "out of fold across authors")
+        return text
 
-    def choose(self, scores: np.ndarray, labels: np.ndarray) -> float:
-        neg = np.sort(np.asarray(scores)[np.asarray(labels) == 0])[::-1]
+    @staticmethod
+    def _cut(negatives: np.ndarray, budget: float) -> float:
+        neg = np.sort(np.asarray(negatives))[::-1]
         if neg.size == 0:
-            return 0.5
-        allowed = int(np.floor(self.max_fpr * neg.size))  # false positives we may keep
-        # flag strictly above the (allowed+1)-th highest benign score
+            return 0.0
+        allowed = int(np.floor(budget * neg.size))  # false positives we may keep
+        # flag strictly above the (allowed+1)-th highest negative score
         cut = neg[allowed] if allowed < neg.size else 0.0
         return float(np.nextafter(cut, 1.0))
 
+    def choose(self, scores: np.ndarray, labels: np.ndarray,
+               hard_negative: np.ndarray | None = None) -> float:
+        """``hard_negative`` marks which negatives are hard negatives (the rest: benign)."""
+        scores, labels = np.asarray(scores), np.asarray(labels)
+        if not (labels == 0).any():
+            return 0.5
+        if hard_negative is None or self.max_hard_negative_fpr is None:
+            return self._cut(scores[labels == 0], self.max_fpr)
+        hard = np.asarray(hard_negative, dtype=bool) & (labels == 0)
+        benign = (labels == 0) & ~hard
+        return max(self._cut(scores[benign], self.max_fpr),
+                   self._cut(scores[hard], self.max_hard_negative_fpr))
 
-def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0) -> Any:
+
+def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0,
+              sample_weight: np.ndarray | None = None) -> Any:
     """Fit one calibrated pipeline (see module docs)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -65,7 +102,8 @@ def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0)
         model = Pipeline([("scale", StandardScaler()),
                           ("clf", CalibratedClassifierCV(base, method="sigmoid", cv=3))])
     elif kind == "gbt":
-        cst = [1 if name in MONOTONE_INCREASING else 0 for name in FEATURE_NAMES]
+        cst = [1 if name in MONOTONE_INCREASING else -1 if name in MONOTONE_DECREASING else 0
+               for name in FEATURE_NAMES]
         base = HistGradientBoostingClassifier(
             max_iter=150, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=20,
             l2_regularization=1.0, monotonic_cst=cst, class_weight="balanced",
@@ -73,7 +111,12 @@ def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0)
         model = CalibratedClassifierCV(base, method="sigmoid", cv=3)
     else:
         raise ConfigError(Errors.M007.format(choices=", ".join(MODEL_KINDS), kind=kind))
-    return model.fit(np.asarray(X, dtype=np.float32), np.asarray(y))
+    X = np.asarray(X, dtype=np.float32)
+    if sample_weight is None:
+        return model.fit(X, np.asarray(y))
+    if kind == "logistic":
+        return model.fit(X, np.asarray(y), clf__sample_weight=sample_weight)
+    return model.fit(X, np.asarray(y), sample_weight=sample_weight)
 
 
 def export_onnx(model: Any, n_features: int) -> bytes:
@@ -117,9 +160,12 @@ def write_model_dir(out: str | Path, *, onnx_bytes: bytes, threshold: float,
         "model_kind": kind,
         "model_sha256": model_sha,
         "feature_names": list(FEATURE_NAMES),
+        "factor_version": FACTOR_VERSION,
+        "factor_constants": CONSTANTS,
         "threshold": threshold,
         "threshold_policy": policy.describe(),
         "threshold_policy_max_fpr": policy.max_fpr,
+        "threshold_policy_max_hard_negative_fpr": policy.max_hard_negative_fpr,
         "catalogue_name": catalogue.name,
         "catalogue_version": catalogue.version,
         "catalogue_sha256": catalogue.sha256,
@@ -130,3 +176,80 @@ def write_model_dir(out: str | Path, *, onnx_bytes: bytes, threshold: float,
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
+
+
+def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequence[str], *,
+                    benign_hit_rate: float = 0.005, min_count: int = 3, min_authors: int = 2,
+                    C: float = 4.0, meta: Mapping[str, Any] | None = None) -> Any:
+    """Fit one linear recogniser per label on annotated turns.
+
+    Parameters
+    ----------
+    turns : sequence of (text, label, author)
+        ``label`` is the annotated category of a risky turn, or None for a benign turn
+        (hard negatives, real benign chat, a child's plain replies).
+    labels : the categories to learn.
+    benign_hit_rate : float
+        Each threshold lets through at most this share of the benign training turns.
+    min_count, min_authors : int
+        A word (or word pair) enters the vocabulary only if it occurs in ``min_count``
+        turns of at least ``min_authors`` authors: wording of one author alone is not
+        learned.
+
+    Returns
+    -------
+    classifier.indicators.WordRecogniser
+    """
+    from collections import defaultdict
+
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    from .indicators._recogniser import WordRecogniser, tokens
+
+    toks = [tokens(t) for t, _, _ in turns]
+    seen_by: dict[Any, set[str]] = defaultdict(set)
+    count: dict[Any, int] = defaultdict(int)
+    for (_, _, author), ts in zip(turns, toks, strict=True):
+        for key in set(ts) | set(itertools.pairwise(ts)):
+            seen_by[key].add(author)
+            count[key] += 1
+    kept = [k for k, n in count.items() if n >= min_count and len(seen_by[k]) >= min_authors]
+    words = sorted(k for k in kept if isinstance(k, str))
+    pairs = sorted(k for k in kept if isinstance(k, tuple))
+    column = {w: i for i, w in enumerate(words)}
+    column |= {p: len(words) + i for i, p in enumerate(pairs)}
+    rows, cols = [], []
+    for r, ts in enumerate(toks):
+        for key in (*ts, *itertools.pairwise(ts)):
+            c = column.get(key)
+            if c is not None:
+                rows.append(r)
+                cols.append(c)
+    X = csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                   shape=(len(turns), len(column)))  # counts: duplicates add up
+    y_all = np.array([lab if lab is not None else "" for _, lab, _ in turns], dtype=object)
+    negative = y_all == ""
+    weights = np.zeros((len(column), len(labels)), dtype=np.float32)
+    bias = np.zeros(len(labels), dtype=np.float32)
+    thresholds = np.zeros(len(labels), dtype=np.float32)
+    rates = {}
+    for j, label in enumerate(labels):
+        mine = y_all == label
+        keep = mine | negative
+        if not mine.any():
+            thresholds[j] = np.inf
+            continue
+        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
+        clf.fit(X[keep], mine[keep].astype(int))
+        weights[:, j] = clf.coef_[0]
+        bias[j] = clf.intercept_[0]
+        neg_scores = X[negative] @ weights[:, j] + bias[j]
+        thresholds[j] = float(np.quantile(neg_scores, 1.0 - benign_hit_rate))
+        pos_scores = X[mine] @ weights[:, j] + bias[j]
+        rates[label] = {"train_recall": float((pos_scores >= thresholds[j]).mean()),
+                        "train_positives": int(mine.sum())}
+    info = {"labels": list(labels), "turns": len(turns), "benign_turns": int(negative.sum()),
+            "benign_hit_rate_target": benign_hit_rate, "min_count": min_count,
+            "min_authors": min_authors, "C": C, "train": rates, **dict(meta or {})}
+    return WordRecogniser(labels, words, pairs, weights, bias, thresholds, info)

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from classifier import Conversation, IndicatorExtractor, RiskFactorBuilder, conversation_state
+from classifier import (
+    Conversation,
+    IndicatorExtractor,
+    ParticipantState,
+    RiskFactorBuilder,
+    conversation_state,
+)
 
 from .benign import benign_split_of, convert
 
@@ -72,6 +78,38 @@ def load_topics(dataset: Mapping[str, Any] | None = None,
     return convs, topics, splits
 
 
+def state_vector(state: Any, builder: RiskFactorBuilder,
+                 declared: Mapping[str, int | None]) -> np.ndarray:
+    """Everything the library keeps of a conversation, as one vector: the risk factors,
+    and the full numeric state (per participant, the two most active first: every
+    indicator count, the first time each category was seen relative to the conversation's
+    start, the traffic counts and the age moments; per ordered pair of those two, the
+    messages per category). This, not the risk factors alone, is what the attacker gets."""
+    parts = [builder.transform(state, declared)]
+    people = sorted(state.participants.items(), key=lambda kv: -kv[1].n_messages)[:2]
+    ids = [pid for pid, _ in people]
+    k = state.n_indicators
+    for i in range(2):
+        if i < len(people):
+            p = people[i][1]
+            first = np.where(np.isfinite(p.first_seen),
+                             (p.first_seen - state.first_ts) / 3600.0, -1.0)
+            raw = np.asarray(p.scalars(), dtype=np.float64)
+            # absolute times become hours since the conversation began
+            for at in (4, 5, 16):
+                raw[at] = (raw[at] - state.first_ts) / 3600.0 if np.isfinite(raw[at]) else -1.0
+            scalars = np.nan_to_num(raw, nan=-1.0, posinf=-1.0, neginf=-1.0)
+            parts += [np.log1p(p.counts), first, np.sign(scalars) * np.log1p(np.abs(scalars))]
+        else:
+            n_scalars = len(ParticipantState.empty(k, state.n_categories).scalars())
+            parts += [np.zeros(k), np.full(state.n_categories, -1.0), np.zeros(n_scalars)]
+    for a, b in ((0, 1), (1, 0)):
+        row = (state.directed(ids[a], ids[b]) if len(ids) == 2
+               else np.zeros(state.n_categories + 1))
+        parts.append(np.log1p(row))
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
 def substance_audit(convs: Sequence[Conversation], topics: Sequence[int],
                     splits: Sequence[str], *, extractor: IndicatorExtractor | None = None,
                     random_state: int = 0) -> AuditResult:
@@ -84,9 +122,9 @@ def substance_audit(convs: Sequence[Conversation], topics: Sequence[int],
     extractor = extractor or IndicatorExtractor()
     builder = RiskFactorBuilder(extractor.catalogue)
     X = np.vstack([
-        builder.transform(conversation_state(c, extractor),
-                          {p.id: p.declared_age for p in c.participants})
-        for c in tqdm(convs, disable=None, leave=False, desc="substance audit: risk factors",
+        state_vector(conversation_state(c, extractor), builder,
+                     {p.id: p.declared_age for p in c.participants})
+        for c in tqdm(convs, disable=None, leave=False, desc="substance audit: state",
                       total=len(convs))
     ])
     y = np.asarray(topics)

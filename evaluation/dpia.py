@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from classifier import RiskModel
+from classifier import Pipeline, RiskModel
 from classifier.compliance import check_traceability, load_register, tagged_test_index
 from classifier.guard._cases import DISMISS_REASONS, MAX_RETENTION_DAYS
-from classifier.indicators import load_catalogue
 
 from .harness import AUDIT_EXPERIMENT, EVAL_EXPERIMENT
 
@@ -66,8 +65,8 @@ def dpia_annex(model_dir: str | Path | None, tracking_uri: str,
     """The annex as Markdown (``tags``: obligation -> tests, for the traceability section;
     default :func:`classifier.compliance.tagged_test_index`)."""
     tags = tagged_test_index() if tags is None else tags
-    cat = load_catalogue()
-    model = RiskModel.load(model_dir, catalogue_sha256=cat.sha256)
+    model = RiskModel.load(model_dir)
+    cat = Pipeline(model=model).extractor.catalogue
     meta = model.metadata
     runs = latest_runs(tracking_uri)
     msrc = f"source: model metadata, sha256 `{meta['model_sha256']}`"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from classifier import Conversation, IndicatorExtractor, RiskModel, Scorer, read_jsonl
+from classifier import Conversation, RiskModel, Scorer, read_jsonl
 
 from .metrics import (
     account_error_rate,
@@ -99,9 +99,8 @@ def evaluate(data: Sequence[str | Path], *, model_dir: str | Path | None = None,
              tracking_uri: str | None = None, baseline_train: Sequence[Conversation] = (),
              dataset_name: str | None = None, log: bool = True) -> Evaluation:
     """Score labelled data, measure the errors and (``log``) write an MLflow run."""
-    extractor = IndicatorExtractor()
-    model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
-    scorer = Scorer(model, extractor=extractor)
+    model = RiskModel.load(model_dir)
+    scorer = Scorer(model)
     convs, rejected, digest = load_labelled(data)
     results = list(tqdm(scorer.score_batch(convs), disable=None, leave=False, desc="evaluate",
                         total=len(convs)))
@@ -163,7 +162,7 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{Path('mlruns.db').resolve()}"
 
 
-def _experiment(mlflow: Any, name: str, tracking_uri: str) -> str:
+def experiment_id(mlflow: Any, name: str, tracking_uri: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -312,7 +311,7 @@ def log_evaluation(ev: Evaluation, tracking_uri: str, model_dir: Path) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    exp_id = _experiment(mlflow, EVAL_EXPERIMENT, tracking_uri)
+    exp_id = experiment_id(mlflow, EVAL_EXPERIMENT, tracking_uri)
     run_name = (f"eval-{ev.model['model_version']}-{ev.dataset}-"
                 f"{datetime.now(UTC).strftime('%Y%m%d')}")
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run, \
@@ -368,7 +367,7 @@ def log_audit(result: Any, tracking_uri: str) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    exp_id = _experiment(mlflow, AUDIT_EXPERIMENT, tracking_uri)
+    exp_id = experiment_id(mlflow, AUDIT_EXPERIMENT, tracking_uri)
     name = f"audit-topic-attacker-{datetime.now(UTC).strftime('%Y%m%d')}"
     with mlflow.start_run(experiment_id=exp_id, run_name=name) as run:
         d = result.to_dict()

@@ -30,9 +30,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from classifier import read_jsonl
-from classifier._cli import sample_path
-from classifier._message_rows import conversation_rows
+from classifier import read_jsonl, sample_path
+from classifier.integrations import conversation_rows
 from classifier.integrations.spark import flag_stream, local_session
 
 MESSAGE_SCHEMA = ("conversation_id string, message_id string, sender string, ts double, "

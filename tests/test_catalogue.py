@@ -14,7 +14,7 @@ pytestmark = pytest.mark.obligation("art3-1-f", "art3-1-a")
 REQUIRED_CATEGORIES = {
     "age_question", "age_disclosure", "school_grade", "child_context", "adult_context",
     "flattery", "isolation", "secrecy", "supervision_check", "platform_move", "gift",
-    "photo_request", "meeting_request", "sexual_topic",
+    "photo_request", "video_request", "meeting_request", "trust", "family_context", "sexual_topic",
 }
 
 

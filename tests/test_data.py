@@ -16,7 +16,7 @@ from classifier._cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# Content rule (DEVELOPERS.md): no sexually explicit wording in generated data. A word
+# The content rule: no sexually explicit wording in generated data. A word
 # list of terms that must never appear; the generator's sexual stage does not exist.
 FORBIDDEN = re.compile(r"\b(sex|sexual|sexy|nude|nudes|naked|porn|undress|genital\w*|"
                        r"intercourse|aroused|erotic|lingerie|underwear|bra|kiss\w*|bed with)\b")

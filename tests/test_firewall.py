@@ -62,3 +62,44 @@ def test_canary_is_found_nowhere(tmp_path, caplog, capsys, extractor):
     for text in texts:
         assert CANARY not in text
     assert not list(tmp_path.glob("**/*canary*"))
+
+
+# The text boundary is the only runtime module that reads message text; the format
+# modules move it into Message objects without reading it; evaluation tooling that
+# writes data or is a text-reading comparison (the naive baseline, the substance
+# audit's bag of words, the recognisers' training turns) is named here with its reason.
+TEXT_READERS = {
+    "classifier/_text.py": "the text boundary",
+    "classifier/_conversation.py": "the interchange format (reader and writer)",
+    "classifier/_message_rows.py": "the message-row format",
+    "classifier/indicators/_component.py": "the extractor as a spaCy pipeline component",
+    "evaluation/baseline.py": "the naive text baseline (reads substance by design)",
+    "evaluation/audit.py": "the substance audit's bag-of-words attacker",
+    "evaluation/recognisers.py": "training turns for the learned recognisers",
+    "evaluation/content.py": "the content-rule scan of the data",
+}
+
+
+def _text_reads(source: str) -> list[int]:
+    """Lines where ``<something>.text`` is read (a call such as ``ax.text(...)`` is not)."""
+    import ast
+
+    tree = ast.parse(source)
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "text"
+            and isinstance(node.ctx, ast.Load) and id(node) not in called]
+
+
+def test_only_the_text_boundary_reads_text():
+    from pathlib import Path
+
+    assert _text_reads("x = m.text\nax.text(1, 2, 's')\nlen(msg.text)") == [1, 3]
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for folder in ("classifier", "evaluation"):
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel not in TEXT_READERS:
+                offenders += [f"{rel}:{n}" for n in _text_reads(path.read_text("utf-8"))]
+    assert offenders == [], "only the text boundary may read .text"

@@ -29,7 +29,7 @@ def rows_of(conv):
 
 @pytest.fixture(scope="module")
 def conversations():
-    return list(generate(24, seed=11, split="test"))
+    return list(generate(40, seed=11, split="test"))
 
 
 def test_rows_round_trip_to_the_same_conversation(conversations):
@@ -92,16 +92,22 @@ def test_consecutive_batches_score_as_the_whole_conversation(scorer, conversatio
         whole = scorer.score(conv)
         prior: PriorState | None = None
         cuts = [0, len(rows) // 3, 2 * len(rows) // 3, len(rows)]
+        peaks = []
         for a, b in itertools.pairwise(cuts):
             if a == b:
                 continue
             out = score_rows(scorer, conv.conversation_id, rows[a:b], prior)
             prior = out.prior
+            if out.result is not None and out.result.score is not None:
+                peaks.append(out.result.score)
         if whole.status == "refused":
             assert (out.result.status, out.result.reason) == ("refused", whole.reason)
             continue
         assert out.n_messages == len(conv.messages)
-        assert out.result.score == pytest.approx(whole.score, abs=1e-6)
+        # a flagged batch reports its highest score (together: the whole's peak); an
+        # unflagged one its score at the end
+        got = max(peaks) if whole.flagged else out.result.score
+        assert got == pytest.approx(whole.score, abs=1e-6)
         assert out.result.flagged == whole.flagged
         assert out.result.flagged_at_message == whole.flagged_at_message
         assert out.result.subject == whole.subject

@@ -48,9 +48,9 @@ def test_counts_ages_and_traffic(extractor):
     assert b.counts[extractor.index("age_disclosure.i_am_age")] == 0
     assert a.disclosed_age.mean == 13 and b.disclosed_age.n == 0
     assert (a.school_age.n, a.school_age.low, a.school_age.high) == (1, 12, 13)
-    assert state.n_turns == 10 and (a.n_replies, b.n_replies) == (5, 5)
-    assert b.reply_latency_sum == 5 * 7 * 60
-    assert (a.n_night, b.n_night) == (1, 1)  # 21:00 + 7 min steps: 22:03 and 22:10 are night
+    assert state.n_turns == 10
+    # directed traffic: every message of one party goes to the other
+    assert state.directed("a", "b")[-1] == 6 and state.directed("b", "a")[-1] == 5
 
 
 @settings(max_examples=25, deadline=None)
@@ -176,3 +176,41 @@ def test_one_batch_serves_many_conversations(extractor):
         state = ConversationState(conv.conversation_id, extractor.catalogue)
         state.add(cols)
         assert state.to_bytes() == _sequential(conv, extractor).to_bytes()
+
+
+def test_a_bare_number_is_an_age_only_when_it_answers_an_age_question(extractor):
+    asked = build(extractor, [Message("a", T0, "how old r u"), Message("b", T0, "13")])
+    assert asked.participants["b"].disclosed_age.mean == 13
+    later = build(extractor, [Message("a", T0, "how old r u"), Message("b", T0, "hmm why"),
+                              Message("b", T0, "13 lol")])
+    assert later.participants["b"].disclosed_age.mean == 13  # same turn, still the answer
+    unasked = build(extractor, [Message("a", T0, "what time is it"), Message("b", T0, "13")])
+    assert unasked.participants["b"].disclosed_age.n == 0
+    own = build(extractor, [Message("a", T0, "how old r u"), Message("a", T0, "35")])
+    assert own.participants["a"].disclosed_age.n == 0  # nobody asked a
+
+
+def test_corrections_and_retractions_are_kept_as_numbers(extractor):
+    state = build(extractor, [Message("a", T0, "im 16"), Message("b", T0, "cool"),
+                              Message("a", T0, "ok im actually 24"), Message("b", T0, "what"),
+                              Message("a", T0, "ok im not 16")])
+    a = state.participants["a"]
+    assert a.corrected_age == 24 and a.n_retractions == 1
+    restored = ConversationState.from_bytes(state.to_bytes(), extractor.catalogue)
+    assert restored == state and restored.participants["a"].corrected_age == 24
+
+
+def test_group_messages_go_to_whom_the_sender_answers(extractor):
+    msgs = [Message("kid", T0, "hi all"), Message("adult", T0, "ur so mature for ur age"),
+            Message("other", T0, "lol"), Message("adult", T0, "send me a pic"),
+            Message("other", T0, "ok"), Message("kid", T0, "what")]
+    state = build(extractor, msgs)
+    cats = list(extractor.catalogue.categories)
+    to_kid = state.directed("adult", "kid")
+    to_other = state.directed("adult", "other")
+    assert to_kid[-1] == 1 and to_kid[cats.index("flattery")] == 1
+    assert to_other[-1] == 1 and to_other[cats.index("photo_request")] == 1
+    # kid's opening went to nobody yet (counted towards each); its "what" answers other
+    assert state.directed("kid", "adult")[-1] == 1 and state.directed("kid", "other")[-1] == 2
+    # one extraction for all, then message by message: the same pairs
+    assert state == _sequential(Conversation("c", (), tuple(msgs)), extractor)

@@ -6,10 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from classifier import read_jsonl
-from classifier._cli import sample_path
-from classifier._scoring import Scorer
-from classifier._stream import StreamScorer
+from classifier import Scorer, StreamMessage, StreamScorer, read_jsonl, sample_path
 
 CANARY = "qqstreamcanary301"
 
@@ -86,8 +83,6 @@ def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
 def test_micro_batches_equal_a_message_at_a_time(scorer):
     from classifier.evaluation.synth import generate
 
-    from classifier._stream import StreamMessage
-
     convs = list(generate(30, seed=41, split="test"))
     # interleave the conversations by time, as a provider's stream would
     stream = sorted(((m.ts, c, m) for c in convs for m in c.messages),
@@ -109,7 +104,6 @@ def test_a_bad_message_is_rejected_by_name_and_the_batch_goes_on(scorer):
     from datetime import datetime
 
     from classifier import StateError
-    from classifier._stream import StreamMessage
 
     conv = sample()["sample-001"]
     declared = {p.id: p.declared_age for p in conv.participants}
@@ -128,3 +122,28 @@ def test_a_bad_message_is_rejected_by_name_and_the_batch_goes_on(scorer):
     with pytest.raises(StateError, match=r"\[E211\].*field 'ts'") as info:
         StreamScorer(scorer).add("c-1", "u-1", datetime(2026, 1, 1), CANARY)
     assert CANARY not in str(info.value)
+
+
+def _interleaved(convs):
+    stream = sorted(((m.ts, c, m) for c in convs for m in c.messages),
+                    key=lambda x: (x[0], x[1].conversation_id))
+    return [StreamMessage(c.conversation_id, m.sender, m.ts, m.text if m.is_text else None,
+                          {p.id: p.declared_age for p in c.participants})
+            for _, c, m in stream]
+
+
+@pytest.mark.parametrize("author", ["a01_sms", "a06_groups", "generator"])
+def test_skipping_plain_messages_raises_the_same_flags(scorer, author):
+    """The model runs only after messages that changed the risk-relevant state; the flags
+    equal scoring after every message, on authors' conversations (groups included)."""
+    from classifier.evaluation.authors import load_author
+
+    convs = load_author(author, generator_n=120)[:120]
+    items = _interleaved(convs)
+    every = StreamScorer(scorer, skip_plain=False)
+    skipping = StreamScorer(scorer)
+    want = [f for k in range(0, len(items), 500) for f in every.add_many(items[k:k + 500])]
+    got = [f for k in range(0, len(items), 500) for f in skipping.add_many(items[k:k + 500])]
+    assert [(f.conversation_id, f.message_index, f.subject) for f in got] == \
+        [(f.conversation_id, f.message_index, f.subject) for f in want]
+    assert len(want) >= 10 and skipping.skipped > len(items) // 3

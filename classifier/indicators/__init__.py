@@ -10,6 +10,7 @@ from ._extractor import (
     MessageIndicators,
 )
 from ._prefilter import ENGINES, Prefilter, hyperscan_available
+from ._recogniser import WordRecogniser
 from ._vectorizer import IndicatorVectorizer
 
 
@@ -36,6 +37,7 @@ __all__ = [
     "MatchEngine",
     "MessageIndicators",
     "Prefilter",
+    "WordRecogniser",
     "available_languages",
     "hyperscan_available",
     "load_catalogue",

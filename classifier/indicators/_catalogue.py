@@ -52,12 +52,20 @@ _SLOT_RE = re.compile(r"^<([A-Z][A-Z0-9_]*)>$")
 _HEADER_KEYS = ("catalogue", "language", "version", "description", "categories",
                 "risk_factors", "slots", "number_words")
 _ENTRY_KEYS = ("id", "category", "risk_factor", "description", "templates", "patterns", "age",
-               "not_followed_by", "not_preceded_by", "message_start", "examples",
-               "counterexamples")
+               "not_followed_by", "not_preceded_by", "message_start", "message_end",
+               "recogniser", "examples", "counterexamples")
+_OPTIONAL_HEADER_KEYS = ("recogniser",)
 _ENTRY_REQUIRED = ("id", "category", "risk_factor", "description")
 _TOKEN_ATTRS = ("LOWER", "OP")
 _OPS = ("?", "*", "+")
-AGE_KINDS = ("disclosed", "birth_year", "number", "band")
+# disclosed: the number is an age; birth_year: a year of birth; number: the number plus
+# `offset` is an age band (school grades); band: a fixed band; candidate: a bare number that
+# becomes a disclosed age only when it answers the other party's age question (the state
+# decides); turning: "turning N" / "N in march" (between N-1 and N); correction: an age that
+# replaces the speaker's earlier claims ("im actually 36"); retraction: an earlier claimed
+# age is withdrawn ("im not 17"); decade: "in my thirties" (N to N+9)
+AGE_KINDS = ("disclosed", "birth_year", "number", "band", "candidate", "turning", "correction",
+             "retraction", "decade")
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class Indicator:
     not_followed_by: frozenset[str] = frozenset()
     not_preceded_by: frozenset[str] = frozenset()
     message_start: bool = False
+    message_end: bool = False
+    recogniser: str | None = None  # a learned recogniser's category label (no templates)
     examples: tuple[str, ...] = ()
     counterexamples: tuple[str, ...] = ()
     line: int = 0
@@ -152,9 +162,35 @@ class Catalogue:
     slots: Mapping[str, Mapping[str, Any]]
     number_words: Mapping[str, int]
     indicators: tuple[Indicator, ...] = field(default=())
+    recogniser_file: str | None = None
+    # the learned recognisers (WordRecogniser), when the file is present
+    recogniser: Any = field(default=None, repr=False, compare=False)
+    text_sha256: str = ""  # the JSONL file alone; sha256 covers the recognisers too
 
     def __len__(self) -> int:
         return len(self.indicators)
+
+    def with_recogniser(self, recogniser: Any) -> Catalogue:
+        """This catalogue with other learned recognisers (its sha256 changes with them).
+
+        Raises
+        ------
+        CatalogueError
+            If an indicator names a recogniser label the recognisers do not have.
+        """
+        from dataclasses import replace
+
+        text_sha = self.text_sha256 or self.sha256
+        if recogniser is None:
+            return replace(self, recogniser=None, sha256=text_sha, text_sha256=text_sha)
+        missing = sorted({i.recogniser for i in self.indicators if i.recogniser}
+                         - set(recogniser.labels))
+        if missing:
+            raise CatalogueError(Errors.E120.format(
+                file=self.path, entry="recogniser",
+                problem=f"no learned recogniser for {', '.join(missing)}"))
+        sha = hashlib.sha256(f"{text_sha}:{recogniser.sha256}".encode()).hexdigest()
+        return replace(self, recogniser=recogniser, sha256=sha, text_sha256=text_sha)
 
     def feature_names(self) -> tuple[str, ...]:
         """Indicator ids in vector order."""
@@ -508,8 +544,9 @@ def _parse_header(ctx: _Ctx, header: Any, problem_if_not: str) -> dict[str, Any]
     if not isinstance(header, dict) or "catalogue" not in header:
         raise CatalogueError(Errors.E102.format(file=ctx.file, problem=problem_if_not))
     for key in header:
-        if key not in _HEADER_KEYS:
-            raise ctx.error(Errors.E105, key=key, allowed=", ".join(_HEADER_KEYS))
+        if key not in _HEADER_KEYS + _OPTIONAL_HEADER_KEYS:
+            raise ctx.error(Errors.E105, key=key,
+                            allowed=", ".join(_HEADER_KEYS + _OPTIONAL_HEADER_KEYS))
     for key in _HEADER_KEYS:
         if key not in header:
             raise ctx.error(Errors.E103, key=key)
@@ -567,9 +604,14 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
         raise ctx.error(Errors.E108, value=obj["risk_factor"],
                         known=", ".join(header["risk_factors"]))
     message_start = obj.get("message_start", False)
-    if not isinstance(message_start, bool):
-        raise ctx.error(Errors.E104, key="message_start", expected="true or false",
-                        got=_type_name(message_start))
+    message_end = obj.get("message_end", False)
+    for key, flag in (("message_start", message_start), ("message_end", message_end)):
+        if not isinstance(flag, bool):
+            raise ctx.error(Errors.E104, key=key, expected="true or false", got=_type_name(flag))
+    recogniser = obj.get("recogniser")
+    if recogniser is not None and not (isinstance(recogniser, str) and recogniser):
+        raise ctx.error(Errors.E104, key="recogniser", expected="a category label",
+                        got=_type_name(recogniser))
     templates = tuple(
         _parse_template(ctx, src, i, header, slot_regex, message_start)
         for i, src in enumerate(_str_list(ctx, obj, "templates"))
@@ -582,8 +624,10 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
     for i, pattern in enumerate(raw_patterns):
         _validate_spacy_pattern(ctx, pattern, i)
         pattern_regexes.append(_pattern_regex(ctx, pattern))
-    if not templates and not raw_patterns:
+    if not templates and not raw_patterns and recogniser is None:
         raise ctx.error(Errors.E116)
+    if recogniser is not None and (templates or raw_patterns):
+        raise ctx.error(Errors.E120, problem="a learned recogniser has no templates or patterns")
     age = _age_rule(ctx, obj["age"]) if obj.get("age") is not None else None
     return Indicator(
         id=ind_id,
@@ -597,13 +641,16 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
         not_followed_by=frozenset(w.lower() for w in _str_list(ctx, obj, "not_followed_by")),
         not_preceded_by=frozenset(w.lower() for w in _str_list(ctx, obj, "not_preceded_by")),
         message_start=message_start,
+        message_end=message_end,
+        recogniser=recogniser,
         examples=_str_list(ctx, obj, "examples"),
         counterexamples=_str_list(ctx, obj, "counterexamples"),
         line=line,
     )
 
 
-def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> Catalogue:
+def load_catalogue(language: str = "en", *, path: str | Path | None = None,
+                   recogniser: bool = True) -> Catalogue:
     """Load and validate an indicator catalogue.
 
     Parameters
@@ -612,6 +659,8 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> C
         Language of a bundled catalogue (see :func:`available_languages`).
     path : path-like, optional
         A catalogue file of your own; overrides ``language``.
+    recogniser : bool, default True
+        Load the learned recognisers the header names (when the file exists).
 
     Raises
     ------
@@ -630,18 +679,26 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None) -> C
     sha = hashlib.sha256(raw).hexdigest()
     key = _cache_key(sha)
     cached = read_entry(key)
+    catalogue = None
     if cached is not None:
         try:
-            return _from_json(json.loads(cached), str(path), sha)
+            catalogue = _from_json(json.loads(cached), str(path), sha)
         except (ValueError, KeyError, TypeError, IndexError):
-            pass  # a damaged entry: parse again and rewrite it
-    catalogue = _parse(path, raw, sha)
-    write_entry(key, json.dumps(_to_json(catalogue), separators=(",", ":")).encode())
+            catalogue = None  # a damaged entry: parse again and rewrite it
+    if catalogue is None:
+        catalogue = _parse(path, raw, sha)
+        write_entry(key, json.dumps(_to_json(catalogue), separators=(",", ":")).encode())
+    if catalogue.recogniser_file and recogniser:
+        file = path.parent / catalogue.recogniser_file
+        if file.is_file():
+            from ._recogniser import WordRecogniser
+
+            catalogue = catalogue.with_recogniser(WordRecogniser.load(file))
     return catalogue
 
 
 # what shapes a parsed catalogue besides its bytes: this module and spaCy's tokenizer
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 4
 
 
 def _cache_key(sha: str) -> str:
@@ -668,7 +725,7 @@ def _to_json(cat: Catalogue) -> dict[str, Any]:
         "name": cat.name, "language": cat.language, "version": cat.version,
         "description": cat.description, "categories": cat.categories,
         "risk_factors": cat.risk_factors, "slots": cat.slots,
-        "number_words": cat.number_words,
+        "number_words": cat.number_words, "recogniser_file": cat.recogniser_file,
         "indicators": [{
             "id": i.id, "category": i.category, "risk_factor": i.risk_factor,
             "description": i.description,
@@ -679,6 +736,7 @@ def _to_json(cat: Catalogue) -> dict[str, Any]:
             "age": None if i.age is None else [i.age.kind, list(i.age.offset), list(i.age.band)],
             "not_followed_by": sorted(i.not_followed_by),
             "not_preceded_by": sorted(i.not_preceded_by), "message_start": i.message_start,
+            "message_end": i.message_end, "recogniser": i.recogniser,
             "examples": list(i.examples), "counterexamples": list(i.counterexamples),
             "line": i.line} for i in cat.indicators],
     }
@@ -696,12 +754,14 @@ def _from_json(d: Mapping[str, Any], path: str, sha: str) -> Catalogue:
                                                   tuple(i["age"][2])),
         not_followed_by=frozenset(i["not_followed_by"]),
         not_preceded_by=frozenset(i["not_preceded_by"]), message_start=i["message_start"],
+        message_end=i["message_end"], recogniser=i["recogniser"],
         examples=tuple(i["examples"]), counterexamples=tuple(i["counterexamples"]),
         line=i["line"]) for i in d["indicators"])
     return Catalogue(name=d["name"], language=d["language"], version=d["version"],
                      description=d["description"], path=path, sha256=sha,
                      categories=d["categories"], risk_factors=d["risk_factors"],
-                     slots=d["slots"], number_words=d["number_words"], indicators=indicators)
+                     slots=d["slots"], number_words=d["number_words"], indicators=indicators,
+                     recogniser_file=d["recogniser_file"], text_sha256=sha)
 
 
 def _parse(path: Path, raw: bytes, sha: str) -> Catalogue:
@@ -755,4 +815,6 @@ def _parse(path: Path, raw: bytes, sha: str) -> Catalogue:
         slots=dict(header["slots"]),
         number_words=dict(header["number_words"]),
         indicators=tuple(indicators),
+        recogniser_file=header.get("recogniser"),
+        text_sha256=sha,
     )

@@ -5,7 +5,9 @@
 >>> nlp = spacy.blank("en")
 >>> _ = nlp.add_pipe("solicitation_indicators")
 >>> doc = nlp("are your parents home")
->>> int(doc._.indicator_counts.sum())
+>>> from classifier.indicators import load_catalogue
+>>> names = load_catalogue().feature_names()
+>>> int(doc._.indicator_counts[names.index("supervision_check.parents_home")])
 1
 """
 
@@ -37,9 +39,17 @@ class IndicatorComponent:
                      else load_catalogue(lang))
         self.name = name
         self.engine = MatchEngine(catalogue)
+        self.recogniser = catalogue.recogniser
+        self._learned = [(k, list(self.recogniser.labels).index(ind.recogniser))
+                         for k, ind in enumerate(catalogue.indicators)
+                         if ind.recogniser and self.recogniser is not None]
 
     def __call__(self, doc: Doc) -> Doc:
         counts, ages = self.engine.match(doc, _dt.datetime.now(_dt.UTC).year)
+        if self._learned:
+            hits = self.recogniser.hits([doc.text])[0]
+            for k, j in self._learned:
+                counts[k] = int(hits[j])
         doc._.indicator_counts = counts
         doc._.indicator_ages = ages
         return doc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
 COUNT_DTYPE = np.uint16
 _COUNT_MAX = np.iinfo(COUNT_DTYPE).max
 _LEADING_DIGITS = re.compile(r"\d+")
+_WORDISH = re.compile(r"[^\W_]")  # a letter or a digit: a token made of neither is punctuation
 _PRECEDING_WINDOW = 3
 
 
@@ -49,6 +51,9 @@ class AgeKind(IntEnum):
 
     DISCLOSED = 1  # a stated age or birth year
     SCHOOL = 2  # a school grade, year or level mapped to an age band
+    CANDIDATE = 3  # a bare number: an age only if it answers the other party's age question
+    CORRECTION = 4  # an age that replaces the speaker's earlier claims ("im actually 36")
+    RETRACTION = 5  # an earlier claimed age withdrawn ("im not 17"): no number
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +134,9 @@ class MatchEngine:
 
     def match(self, doc: Any, reference_year: int) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
         """Count indicator matches in a spaCy ``Doc``; returns (counts, age evidence)."""
-        return self.match_tokens([t.lower_ for t in doc],
-                                 [t.is_space or t.is_punct for t in doc], reference_year)
+        lowers = [t.lower_ for t in doc]
+        return self.match_tokens(lowers, [not _WORDISH.search(w) for w in lowers],
+                                 reference_year)
 
     def match_tokens(self, lowers: Sequence[str], punct: Sequence[bool], reference_year: int,
                      allowed: Collection[int] | None = None,
@@ -156,12 +162,17 @@ class MatchEngine:
                     ev = self._age_evidence(lowers[start:end], ind.age, k, reference_year)
                     if ev is not None:
                         ages.append(ev)
+        if len(ages) > 1 and any(a.kind != AgeKind.CANDIDATE for a in ages):
+            # a bare-number reading is only a fallback: a message with a stated age says more
+            ages = [a for a in ages if a.kind != AgeKind.CANDIDATE]
         return counts, tuple(ages)
 
     def _age_evidence(self, span: Sequence[str], rule: AgeRule, k: int,
                       reference_year: int) -> AgeEvidence | None:
         if rule.kind == "band":
             return AgeEvidence(AgeKind.SCHOOL, rule.band[0], rule.band[1], k)
+        if rule.kind == "retraction":
+            return AgeEvidence(AgeKind.RETRACTION, math.nan, math.nan, k)
         number = None
         for lower in span:
             if lower in self._number_words:
@@ -175,6 +186,14 @@ class MatchEngine:
             return None
         if rule.kind == "disclosed":
             return AgeEvidence(AgeKind.DISCLOSED, number, number, k)
+        if rule.kind == "candidate":
+            return AgeEvidence(AgeKind.CANDIDATE, number, number, k)
+        if rule.kind == "correction":
+            return AgeEvidence(AgeKind.CORRECTION, number, number, k)
+        if rule.kind == "turning":
+            return AgeEvidence(AgeKind.DISCLOSED, number - 1, number, k)
+        if rule.kind == "decade":
+            return AgeEvidence(AgeKind.DISCLOSED, number, number + 9, k)
         if rule.kind == "birth_year":
             age = reference_year - number
             if not 0 <= age <= 120:
@@ -188,6 +207,8 @@ def _context_ok(lowers: Sequence[str], punct: Sequence[bool], span: tuple[int, i
     """The catalogue's context conditions: near-misses such as 'im 13 minutes away'."""
     start, end = span
     if ind.message_start and not all(punct[:start]):
+        return False
+    if ind.message_end and not all(punct[end:]):
         return False
     if ind.not_followed_by and end < len(lowers) and lowers[end] in ind.not_followed_by:
         return False
@@ -245,6 +266,15 @@ class IndicatorExtractor:
         self.engine = MatchEngine(catalogue)
         self.prefilter = Prefilter(catalogue.prefilter_regexes()[0], engine=prefilter)
         self._index = {name: k for k, name in enumerate(catalogue.feature_names())}
+        self.recogniser = catalogue.recogniser
+        learned = [(k, ind.recogniser) for k, ind in enumerate(catalogue.indicators)
+                   if ind.recogniser]
+        if self.recogniser is not None:
+            labels = list(self.recogniser.labels)
+            self._learned = (np.array([k for k, _ in learned], dtype=np.int64),
+                             np.array([labels.index(lab) for _, lab in learned], dtype=np.int64))
+        else:
+            self._learned = None
         self._nlp: Any = None
 
     @property
@@ -311,11 +341,16 @@ class IndicatorExtractor:
             with nlp.memory_zone():
                 docs = nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
                 for row, doc in zip(rows.tolist(), docs, strict=True):
-                    c, a = match([t.lower_ for t in doc], [t.is_space or t.is_punct for t in doc],
+                    lowers = [t.lower_ for t in doc]
+                    c, a = match(lowers, [not _WORDISH.search(w) for w in lowers],
                                  years[row], None if hits is None else hits.get(row, ()))
                     counts[row] = c
                     if a:
                         ages[row] = a
+        if self._learned is not None and n:
+            columns, labels = self._learned
+            hits = self.recogniser.hits([_encodable(t) for t in texts])
+            counts[:, columns] = hits[:, labels]
         return IndicatorBatch(counts, ages, int(rows.size))
 
 

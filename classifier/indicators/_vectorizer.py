@@ -33,7 +33,8 @@ class IndicatorVectorizer:
     --------
     >>> vec = IndicatorVectorizer().fit(["hi"])
     >>> X = vec.transform(["r u alone", "good morning"])
-    >>> X.shape[0], int(X[0].sum()), int(X[1].sum())
+    >>> alone = list(vec.get_feature_names_out()).index("supervision_check.alone")
+    >>> X.shape[0], int(X[0, alone]), int(X[1].sum())
     (2, 1, 0)
     >>> vec.get_feature_names_out()[0]
     'age_question.how_old'

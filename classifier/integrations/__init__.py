@@ -8,6 +8,8 @@ plus its prior numeric state into a score; an integration with another engine (F
 Beam, a queue consumer) calls it the same way.
 """
 
+from .._message_rows import conversation_from_rows, conversation_rows
 from ._rows import PriorState, RowsScore, score_rows, score_rows_many, scorer_for
 
-__all__ = ["PriorState", "RowsScore", "score_rows", "score_rows_many", "scorer_for"]
+__all__ = ["PriorState", "RowsScore", "conversation_from_rows", "conversation_rows",
+           "score_rows", "score_rows_many", "scorer_for"]

@@ -35,11 +35,7 @@ def scorer_for(model_dir: str | Path | None = None, threshold: float | None = No
     key = (None if model_dir is None else str(model_dir), threshold, explain_top)
     scorer = _SCORERS.get(key)
     if scorer is None:
-        from ..indicators import IndicatorExtractor
-
-        extractor = IndicatorExtractor()
-        model = RiskModel.load(model_dir, catalogue_sha256=extractor.catalogue.sha256)
-        scorer = Scorer(model, extractor=extractor, threshold=threshold,
+        scorer = Scorer(RiskModel.load(model_dir), threshold=threshold,
                         explain_top=explain_top)
         _SCORERS[key] = scorer
     return scorer

@@ -1,0 +1,182 @@
+"""Learned recognisers: one linear model per catalogue category over a message's words.
+
+Templates reach the wording they were written for; independent authors word the same
+moves in countless other ways. Beside the templates, the extractor runs one small linear
+model per category (flattery, trust, isolation, secrecy, ...) over the words and word
+pairs of each message, trained on risky turns that independent authors annotated
+(``classifier.training.fit_recognisers``). Its output is **one hit per category of the
+closed catalogue and nothing else**: the catalogue lists each recogniser as an indicator
+(``learned.<category>``), so what leaves the extractor is still a count per indicator.
+
+The model is data (``<language>.recognisers.npz``, read with ``allow_pickle=False``): a
+vocabulary, weights, a bias and a threshold per category, and the digest of what it was
+trained on. Scoring a batch is vectorised: the batch is lower-cased and tokenised in one
+pass, word ids come from one dictionary lookup per word, word pairs are found by binary
+search, and each message's score is a sum of weight rows (``numpy.add.reduceat``).
+
+>>> r = WordRecogniser(("a",), ["send", "pic"], [("send", "pic")], np.array([[1.0], [0.5],
+...                    [2.0]]), np.array([-1.0]), np.array([0.0]))
+>>> r.hits(["send me a pic", "send pic", "nice pic"]).ravel().tolist()
+[True, True, False]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import CatalogueError, Errors
+
+__all__ = ["WordRecogniser", "normalise", "tokens"]
+
+_APOSTROPHES = re.compile(r"['\u2019`]")
+_REPEATS = re.compile(r"(.)\1{2,}")  # "plsss" -> "pls", "noooo" -> "no"
+_TOKEN = re.compile(r"[^\W_]+|\?")
+_SEP = "\x00"
+_TOKEN_OR_SEP = re.compile(r"[^\W_]+|\?|\x00")
+_SEP_ID = -1
+
+
+def normalise(text: str) -> str:
+    """The form words are taken from: lower case, no apostrophes, no letter run of 3+."""
+    return _REPEATS.sub(r"\1", _APOSTROPHES.sub("", text.lower()))
+
+
+def tokens(text: str) -> list[str]:
+    """The words (and question marks) of one message, as the recognisers see them.
+
+    >>> tokens("Plsss send me ur pic?? its FINE")
+    ['pls', 'send', 'me', 'ur', 'pic', '?', '?', 'its', 'fine']
+    """
+    return _TOKEN.findall(normalise(text))
+
+
+class WordRecogniser:
+    """Per-category linear scores over words and word pairs.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The category each column scores.
+    words : sequence of str
+        Vocabulary; word ``i`` has weight row ``i + 1`` (row 0: unknown words, zero).
+    pairs : sequence of (str, str)
+        Word pairs with a weight of their own (rows after the words).
+    weights : ndarray of shape (1 + len(words) + len(pairs), len(labels))
+        (row 0 may be omitted: it is taken as zero).
+    bias, thresholds : ndarray of shape (len(labels),)
+        A message hits a category when its score reaches the threshold.
+    meta : dict, optional
+        What the recognisers were trained on (authors, digests, measured rates).
+    """
+
+    def __init__(self, labels: Sequence[str], words: Sequence[str],
+                 pairs: Sequence[tuple[str, str]], weights: np.ndarray, bias: np.ndarray,
+                 thresholds: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+        self.labels = tuple(labels)
+        self.words = tuple(words)
+        self.pairs = tuple((a, b) for a, b in pairs)
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.shape[0] == len(self.words) + len(self.pairs):
+            weights = np.vstack([np.zeros((1, weights.shape[1]), np.float32), weights])
+        self.weights = weights
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.meta = dict(meta or {})
+        self._vocab = {w: i + 1 for i, w in enumerate(self.words)}
+        self._lookup = {**self._vocab, _SEP: _SEP_ID}.get
+        n_vocab = len(self.words) + 1
+        self._n_vocab = n_vocab
+        keys = np.array([self._vocab[a] * n_vocab + self._vocab[b] for a, b in self.pairs],
+                        dtype=np.int64)
+        order = np.argsort(keys)
+        self._pair_keys = keys[order]
+        self._pair_rows = (n_vocab + order).astype(np.int64)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of shape (n_messages, n_labels), float32."""
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.n_labels), dtype=np.float32)
+        joined = normalise(_SEP.join(t.replace(_SEP, " ") for t in texts))
+        toks = _TOKEN_OR_SEP.findall(joined)  # one pass over the batch
+        ids = np.fromiter(map(self._lookup, toks, repeat(0)), dtype=np.int64, count=len(toks))
+        sep = ids == _SEP_ID
+        owner_all = np.cumsum(sep)  # message index of every token
+        words = ~sep
+        ids, owner = ids[words], owner_all[words]
+        out = self._sum_rows(ids, owner, n)
+        if len(self._pair_keys) and len(ids) > 1:
+            known = (ids[1:] > 0) & (ids[:-1] > 0) & (owner[1:] == owner[:-1])
+            keys = ids[:-1][known] * self._n_vocab + ids[1:][known]
+            pos = np.minimum(np.searchsorted(self._pair_keys, keys), len(self._pair_keys) - 1)
+            hit = self._pair_keys[pos] == keys
+            out += self._sum_rows(self._pair_rows[pos[hit]], owner[1:][known][hit], n)
+        return out + self.bias
+
+    def _sum_rows(self, rows: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+        """Per message, the sum of the weight rows of its tokens (owner is sorted)."""
+        out = np.zeros((n, self.n_labels), dtype=np.float32)
+        if not len(rows):
+            return out
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        out[owner[starts]] = np.add.reduceat(self.weights[rows], starts, axis=0)
+        return out
+
+    def hits(self, texts: Sequence[str]) -> np.ndarray:
+        """Which messages hit which category, shape (n_messages, n_labels), bool."""
+        return self.scores(texts) >= self.thresholds
+
+    # -- persistence -------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` form (no pickled objects)."""
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf, weights=self.weights.astype(np.float32), bias=self.bias,
+            thresholds=self.thresholds,
+            labels=np.frombuffer("\n".join(self.labels).encode(), dtype=np.uint8),
+            words=np.frombuffer("\n".join(self.words).encode(), dtype=np.uint8),
+            pairs=np.frombuffer("\n".join(f"{a} {b}" for a, b in self.pairs).encode(),
+                                dtype=np.uint8),
+            meta=np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> WordRecogniser:
+        problem = None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                def text(key: str) -> list[str]:
+                    raw = z[key].tobytes().decode("utf-8")
+                    return raw.split("\n") if raw else []
+                pairs = [tuple(p.split(" ", 1)) for p in text("pairs")]
+                return cls(text("labels"), text("words"), pairs,  # type: ignore[arg-type]
+                           z["weights"], z["bias"], z["thresholds"],
+                           json.loads(z["meta"].tobytes().decode("utf-8") or "{}"))
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+            problem = type(exc).__name__
+        raise CatalogueError(Errors.E120.format(file=source, entry="recogniser",
+                                                problem=f"not a valid recogniser ({problem})"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> WordRecogniser:
+        path = Path(path)
+        if not path.is_file():
+            raise CatalogueError(Errors.E100.format(file=path))
+        return cls.from_bytes(path.read_bytes(), str(path))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
