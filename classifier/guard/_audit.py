@@ -27,7 +27,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,21 +278,22 @@ class AuditVerification:
 
 
 def check_checkpoints(checkpoints: Iterable[tuple[str, Checkpoint]], store_id: str,
-                      hashes: Sequence[str], public: Ed25519PublicKey | None
+                      hashes: Mapping[int, str], public: Ed25519PublicKey | None
                       ) -> tuple[CheckpointCheck, ...]:
-    """Each checkpoint against the recomputed chain (``hashes[i]`` is entry i+1's)."""
+    """Each checkpoint against the chain recomputed from the rows as they are
+    (``hashes[seq]``): a signed head the rows no longer reproduce was rewritten, one
+    beyond the last row was cut off."""
+    last = max(hashes, default=0)
     out = []
     for name, cp in checkpoints:
         signature = ("not checked (no public key)" if public is None
                      else "valid" if cp.signature_valid(public) else "INVALID")
         if cp.store_id != store_id:
             status = "OTHER STORE"
-        elif cp.seq > len(hashes):
-            status = f"TRUNCATED (the log ends at entry {len(hashes)})"
-        elif cp.seq and hashes[cp.seq - 1] != cp.hash:
-            status = "REWRITTEN (the entry differs from the signed head)"
-        elif cp.seq == 0 and cp.hash != GENESIS:
-            status = "REWRITTEN (the entry differs from the signed head)"
+        elif cp.seq > last:
+            status = f"TRUNCATED (the log ends at entry {last})"
+        elif hashes.get(cp.seq, GENESIS if cp.seq == 0 else None) != cp.hash:
+            status = "REWRITTEN (the entries differ from the signed head)"
         else:
             status = "matches"
         out.append(CheckpointCheck(name, cp.seq, signature, status))

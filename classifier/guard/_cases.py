@@ -262,12 +262,11 @@ class Guard:
         p = ident.genuine(principal, self.store_id)
         if p.role not in roles:
             raise StoreError(Errors.G107.format(role=" or ".join(roles)))
-        row = conn.execute(select(accounts.c.role, accounts.c.status,
-                                  accounts.c.must_change_password)
+        row = conn.execute(select(accounts.c.role, accounts.c.status)
                            .where(accounts.c.id == p.account_id)).first()
         if row is None or row.status != "active" or row.role != p.role:
             raise StoreError(Errors.G118)
-        if row.must_change_password and not allow_password_change:
+        if p.must_change_password and not allow_password_change:
             raise StoreError(Errors.G134)
         return p
 

@@ -374,8 +374,8 @@ class Store:
         >>> store.verify_audit_log().intact
         True
         """
-        prev, seq, broken, problem = GENESIS, 0, None, None
-        hashes: list[str] = []
+        prev, chain, seq, broken, problem = GENESIS, GENESIS, 0, None, None
+        hashes: dict[int, str] = {}  # seq -> the hash recomputed from the rows as they are
         details: list[str] = []
         with self.snapshot() as conn:
             store_id = self.meta(conn, "store_id") or ""
@@ -384,6 +384,10 @@ class Store:
                 seq += 1
                 body = canonical(row.seq, row.ts, row.actor, row.role, row.action,
                                  row.case_id, row.detail)
+                chain = entry_hash(chain, body)
+                hashes[row.seq] = chain
+                if broken is not None:
+                    continue
                 if row.seq != seq:
                     problem = "a sequence number is missing or repeated"
                 elif row.prev_hash != prev:
@@ -394,16 +398,16 @@ class Store:
                     problem = "its MAC is wrong (written without the audit key)"
                 if problem:
                     broken = seq
-                    break
+                    continue
                 prev = row.hash
-                hashes.append(row.hash)
                 details.append(row.detail)
             table = {r.name: r.value for r in conn.execute(select(counters))}
-        n = len(hashes)
+        n = seq
         head_ok = None
         if broken is None:
             if head is None or head.seq != n or head.hash != prev:
-                head_ok, broken, problem = False, n + 1, "the head anchor differs from the last entry"
+                head_ok, broken = False, n + 1
+                problem = "the head anchor differs from the last entry"
             elif key is not None and n == 0:
                 head_ok, broken = False, 1
                 problem = "the log is empty, yet a store with an audit key holds its binding entry"
