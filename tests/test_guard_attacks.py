@@ -259,7 +259,7 @@ def _reorder(w, conn):
 def _insert_middle(w, conn):
     rows = _rows(conn)
     forged = dict(rows[2], action="case_confirmed", actor="ann", role="reviewer")
-    _rechain(conn, rows[:3] + [forged] + rows[3:])
+    _rechain(conn, [*rows[:3], forged, *rows[3:]])
 
 
 def _delete_middle(w, conn):
