@@ -207,7 +207,7 @@ class AuditKey(_Sealed):
     audit-key``), without the master key.
 
     >>> AuditKey(b"a" * 32).mac(b"entry")[:8]
-    '1e3b4b4b'
+    '63ad0f42'
     """
 
     __slots__ = ("_key",)
