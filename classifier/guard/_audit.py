@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .._errors import Errors, MasterKeyError, StoreError
-from ._crypto import AuditKey, _Sealed, write_secret_file
+from ._crypto import AuditKey, Sealed, write_secret_file
 
 __all__ = ["GENESIS", "AuditVerification", "Checkpoint", "CheckpointCheck", "CheckpointSigner",
            "entry_hash", "head_mac_input", "load_public_key"]
@@ -82,7 +82,7 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     return key
 
 
-class CheckpointSigner(_Sealed):
+class CheckpointSigner(Sealed):
     """The Ed25519 key that signs checkpoints (a PEM file, 0600, kept by the provider).
 
     >>> signer = CheckpointSigner(Ed25519PrivateKey.generate())

@@ -41,7 +41,7 @@ from .._pipeline import ScoreResult
 from .._text import EvidenceExcerpt
 from . import _identity as ident
 from ._audit import Checkpoint, CheckpointSigner
-from ._crypto import AuditKey, Keys, StoreKeys, new_data_key, seal, unseal
+from ._crypto import AuditKey, Keys, Sealed, StoreKeys, new_data_key, seal, unseal
 from ._identity import ROLES, SECOND_FACTOR_ROLES, AccountInfo, Enrolment, Principal
 from ._store import (
     Store,
@@ -77,7 +77,7 @@ _REPORTS: weakref.WeakValueDictionary[int, Report] = weakref.WeakValueDictionary
 
 
 @dataclass(frozen=True, eq=False)
-class Report:
+class Report(Sealed):
     """A report for law enforcement or a public-interest organisation (NCMEC-like fields).
 
     Only :func:`export_report` can make one; it cannot be copied, pickled or replaced, and
@@ -96,17 +96,8 @@ class Report:
     def __repr__(self) -> str:
         return f"Report(case_id={self.fields.get('case_id')!r})"
 
-    def __reduce_ex__(self, protocol: object) -> Any:
-        raise StoreError(Errors.G101)
-
-    def __reduce__(self) -> Any:
-        raise StoreError(Errors.G101)
-
-    def __copy__(self) -> Any:
-        raise StoreError(Errors.G101)
-
-    def __deepcopy__(self, memo: object) -> Any:
-        raise StoreError(Errors.G101)
+    def _refusal(self) -> Exception:
+        return StoreError(Errors.G101)
 
     def to_json(self) -> str:
         """The report as JSON (G101 for anything export_report did not make)."""
@@ -127,7 +118,7 @@ def _new_report(fields: dict[str, Any]) -> Report:
 
 
 # -- the guard -----------------------------------------------------------------------
-class Guard:
+class Guard(Sealed):
     """Triage, identities, review and retention on a :class:`Store`.
 
     Parameters
@@ -181,9 +172,6 @@ class Guard:
 
     def __repr__(self) -> str:
         return f"Guard({self.store!r})"
-
-    def __reduce__(self) -> Any:
-        raise MasterKeyError(Errors.G007)
 
     # -- keys ------------------------------------------------------------------------
     def _context(self, name: str) -> bytes:

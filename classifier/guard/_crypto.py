@@ -85,22 +85,49 @@ def read_secret_file(path: str | os.PathLike[str]) -> bytes:
     return raw
 
 
-class _Sealed:
-    """Refuses pickling and copying (the object holds a key)."""
+class Sealed:
+    """Refuses pickling and copying: the object holds a key (G007) or is a proof that must
+    not be duplicated (a subclass names its error in ``_refusal``)."""
 
     __slots__ = ()
 
+    def _refusal(self) -> Exception:
+        return FirewallError(Errors.G007)
+
     def __reduce_ex__(self, protocol: object) -> Any:
-        raise FirewallError(Errors.G007)
+        raise self._refusal()
 
     def __reduce__(self) -> Any:
-        raise FirewallError(Errors.G007)
+        raise self._refusal()
 
     def __copy__(self) -> Any:
-        raise FirewallError(Errors.G007)
+        raise self._refusal()
 
     def __deepcopy__(self, memo: object) -> Any:
+        raise self._refusal()
+
+
+class _Secret(Sealed):
+    """32 secret bytes, immutable, shown only by their one-way fingerprint."""
+
+    __slots__ = ("_secret",)
+    _secret: bytes
+
+    def __init__(self, secret: bytes) -> None:
+        if not isinstance(secret, bytes) or len(secret) != 32:
+            raise MasterKeyError(Errors.G001)
+        object.__setattr__(self, "_secret", secret)
+
+    def __setattr__(self, name: str, value: object) -> None:
         raise FirewallError(Errors.G007)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fingerprint={self.fingerprint})"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, one-way fingerprint of the key (safe to store and show)."""
+        return _fingerprint(self._secret)
 
 
 @runtime_checkable
@@ -125,7 +152,7 @@ class MasterKeySource(Protocol):
     def load_master_key(self) -> bytes: ...
 
 
-class Keys(_Sealed):
+class Keys(_Secret):
     """The provider's master key (32 bytes). Never logged, pickled or copied.
 
     >>> keys = Keys(b"k" * 32)
@@ -136,24 +163,7 @@ class Keys(_Sealed):
     True
     """
 
-    __slots__ = ("_master",)
-    _master: bytes
-
-    def __init__(self, master: bytes) -> None:
-        if not isinstance(master, bytes) or len(master) != 32:
-            raise MasterKeyError(Errors.G001)
-        object.__setattr__(self, "_master", master)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FirewallError(Errors.G007)
-
-    def __repr__(self) -> str:
-        return f"Keys(fingerprint={self.fingerprint})"
-
-    @property
-    def fingerprint(self) -> str:
-        """A short, one-way fingerprint of the master key (safe to store and show)."""
-        return _fingerprint(self._master)
+    __slots__ = ()
 
     # -- loading ---------------------------------------------------------------------
     @classmethod
@@ -190,17 +200,17 @@ class Keys(_Sealed):
     def wrap(self, key: bytes, context: bytes) -> bytes:
         """``key`` encrypted (AES-256-GCM) under the master key, bound to ``context``."""
         nonce = os.urandom(NONCE)
-        return nonce + AESGCM(self._master).encrypt(nonce, key, context)
+        return nonce + AESGCM(self._secret).encrypt(nonce, key, context)
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         """The key ``wrap`` wrapped; G008 if this master key did not wrap it."""
         try:
-            return AESGCM(self._master).decrypt(wrapped[:NONCE], wrapped[NONCE:], context)
+            return AESGCM(self._secret).decrypt(wrapped[:NONCE], wrapped[NONCE:], context)
         except (InvalidTag, ValueError):
             raise MasterKeyError(Errors.G008) from None
 
 
-class AuditKey(_Sealed):
+class AuditKey(_Secret):
     """The audit log's MAC key (HMAC-SHA256), derived from the store secret.
 
     The hosts that only purge or sign people in can hold this key alone (``keys
@@ -210,33 +220,17 @@ class AuditKey(_Sealed):
     '63ad0f42'
     """
 
-    __slots__ = ("_key",)
-    _key: bytes
-
-    def __init__(self, key: bytes) -> None:
-        if not isinstance(key, bytes) or len(key) != 32:
-            raise MasterKeyError(Errors.G001)
-        object.__setattr__(self, "_key", key)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FirewallError(Errors.G007)
-
-    def __repr__(self) -> str:
-        return f"AuditKey(fingerprint={self.fingerprint})"
-
-    @property
-    def fingerprint(self) -> str:
-        return _fingerprint(self._key)
+    __slots__ = ()
 
     def mac(self, data: bytes) -> str:
-        return hmac.new(self._key, data, sha256).hexdigest()
+        return hmac.new(self._secret, data, sha256).hexdigest()
 
     def check(self, data: bytes, tag: str | None) -> bool:
         return tag is not None and hmac.compare_digest(self.mac(data), tag)
 
     def export(self) -> str:
         """The key as base64, for a file only its owner can read."""
-        return base64.b64encode(self._key).decode()
+        return base64.b64encode(self._secret).decode()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> AuditKey | None:
@@ -245,7 +239,7 @@ class AuditKey(_Sealed):
         return cls(read_secret_file(path)) if path else None
 
 
-class StoreKeys(_Sealed):
+class StoreKeys(Sealed):
     """What the store secret yields: pseudonyms, the audit key, the TOTP secrets' key."""
 
     __slots__ = ("_pseudonym", "_stats", "_totp", "audit")

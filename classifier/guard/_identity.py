@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import Errors, StoreError
+from ._crypto import Sealed
 
 __all__ = ["LOCKOUT_SECONDS", "MAX_FAILURES", "ROLES", "SECOND_FACTOR_ROLES", "AccountInfo",
            "Enrolment", "Principal", "canonical_id"]
@@ -73,7 +74,7 @@ def check_role(role: object) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class Principal:
+class Principal(Sealed):
     """A signed-in person: the canonical account id and its role.
 
     Made only by :meth:`Guard.sign_in` and :meth:`Guard.authenticate`; no other way to
@@ -94,17 +95,8 @@ class Principal:
         _GRANTS.discard(self._grant)
         _ISSUED[id(self)] = self
 
-    def __reduce_ex__(self, protocol: object) -> Any:
-        raise StoreError(Errors.G118)
-
-    def __reduce__(self) -> Any:
-        raise StoreError(Errors.G118)
-
-    def __copy__(self) -> Any:
-        raise StoreError(Errors.G118)
-
-    def __deepcopy__(self, memo: object) -> Any:
-        raise StoreError(Errors.G118)
+    def _refusal(self) -> Exception:
+        return StoreError(Errors.G118)
 
     @property
     def expires_at(self) -> float:
@@ -130,7 +122,7 @@ def genuine(principal: object, store_id: str) -> Principal:
 
 
 @dataclass(frozen=True)
-class Enrolment:
+class Enrolment(Sealed):
     """What a new or reset account is told once: a password and, for reviewers and
     supervisors, a TOTP secret and its ``otpauth://`` URI (for an authenticator app)."""
 
@@ -139,9 +131,6 @@ class Enrolment:
     password: str = field(repr=False)
     totp_secret: str | None = field(default=None, repr=False)
     otpauth_uri: str | None = field(default=None, repr=False)
-
-    def __reduce__(self) -> Any:
-        raise StoreError(Errors.G118)
 
 
 @dataclass(frozen=True)
