@@ -101,7 +101,7 @@ def _signed_in(guard: Any, token: str | None) -> Any:
     if not sys.stdin.isatty():
         from .guard import StoreError
 
-        raise StoreError(Errors.G140)
+        raise StoreError(Errors.G139)
     import getpass
 
     name = input("account: ")

@@ -177,7 +177,7 @@ class Errors(metaclass=ErrorsWithCodes):
     G112 = "Case {case_id!r} was already decided ({status}); a decision is never replayed or changed here (use a complaint)."
     G113 = "Case {case_id!r}: the evidence was not viewed in this claim; view it before you confirm."
     G114 = "Case {case_id!r} has an open complaint; it cannot be exported until the complaint is decided."
-    G115 = "The person who decided a case cannot decide (or re-review) the complaint about it."
+    G115 = "Whoever decided a case, or re-reviewed the complaint about it, cannot decide that complaint."
     G116 = "Case {case_id!r} already has an open complaint ({complaint_id})."
     G117 = "Case {case_id!r} changed while you acted on it (now {status}); nothing was done."
     G118 = "This action needs a signed-in person (a Principal from the guard's sign-in), not a name."
@@ -201,8 +201,7 @@ class Errors(metaclass=ErrorsWithCodes):
     G136 = "This sign-in has expired (after {hours} hours); sign in again."
     G137 = "A complaint names who lodged it: the user's id (stored as a pseudonym) or the channel it came through, not both."
     G138 = "The re-review of complaint {complaint_id!r} needs the evidence viewed by its re-reviewer first."
-    G139 = "This action needs the master key; this guard holds the audit key only."
-    G140 = "Sign in with --token or $SOLICITATION_TOKEN (or interactively, on a terminal)."
+    G139 = "Sign in with --token or $SOLICITATION_TOKEN (or interactively, on a terminal)."
 
     # Command line (C0xx)
     C001 = "Input file {path} does not exist."

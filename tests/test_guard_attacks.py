@@ -390,3 +390,36 @@ def test_a_wrong_audit_key_is_refused(store, tmp_path):
     other = fresh_store("sqlite", tmp_path, "other")
     with pytest.raises(ClassifierError, match=r"\[G013\]"):
         Guard(other, audit_key=AuditKey(b"z" * 32))  # an unbound store takes no audit key
+
+
+def test_no_input_value_reaches_an_error_or_the_log(world):
+    """Ids, names, tokens, channels and reasons taken from callers never appear in an
+    error's text or args, nor in the audit log (CANARY stands for any such value)."""
+    from test_guard_common import CANARY
+
+    from classifier.guard import Checkpoint, LocalKeyStore, canonical_id
+
+    g, bob, cat = world.guard, world.bob, world.cat
+    attempts = [
+        lambda: g.view_evidence(CANARY, world.ann),
+        lambda: g.decide(world.claimed, world.ann, "dismiss", CANARY),
+        lambda: export_report(g, CANARY, cat),
+        lambda: file_complaint(g, CANARY, channel="in_app"),
+        lambda: file_complaint(g, world.confirmed, channel=f"{CANARY} !"),
+        lambda: re_review(g, CANARY, bob, "confirm"),
+        lambda: re_review(g, CANARY, bob, CANARY),
+        lambda: decide_complaint(g, CANARY, cat),
+        lambda: g.sign_in(CANARY, CANARY, CANARY),
+        lambda: g.authenticate(CANARY),
+        lambda: g.add_account("zed", CANARY),
+        lambda: canonical_id(CANARY * 10),
+        lambda: g.disable_account(CANARY),
+        lambda: Checkpoint.from_json(CANARY),
+        lambda: LocalKeyStore(world.store.key_store.path).put(f"{CANARY}/..", b"x"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ClassifierError) as err:
+            attempt()
+        assert err.value.code and CANARY not in str(err.value) + repr(err.value.args)
+    with world.store.engine.connect() as conn:
+        assert CANARY not in str(conn.execute(select(audit_log)).all())

@@ -57,7 +57,7 @@ def test_cli_review_report_complaint_purge_audit_transparency(env, capsys, monke
     assert "ann\treviewer\tactive" in out and "sct_" not in out
     # no sign-in, no action; the role comes from the account
     code, _, err = run(capsys, "review", "list", "--store", url)
-    assert code == 1 and "[G140]" in err
+    assert code == 1 and "[G139]" in err
     code, _, err = run(capsys, "review", "list", "--store", url, "--role", "supervisor")
     assert code == 2  # --role is gone
     code, out, _ = run(capsys, "review", "list", "--store", url, "--token", ann)
