@@ -176,3 +176,50 @@ def test_cli_dismissal_disable_reset_and_rotation(env, capsys, monkeypatch):
     assert code == 0 and "otpauth://totp/" in out
     code, _, err = run(capsys, "audit", "verify", "--store", url)
     assert code == 0 and "audit log intact" in err
+
+
+def test_cli_interactive_sign_in_on_a_terminal(env, tmp_path):
+    """On a terminal without a token the command asks for account, password and TOTP
+    code, and for a new password the first time (a real pseudo-terminal)."""
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    import pyotp
+
+    from classifier.guard import Guard, Store
+
+    url = f"sqlite:///{env / 'tty.db'}"
+    guard = Guard(Store(url, create=True), Keys.load())
+    enrolment = guard.add_account("Ann", "reviewer")
+    guard.store.engine.dispose()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "classifier._cli", "review", "list",
+                             "--store", url], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, env={**os.environ})
+    os.close(slave)
+    seen = b""
+
+    def answer(prompt: bytes, reply: str) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while prompt not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        assert prompt in seen, seen
+        seen = seen[seen.index(prompt) + len(prompt):]
+        os.write(master, reply.encode() + b"\n")
+
+    answer(b"account: ", " ANN ")
+    answer(b"password: ", enrolment.password)
+    answer(b"TOTP code", pyotp.TOTP(enrolment.totp_secret).now())
+    answer(b"new password: ", "a long new passphrase")
+    assert proc.wait(timeout=60) == 0
+    os.close(master)
+    with guard.store.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from classifier.guard._store import audit_log
+
+        done = [a for (a,) in conn.execute(select(audit_log.c.action))]
+    assert "signed_in" in done and "password_changed" in done
