@@ -296,6 +296,27 @@ def test_complaint_upheld_reinstates_and_shreds(guard, store, people):
     assert guard.verify().intact
 
 
+def test_supervisor_and_complaint_queues_say_who_may_act(guard, people):
+    from classifier.guard import complaint_queue, file_complaint, re_review, view_complaint_evidence
+
+    case_id = confirmed_case(guard, people["ann"])
+    assert [c["may_export"] for c in guard.confirmed_cases(people["cat"])] == [True]
+    complaint = file_complaint(guard, case_id, channel="email")
+    assert guard.confirmed_cases(people["cat"])[0]["may_export"] is False  # open complaint
+    mine = {c["complaint_id"]: c["may_act"] for c in complaint_queue(guard, people["ann"])}
+    assert mine == {complaint: False}  # ann decided the case
+    assert complaint_queue(guard, people["bob"])[0]["may_act"] is True
+    view_complaint_evidence(guard, complaint, people["bob"])
+    re_review(guard, complaint, people["bob"], "confirm")
+    waiting = complaint_queue(guard, people["cat"])
+    assert [(c["complaint_id"], c["may_act"], c["lodged_by"]) for c in waiting] == [
+        (complaint, True, "channel")]
+    with pytest.raises(StoreError, match=r"\[G107\]"):
+        guard.confirmed_cases(people["ann"])
+    with pytest.raises(StoreError, match=r"\[G107\]"):
+        complaint_queue(guard, people["eve"])
+
+
 def test_complaint_rejected_keeps_the_case(guard, people):
     from classifier.guard import (
         decide_complaint,

@@ -120,6 +120,7 @@ def test_of_concurrent_decisions_exactly_one_wins(racing):
             ids.append(case_id)
     finally:
         racers.close()
+    print(f"{TRIALS} trials of {WORKERS} concurrent decisions: {doubles} doubles, {outcomes}")
     assert doubles == 0, outcomes
     assert set(outcomes) <= {"won", "G112", "G117"}, outcomes
     with guard.store.engine.connect() as conn:
@@ -148,6 +149,7 @@ def test_of_concurrent_exports_exactly_one_report(racing):
             assert entries(guard.store, case_id).count("report_exported") == 1
     finally:
         racers.close()
+    print(f"{TRIALS} trials of {WORKERS} concurrent exports: {doubles} doubles, {outcomes}")
     assert doubles == 0, outcomes
     assert set(outcomes) <= {"won", "G109", "G117"}, outcomes
     assert guard.store.counters()["reports.exported"] == TRIALS
@@ -174,6 +176,7 @@ def test_verification_never_breaks_under_concurrent_appends(racing):
                     pass
     finally:
         racers.close()
+    print(f"{verified} verifications during concurrent appends, {false_broken} broken")
     assert set(outcomes) == {"won"}
     assert verified >= 100 and false_broken == 0
     assert guard.verify().entries > 400

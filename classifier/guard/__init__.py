@@ -18,6 +18,7 @@ from ._identity import AccountInfo, Enrolment, Principal, canonical_id
 from ._keystore import KEY_STORE_ENV, KeyStore, LocalKeyStore, MemoryKeyStore
 from ._redress import (
     close_year,
+    complaint_queue,
     decide_complaint,
     file_complaint,
     re_review,
@@ -56,6 +57,7 @@ __all__ = [
     "StoreError",
     "canonical_id",
     "close_year",
+    "complaint_queue",
     "decide_complaint",
     "export_report",
     "file_complaint",

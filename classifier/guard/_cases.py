@@ -155,6 +155,8 @@ class Guard(Sealed):
         self.store = store
         self.retention_days = retention_days
         self.excerpt_before = excerpt_before
+        if keys is not None:
+            store.key_store  # noqa: B018  (G015 before anything is created or written)
         store.migrate()
         self.store_id = store.store_id
         self._keys = keys
@@ -542,6 +544,22 @@ class Guard(Sealed):
             return [{"case_id": r.id, "status": r.status, "score": r.score,
                      "model_version": r.model_version, "opened_at": r.created_at,
                      "expires_at": r.expires_at, "mine": r.claimed_by == p.account_id}
+                    for r in rows]
+
+    def confirmed_cases(self, principal: Principal) -> list[dict[str, Any]]:
+        """For supervisors: confirmed cases awaiting export, oldest decision first (no
+        content), and whether this supervisor may export each (not their own decision,
+        no open complaint)."""
+        with self.store.engine.connect() as conn:
+            p = self._principal(conn, principal, "supervisor")
+            rows = conn.execute(select(cases.c.id, cases.c.decided_at, cases.c.decided_by,
+                                       cases.c.decision_reason, cases.c.expires_at,
+                                       cases.c.open_complaint)
+                                .where(cases.c.status == "confirmed")
+                                .order_by(cases.c.decided_at))
+            return [{"case_id": r.id, "decided_at": r.decided_at, "reason": r.decision_reason,
+                     "expires_at": r.expires_at, "open_complaint": r.open_complaint is not None,
+                     "may_export": r.decided_by != p.account_id and r.open_complaint is None}
                     for r in rows]
 
     def case_summary(self, case_id: str, principal: Principal) -> dict[str, Any]:

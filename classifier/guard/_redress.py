@@ -29,8 +29,9 @@ from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, shown
 from ._identity import Principal
 from ._store import Store, audit_log, cases, complaints, flag_accounts
 
-__all__ = ["close_year", "decide_complaint", "file_complaint", "re_review", "record_scan",
-           "report_markdown", "transparency_report", "user_notice", "view_complaint_evidence"]
+__all__ = ["close_year", "complaint_queue", "decide_complaint", "file_complaint", "re_review",
+           "record_scan", "report_markdown", "transparency_report", "user_notice",
+           "view_complaint_evidence"]
 
 NOTICES = Path(__file__).parent / "data" / "notices.json"
 COMPLAINT_WINDOW_DAYS = 183  # at least six months after the decision (Art 3(1)(g)(iv))
@@ -85,6 +86,26 @@ def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
                    {"complaint": cid, "lodged_by": lodged_by.split(":")[0]},
                    counters={"complaints.received": 1})
     return cid
+
+
+def complaint_queue(guard: Guard, principal: Principal) -> list[dict[str, Any]]:
+    """Complaints awaiting a re-review (for reviewers) or a decision (for supervisors),
+    oldest first, without content, and whether this person may act on each."""
+    with guard.store.engine.connect() as conn:
+        p = guard._principal(conn, principal, "reviewer", "supervisor")
+        wanted = "open" if p.role == "reviewer" else "re_reviewed"
+        rows = conn.execute(select(complaints, cases.c.decided_by.label("case_decider"))
+                            .join(cases, cases.c.id == complaints.c.case_id)
+                            .where(complaints.c.status == wanted)
+                            .order_by(complaints.c.received_at)).all()
+
+    def may(r: Any) -> bool:
+        if p.role == "reviewer":
+            return r.case_decider != p.account_id and r.viewed_by in (None, p.account_id)
+        return p.account_id not in (r.case_decider, r.re_reviewed_by)
+    return [{"complaint_id": r.id, "case_id": r.case_id, "received_at": r.received_at,
+             "status": r.status, "lodged_by": r.lodged_by.split(":")[0],
+             "re_review_outcome": r.re_review_outcome, "may_act": may(r)} for r in rows]
 
 
 def _complaint(conn: Any, complaint_id: str, status: str, error: str) -> Any:
