@@ -364,6 +364,27 @@ def test_there_are_sixteen_tamperings():
     assert len(TAMPERINGS) == 16
 
 
+@pytest.mark.parametrize("edit", ["shift-a-decision", "delete-a-row", "rewrite-sums"])
+def test_edited_error_rate_statistics_are_detected(logged, edit):
+    """The per-account rows behind B3/A3: each carries a MAC, each year's sums are audited
+    counters."""
+    from classifier.guard._store import flag_accounts
+
+    with logged.store.write() as conn:
+        if edit == "shift-a-decision":
+            conn.execute(update(flag_accounts).values(confirmed=flag_accounts.c.confirmed - 1,
+                                                      dismissed=flag_accounts.c.dismissed + 1))
+        elif edit == "delete-a-row":
+            conn.execute(delete(flag_accounts))
+        else:
+            conn.execute(update(counters).where(counters.c.name.like("stats.%"))
+                         .values(value=counters.c.value + 1))
+    result = logged.guard.verify()
+    assert not result.intact
+    assert result.stats_ok is False or result.counters_ok is False
+    assert any("ALTERED" in line or "DIFFER" in line for line in result.lines())
+
+
 def test_without_the_audit_key_only_the_checkpoint_proves(logged):
     """An auditor with the public key alone: a wholesale recomputed rewrite passes the
     chain check but not the signed checkpoint; a forged checkpoint is refused."""

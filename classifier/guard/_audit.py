@@ -224,12 +224,13 @@ class AuditVerification:
     macs_checked: bool = False
     head_ok: bool | None = None
     counters_ok: bool | None = None
+    stats_ok: bool | None = None
     checkpoints: tuple[CheckpointCheck, ...] = field(default=())
 
     @property
     def intact(self) -> bool:
         return (self.chain_ok and self.head_ok is not False and self.counters_ok is not False
-                and all(c.ok for c in self.checkpoints))
+                and self.stats_ok is not False and all(c.ok for c in self.checkpoints))
 
     @property
     def proven_through(self) -> int:
@@ -261,6 +262,13 @@ class AuditVerification:
         out.append("counters: " + {True: "equal to the changes the entries record",
                                    False: "DIFFER from the changes the entries record",
                                    None: "not checked"}[self.counters_ok])
+        out.append("error-rate statistics: " + {
+            True: "each row's MAC and each year's sums agree with the audited changes"
+                  if self.macs_checked else "each year's sums agree with the audited changes "
+                  "(rows' MACs not checked)",
+            False: "ALTERED (a row's MAC is wrong, or a year's sums differ from the audited "
+                   "changes)",
+            None: "not checked"}[self.stats_ok])
         if not self.checkpoints:
             out.append("checkpoints: none given: a truncated or wholly rewritten log cannot "
                        "be told from an intact one")

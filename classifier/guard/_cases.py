@@ -44,6 +44,7 @@ from ._audit import Checkpoint, CheckpointSigner
 from ._crypto import AuditKey, Keys, Sealed, StoreKeys, new_data_key, seal, unseal
 from ._identity import ROLES, SECOND_FACTOR_ROLES, AccountInfo, Enrolment, Principal
 from ._store import (
+    STATS_COLUMNS,
     Store,
     accounts,
     api_tokens,
@@ -53,6 +54,8 @@ from ._store import (
     evidence,
     flag_accounts,
     meta,
+    stats_counter,
+    stats_mac_input,
 )
 
 __all__ = ["ROLES", "Guard", "Report", "export_report", "is_genuine", "rotate_master_key"]
@@ -503,13 +506,13 @@ class Guard(Sealed):
                 conn.execute(insert(evidence).values(
                     case_id=case_id, ciphertext=seal(data_key, excerpt.plaintext,
                                                      case_id.encode())))
-                _account_stat(conn, stats_ref, now, flags=1)
+                stats = _account_stat(self, conn, stats_ref, now, flags=1)
                 ks.put(case_id, keys.wrap(data_key, case_id.encode()))
                 key_written = True
                 self._log(conn, SYSTEM, "case_opened", case_id,
                           {"score": round(float(result.score or 0), 6),
                            "excerpt_messages": int(excerpt.n_messages)},
-                          counters={"cases.opened": 1})
+                          counters={"cases.opened": 1, **stats})
         except IntegrityError:  # the same conversation, triaged at once elsewhere
             if key_written:
                 ks.destroy(case_id)
@@ -673,10 +676,10 @@ class Guard(Sealed):
             self._transition(conn, case_id, p, viewed=confirm, **values)
             if not confirm:
                 self._shred(conn, case_id)
-            _account_stat(conn, row.stats_ref, row.created_at, **{status: 1})
+            stats = _account_stat(self, conn, row.stats_ref, row.created_at, **{status: 1})
             self._log(conn, p, f"case_{status}", case_id,
                       {"reason": reason, "minor_to_minor": bool(minor_to_minor)},
-                      counters={f"cases.{status}": 1})
+                      counters={f"cases.{status}": 1, **stats})
         if not confirm:
             self.store.truncate_wal()
 
@@ -797,19 +800,24 @@ def aggregates(guard: Guard) -> dict[str, Any]:
     }
 
 
-def _account_stat(conn: Any, pseudonym: str | None, ts: float, *, flags: int = 0,
-                  confirmed: int = 0, dismissed: int = 0) -> None:
+def _account_stat(guard: Guard, conn: Any, pseudonym: str | None, ts: float, *,
+                  flags: int = 0, confirmed: int = 0, dismissed: int = 0) -> dict[str, int]:
+    """Change a flagged account's tallies for the year of ``ts`` (its row's MAC renewed);
+    returns the counter changes for the caller's audit entry."""
     if pseudonym is None:
-        return
+        return {}
     year = datetime.fromtimestamp(ts, UTC).year
+    deltas = {"flags": flags, "confirmed": confirmed, "dismissed": dismissed}
     key = (flag_accounts.c.year == year) & (flag_accounts.c.subject_pseudonym == pseudonym)
-    done = conn.execute(update(flag_accounts).where(key).values(
-        flags=flag_accounts.c.flags + flags, confirmed=flag_accounts.c.confirmed + confirmed,
-        dismissed=flag_accounts.c.dismissed + dismissed)).rowcount
-    if not done:
+    row = conn.execute(select(flag_accounts).where(key).with_for_update()).first()
+    values = {c: (getattr(row, c) if row is not None else 0) + deltas[c] for c in STATS_COLUMNS}
+    mac = guard._akey().mac(stats_mac_input(year, pseudonym, values.values()))
+    if row is None:
         conn.execute(insert(flag_accounts).values(year=year, subject_pseudonym=pseudonym,
-                                                  flags=flags, confirmed=confirmed,
-                                                  dismissed=dismissed))
+                                                  mac=mac, **values))
+    else:
+        conn.execute(update(flag_accounts).where(key).values(mac=mac, **values))
+    return {stats_counter(year, c): d for c, d in deltas.items() if d}
 
 
 def _confirmation_in_log(conn: Any, case_id: str, reviewer: str) -> bool:

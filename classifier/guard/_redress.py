@@ -27,7 +27,15 @@ from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
 from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, shown
 from ._identity import Principal
-from ._store import Store, audit_log, cases, complaints, flag_accounts
+from ._store import (
+    STATS_COLUMNS,
+    Store,
+    audit_log,
+    cases,
+    complaints,
+    flag_accounts,
+    stats_counter,
+)
 
 __all__ = ["close_year", "complaint_queue", "decide_complaint", "file_complaint", "re_review",
            "record_scan", "report_markdown", "transparency_report", "user_notice",
@@ -181,13 +189,15 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal) -> s
                                 decided_at=time.time())).rowcount != 1:
             raise StoreError(Errors.G124.format(complaint_id=shown(complaint_id)))
         values: dict[str, Any] = {"open_complaint": None}
+        stats: dict[str, int] = {}
         if upheld:
             values |= {"status": "reinstated", **_FORGET}
             guard._shred(conn, c.case_id)
-            _account_stat(conn, case.stats_ref, case.created_at, confirmed=-1, dismissed=1)
+            stats = _account_stat(guard, conn, case.stats_ref, case.created_at, confirmed=-1,
+                                  dismissed=1)
         conn.execute(update(cases).where(cases.c.id == c.case_id).values(**values))
         guard._log(conn, p, f"complaint_{status}", c.case_id, {"complaint": complaint_id},
-                   counters={f"complaints.{status}": 1})
+                   counters={f"complaints.{status}": 1, **stats})
     if upheld:
         guard.store.truncate_wal()
     return status
@@ -287,7 +297,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def close_year(store: Store, year: int) -> int:
-    """After the report: delete the year's per-account statistics (pseudonyms)."""
-    with store.write() as conn:
-        return conn.execute(delete(flag_accounts).where(flag_accounts.c.year == year)).rowcount
+def close_year(guard: Guard, year: int) -> int:
+    """After the year's report: delete its per-account statistics (pseudonyms), as one
+    audited entry; returns how many accounts' rows were deleted."""
+    guard._akey()
+    with guard.store.write() as conn:
+        rows = conn.execute(select(flag_accounts).where(flag_accounts.c.year == year)
+                            .with_for_update()).all()
+        conn.execute(delete(flag_accounts).where(flag_accounts.c.year == year))
+        sums = {stats_counter(year, c): -sum(getattr(r, c) for r in rows)
+                for c in STATS_COLUMNS}
+        guard._log(conn, ("system", "system"), "year_closed",
+                   detail={"year": year, "accounts": len(rows)}, counters=sums)
+    return len(rows)

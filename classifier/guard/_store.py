@@ -147,7 +147,8 @@ complaints = Table(
     Column("decided_at", Float),
 )
 # Per year and pseudonymous account (a pseudonym of its own, not the case's): flags and
-# human decisions, for the annual report's error rate (B3/A3); deleted by close_year.
+# human decisions, for the annual report's error rate (B3/A3); deleted by close_year. Each
+# row carries a MAC, and each year's sums are counters changed in audited entries.
 flag_accounts = Table(
     "flag_accounts", metadata,
     Column("year", Integer, primary_key=True),
@@ -155,7 +156,17 @@ flag_accounts = Table(
     Column("flags", Integer, nullable=False),
     Column("confirmed", Integer, nullable=False),
     Column("dismissed", Integer, nullable=False),
+    Column("mac", String(64), nullable=False),
 )
+STATS_COLUMNS = ("flags", "confirmed", "dismissed")
+
+
+def stats_mac_input(year: int, pseudonym: str, values: Iterable[int]) -> bytes:
+    return f"flag_accounts\n{year}\n{pseudonym}\n{','.join(map(str, values))}".encode()
+
+
+def stats_counter(year: int, column: str) -> str:
+    return f"stats.{year}.{column}"
 accounts = Table(
     "accounts", metadata,
     Column("id", String(64), primary_key=True),  # canonical: NFKC, casefolded, one space
@@ -402,6 +413,7 @@ class Store:
                 prev = row.hash
                 details.append(row.detail)
             table = {r.name: r.value for r in conn.execute(select(counters))}
+            stats = conn.execute(select(flag_accounts)).all()
         n = seq
         head_ok = None
         if broken is None:
@@ -410,20 +422,34 @@ class Store:
                 problem = "the head anchor differs from the last entry"
             elif key is not None and n == 0:
                 head_ok, broken = False, 1
-                problem = "the log is empty, yet a store with an audit key holds its binding entry"
+                problem = "the log is empty, yet a bound store holds its binding entry"
             elif key is not None:
                 head_ok = key.check(head_mac_input(n, prev), head.mac)
                 if not head_ok:
                     broken, problem = n, "the head anchor's MAC is wrong"
             else:
                 head_ok = True
-        counters_ok = None
+        counters_ok = stats_ok = None
         if broken is None:
-            counters_ok = sum_counters(details) == {k: v for k, v in table.items() if v}
+            audited = {k: v for k, v in sum_counters(details).items() if v}
+            counters_ok = audited == {k: v for k, v in table.items() if v}
+            sums: dict[str, int] = {}
+            stats_ok = True
+            for r in stats:
+                values = [getattr(r, c) for c in STATS_COLUMNS]
+                for column, value in zip(STATS_COLUMNS, values, strict=True):
+                    name = stats_counter(r.year, column)
+                    sums[name] = sums.get(name, 0) + value
+                if key is not None and not key.check(
+                        stats_mac_input(r.year, r.subject_pseudonym, values), r.mac):
+                    stats_ok = False
+            expected = {k: v for k, v in table.items() if k.startswith("stats.") and v}
+            stats_ok = stats_ok and {k: v for k, v in sums.items() if v} == expected
         return AuditVerification(
             entries=n, head_seq=head.seq if head is not None else 0,
             chain_ok=broken is None, broken_at=broken, problem=problem,
             macs_checked=key is not None, head_ok=head_ok, counters_ok=counters_ok,
+            stats_ok=stats_ok,
             checkpoints=check_checkpoints(checkpoints, store_id, hashes, public_key))
 
     def head(self) -> tuple[int, str]:
