@@ -263,3 +263,18 @@ def test_store_and_key_files_are_private_from_creation(tmp_path, guard):
     loose.chmod(0o755)
     with pytest.raises(ClassifierError, match=r"\[G006\]"):
         LocalKeyStore(loose)
+
+
+def test_the_key_store_erases_what_a_crash_left_half_written(tmp_path):
+    ks = LocalKeyStore(tmp_path / "keys")
+    stale, young = ks.path / ".case.1.tmp", ks.path / ".other.2.tmp"
+    for p in (stale, young):
+        p.write_bytes(b"half-written wrapped key")
+    os.utime(stale, (1.0, 1.0))
+    LocalKeyStore(ks.path)  # recovers at start
+    assert not stale.exists() and young.exists()  # another process may be writing it
+    ks.put("case-a", b"one")
+    ks.replace("case-a", b"two")
+    assert ks.get("case-a") == b"two" and ks.names() == ["case-a"]
+    assert [p.name for p in ks.files() if p.name.endswith(".old")] == []
+    assert ks.destroy("case-a") and not ks.destroy("case-a")

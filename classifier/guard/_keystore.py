@@ -64,6 +64,7 @@ __all__ = ["KEY_STORE_ENV", "KeyStore", "LocalKeyStore", "MemoryKeyStore"]
 KEY_STORE_ENV = "SOLICITATION_KEY_STORE"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 SUFFIX = ".key"
+STALE_SECONDS = 600.0
 
 
 @runtime_checkable
@@ -195,11 +196,16 @@ class LocalKeyStore:
         """Every file in the folder (for the carving tests and audits)."""
         return (p for p in self.path.iterdir() if p.is_file())
 
-    def recover(self) -> None:
-        """After a crash: erase what a write or a swap left half done."""
+    def recover(self, older_than: float = STALE_SECONDS) -> None:
+        """After a crash: erase what a write or a swap left half done (files untouched for
+        ``older_than`` seconds: another process may be writing a younger one)."""
+        import time
+
         for p in list(self.path.iterdir()):
             if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
-                _erase(p)
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - p.stat().st_mtime >= older_than:
+                        _erase(p)
 
 
 class MemoryKeyStore:
