@@ -226,7 +226,7 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
     if guard is not None:
         from .guard import record_scan
 
-        record_scan(guard.store, pipeline.policy)
+        record_scan(guard, pipeline.policy)
         say(f"{pipeline.counts['queued']} cases opened for human review in {queue} "
             f"(solicitation-classifier review list --store {queue})")
     if not total and not bad.n:
@@ -569,7 +569,9 @@ def run_demo(directory: Path) -> int:
     code = max(code, run_score(sample, str(scores), queue=store, master_key_file=key_file))
     code = max(code, _demo_evaluation(directory))
     say(f"\nreview the cases: export {MASTER_KEY_FILE_ENV}={key_file.resolve()}; "
-        f"solicitation-classifier review list --store {store}")
+        f"solicitation-classifier users add NAME --role reviewer --store {store}; then "
+        f"solicitation-classifier review list --store {store} (sign in, or --token from "
+        f"`users token NAME`)")
     return code
 
 

@@ -27,3 +27,7 @@ ENGINES = ["re", "none"] + (["hyperscan"] if hyperscan_available() else [])
 @pytest.fixture(scope="session", params=ENGINES)
 def any_extractor(request, catalogue):
     return IndicatorExtractor(catalogue=catalogue, prefilter=request.param)
+
+
+# the guard tests' shared fixtures (real stores on SQLite and PostgreSQL, signed-in people)
+from test_guard_common import backend, guard, people, quick_argon2, scorer, store  # noqa: E402, F401

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,85 +25,181 @@ from sqlalchemy import delete, insert, select, update
 
 from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
-from ._cases import MAX_RETENTION_DAYS, Actor, Guard, _account_stat, _require, _shred
-from ._store import Store, audit_log, cases, complaints, flag_accounts
+from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, shown
+from ._identity import Principal
+from ._store import (
+    STATS_COLUMNS,
+    Store,
+    audit_log,
+    cases,
+    complaints,
+    flag_accounts,
+    stats_counter,
+)
 
-__all__ = ["close_year", "decide_complaint", "file_complaint", "re_review", "record_scan",
-           "report_markdown", "transparency_report", "user_notice"]
+__all__ = ["close_year", "complaint_queue", "decide_complaint", "file_complaint", "re_review",
+           "record_scan", "report_markdown", "transparency_report", "user_notice",
+           "view_complaint_evidence"]
 
 NOTICES = Path(__file__).parent / "data" / "notices.json"
-
-
 COMPLAINT_WINDOW_DAYS = 183  # at least six months after the decision (Art 3(1)(g)(iv))
+_CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-def file_complaint(guard: Guard, case_id: str, *, now: float | None = None,
-                   window_days: int = COMPLAINT_WINDOW_DAYS) -> str:
+def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
+                   channel: str | None = None, principal: Principal | None = None,
+                   now: float | None = None, window_days: int = COMPLAINT_WINDOW_DAYS) -> str:
     """Register a complaint about a confirmed or reported case; returns its id.
 
-    Complaints are accepted for at least six months after the decision."""
+    Who lodged it is recorded: the affected user's id (kept as a pseudonym) or the channel
+    it came through (``in_app``, ``email``, ...); ``principal`` is the staff member who
+    entered it, if any. One complaint per case is open at a time (G116), accepted for at
+    least six months after the decision.
+    """
     if window_days < COMPLAINT_WINDOW_DAYS:
         raise StoreError(Errors.G126.format(days=COMPLAINT_WINDOW_DAYS))
+    if (user_id is None) == (channel is None):
+        raise StoreError(Errors.G137)
+    if channel is not None and not (isinstance(channel, str) and _CHANNEL.match(channel)):
+        raise StoreError(Errors.G129.format(what="A channel",
+                                            expected="1 to 32 lower-case letters, digits, _"))
+    if user_id is not None:
+        _, skeys = guard._need_keys()
+        lodged_by = "user:" + skeys.pseudonym(str(user_id))
+    else:
+        lodged_by = f"channel:{channel}"
     now = time.time() if now is None else now
+    cid = uuid.uuid4().hex
     with guard.store.write() as conn:
-        row = conn.execute(select(cases.c.status, cases.c.decided_at)
-                           .where(cases.c.id == case_id)).first()
+        who = (guard._principal(conn, principal, "reviewer", "supervisor")
+               if principal is not None else ("user", "user"))
+        row = conn.execute(select(cases.c.status, cases.c.decided_at, cases.c.open_complaint)
+                           .where(cases.c.id == case_id).with_for_update()).first()
         if row is None or row.status not in ("confirmed", "reported"):
-            raise StoreError(Errors.G120.format(case_id=case_id))
+            raise StoreError(Errors.G120.format(case_id=shown(case_id)))
+        if row.open_complaint is not None:
+            raise StoreError(Errors.G116.format(case_id=shown(case_id),
+                                                complaint_id=row.open_complaint))
         if now - row.decided_at > window_days * 86400.0:
-            raise StoreError(Errors.G127.format(days=window_days, case_id=case_id))
-        cid = uuid.uuid4().hex
-        conn.execute(insert(complaints).values(id=cid, case_id=case_id, received_at=time.time(),
-                                               status="open"))
-        guard.store.bump(conn, "complaints.received")
-        guard.store.audit(conn, actor="user", role="user", action="complaint_received",
-                          case_id=case_id, detail={"complaint": cid})
+            raise StoreError(Errors.G127.format(days=window_days, case_id=shown(case_id)))
+        if conn.execute(update(cases).where(cases.c.id == case_id,
+                                            cases.c.open_complaint.is_(None))
+                        .values(open_complaint=cid)).rowcount != 1:
+            raise StoreError(Errors.G117.format(case_id=shown(case_id), status=row.status))
+        conn.execute(insert(complaints).values(
+            id=cid, case_id=case_id, received_at=time.time(), status="open",
+            lodged_by=lodged_by,
+            registered_by=who.account_id if isinstance(who, Principal) else None))
+        guard._log(conn, who, "complaint_received", case_id,
+                   {"complaint": cid, "lodged_by": lodged_by.split(":")[0]},
+                   counters={"complaints.received": 1})
     return cid
 
 
-def re_review(guard: Guard, complaint_id: str, reviewer: Actor, outcome: str) -> None:
-    """Another reviewer (never the one who decided) reviews the case again."""
-    _require(reviewer, "reviewer")
+def complaint_queue(guard: Guard, principal: Principal) -> list[dict[str, Any]]:
+    """Complaints awaiting a re-review (for reviewers) or a decision (for supervisors),
+    oldest first, without content, and whether this person may act on each."""
+    with guard.store.engine.connect() as conn:
+        p = guard._principal(conn, principal, "reviewer", "supervisor")
+        wanted = "open" if p.role == "reviewer" else "re_reviewed"
+        rows = conn.execute(select(complaints, cases.c.decided_by.label("case_decider"))
+                            .join(cases, cases.c.id == complaints.c.case_id)
+                            .where(complaints.c.status == wanted)
+                            .order_by(complaints.c.received_at)).all()
+
+    def may(r: Any) -> bool:
+        if p.role == "reviewer":
+            return r.case_decider != p.account_id and r.viewed_by in (None, p.account_id)
+        return p.account_id not in (r.case_decider, r.re_reviewed_by)
+    return [{"complaint_id": r.id, "case_id": r.case_id, "received_at": r.received_at,
+             "status": r.status, "lodged_by": r.lodged_by.split(":")[0],
+             "re_review_outcome": r.re_review_outcome, "may_act": may(r)} for r in rows]
+
+
+def _complaint(conn: Any, complaint_id: str, status: str, error: str) -> Any:
+    c = conn.execute(select(complaints).where(complaints.c.id == complaint_id)
+                     .with_for_update()).first()
+    if c is None or c.status != status:
+        raise StoreError(getattr(Errors, error).format(complaint_id=shown(complaint_id)))
+    return c
+
+
+def _decider(conn: Any, case_id: str) -> str | None:
+    return conn.execute(select(cases.c.decided_by).where(cases.c.id == case_id)).scalar()
+
+
+def view_complaint_evidence(guard: Guard, complaint_id: str, principal: Principal
+                            ) -> dict[str, Any]:
+    """The evidence of a complained-about case, for its re-reviewer (another reviewer
+    than the one who decided); audited in the transaction that decrypts it."""
+    with guard.store.write() as conn:
+        p = guard._principal(conn, principal, "reviewer")
+        c = _complaint(conn, complaint_id, "open", "G122")
+        if _decider(conn, c.case_id) == p.account_id:
+            raise StoreError(Errors.G123)
+        if c.viewed_by not in (None, p.account_id):
+            raise StoreError(Errors.G117.format(case_id=shown(c.case_id), status="open"))
+        if conn.execute(update(complaints).where(
+                complaints.c.id == complaint_id, complaints.c.status == "open",
+                complaints.c.viewed_by.is_(None) | (complaints.c.viewed_by == p.account_id))
+                .values(viewed_by=p.account_id)).rowcount != 1:
+            raise StoreError(Errors.G117.format(case_id=shown(c.case_id), status="open"))
+        plain = guard._decrypt(conn, c.case_id)
+        guard._log(conn, p, "evidence_viewed", c.case_id, {"complaint": complaint_id})
+    return plain
+
+
+def re_review(guard: Guard, complaint_id: str, principal: Principal, outcome: str) -> None:
+    """Another reviewer (never the one who decided), having viewed the evidence, reviews
+    the case again: ``confirm`` or ``dismiss``."""
     if outcome not in ("confirm", "dismiss"):
         raise StoreError(Errors.G121)
     with guard.store.write() as conn:
-        c = conn.execute(select(complaints).where(complaints.c.id == complaint_id)).first()
-        if c is None or c.status != "open":
-            raise StoreError(Errors.G122.format(complaint_id=complaint_id))
-        decided_by = conn.execute(select(cases.c.decided_by)
-                                  .where(cases.c.id == c.case_id)).scalar()
-        if decided_by == reviewer.name:
+        p = guard._principal(conn, principal, "reviewer")
+        c = _complaint(conn, complaint_id, "open", "G122")
+        if _decider(conn, c.case_id) == p.account_id:
             raise StoreError(Errors.G123)
-        conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(
-            status="re_reviewed", re_reviewed_by=reviewer.name, re_review_outcome=outcome))
-        guard.store.audit(conn, actor=reviewer.name, role=reviewer.role,
-                          action="complaint_re_reviewed", case_id=c.case_id,
-                          detail={"complaint": complaint_id, "outcome": outcome})
+        if c.viewed_by != p.account_id:
+            raise StoreError(Errors.G138.format(complaint_id=shown(complaint_id)))
+        if conn.execute(update(complaints).where(complaints.c.id == complaint_id,
+                                                 complaints.c.status == "open")
+                        .values(status="re_reviewed", re_reviewed_by=p.account_id,
+                                re_review_outcome=outcome)).rowcount != 1:
+            raise StoreError(Errors.G122.format(complaint_id=shown(complaint_id)))
+        guard._log(conn, p, "complaint_re_reviewed", c.case_id,
+                   {"complaint": complaint_id, "outcome": outcome})
 
 
-def decide_complaint(guard: Guard, complaint_id: str, supervisor: Actor) -> str:
-    """A supervisor decides on the re-review: ``upheld`` (reinstated, evidence destroyed)
-    or ``rejected``."""
-    _require(supervisor, "supervisor")
+def decide_complaint(guard: Guard, complaint_id: str, principal: Principal) -> str:
+    """A supervisor (neither the case's reviewer nor the re-reviewer) decides on the
+    re-review: ``upheld`` (the user is reinstated; the evidence, pseudonyms, score and
+    explanation are destroyed) or ``rejected``."""
     with guard.store.write() as conn:
-        c = conn.execute(select(complaints).where(complaints.c.id == complaint_id)).first()
-        if c is None or c.status != "re_reviewed":
-            raise StoreError(Errors.G124.format(complaint_id=complaint_id))
+        p = guard._principal(conn, principal, "supervisor")
+        c = _complaint(conn, complaint_id, "re_reviewed", "G124")
+        case = conn.execute(select(cases).where(cases.c.id == c.case_id)
+                            .with_for_update()).first()
+        if p.account_id in (case.decided_by, c.re_reviewed_by):
+            raise StoreError(Errors.G115)
         upheld = c.re_review_outcome == "dismiss"
         status = "upheld" if upheld else "rejected"
-        conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(
-            status=status, decided_by=supervisor.name, decided_at=time.time()))
+        if conn.execute(update(complaints).where(complaints.c.id == complaint_id,
+                                                 complaints.c.status == "re_reviewed")
+                        .values(status=status, decided_by=p.account_id,
+                                decided_at=time.time())).rowcount != 1:
+            raise StoreError(Errors.G124.format(complaint_id=shown(complaint_id)))
+        values: dict[str, Any] = {"open_complaint": None}
+        stats: dict[str, int] = {}
         if upheld:
-            case = conn.execute(select(cases).where(cases.c.id == c.case_id)).first()
-            _shred(conn, c.case_id)
-            conn.execute(update(cases).where(cases.c.id == c.case_id)
-                         .values(status="reinstated", explanation=None))
-            _account_stat(conn, case.subject_pseudonym, case.created_at, confirmed=-1,
-                          dismissed=1)
-        guard.store.bump(conn, f"complaints.{status}")
-        guard.store.audit(conn, actor=supervisor.name, role=supervisor.role,
-                          action=f"complaint_{status}", case_id=c.case_id,
-                          detail={"complaint": complaint_id})
+            values |= {"status": "reinstated", **_FORGET}
+            guard._shred(conn, c.case_id)
+            stats = _account_stat(guard, conn, case.stats_ref, case.created_at, confirmed=-1,
+                                  dismissed=1)
+        conn.execute(update(cases).where(cases.c.id == c.case_id).values(**values))
+        guard._log(conn, p, f"complaint_{status}", c.case_id, {"complaint": complaint_id},
+                   counters={f"complaints.{status}": 1, **stats})
+    if upheld:
+        guard.store.truncate_wal()
     return status
 
 
@@ -118,13 +215,15 @@ def user_notice(kind: str, *, language: str = "en", **fields: str) -> str:
     return "\n".join(template).format(**fields)
 
 
-def record_scan(store: Store, policy: ScanPolicy, *, year: int | None = None) -> None:
-    """Persist a scan policy's counters (bytes scanned by region, refusals) for a year."""
+def record_scan(guard: Guard, policy: ScanPolicy, *, year: int | None = None) -> None:
+    """Persist a scan policy's counters (bytes scanned by region, refusals) for a year, as
+    one audited entry."""
     year = year or datetime.now(UTC).year
-    with store.write() as conn:
-        for name, value in policy.counters().items():
-            if value:
-                store.bump(conn, f"{year}.{name}", int(value))
+    changes = {f"{year}.{name}": int(value) for name, value in policy.counters().items()
+               if value}
+    if changes:
+        with guard.store.write() as conn:
+            guard._log(conn, ("system", "system"), "scan_recorded", counters=changes)
     policy.reset()
 
 
@@ -198,7 +297,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def close_year(store: Store, year: int) -> int:
-    """After the report: delete the year's per-account statistics (pseudonyms)."""
-    with store.write() as conn:
-        return conn.execute(delete(flag_accounts).where(flag_accounts.c.year == year)).rowcount
+def close_year(guard: Guard, year: int) -> int:
+    """After the year's report: delete its per-account statistics (pseudonyms), as one
+    audited entry; returns how many accounts' rows were deleted."""
+    guard._akey()
+    with guard.store.write() as conn:
+        rows = conn.execute(select(flag_accounts).where(flag_accounts.c.year == year)
+                            .with_for_update()).all()
+        conn.execute(delete(flag_accounts).where(flag_accounts.c.year == year))
+        sums = {stats_counter(year, c): -sum(getattr(r, c) for r in rows)
+                for c in STATS_COLUMNS}
+        guard._log(conn, ("system", "system"), "year_closed",
+                   detail={"year": year, "accounts": len(rows)}, counters=sums)
+    return len(rows)
