@@ -347,6 +347,10 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
               "measure leave-one-author-out first (the model card's headline)"))] = True,
           include_sealed: Annotated[bool, typer.Option(help=(
               "train on the sealed authors too (after the final measurement)"))] = False,
+          extras: Annotated[bool, typer.Option(help=(
+              "with the cross-author run: coverage, importance, text baseline"))] = False,
+          tracking_uri: Annotated[str | None, typer.Option(help=(
+              "log the cross-author run to MLflow here"))] = None,
           ) -> int:
     """Rebuild the risk model and its learned recognisers (extras [train], [eval])."""
     from dataclasses import replace
@@ -358,7 +362,8 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
     config = replace(SMALL if small else TrainConfig(), include_sealed=include_sealed)
     shipped = output is None
     out = output or default_model_dir()
-    meta = build(out, config, with_cross_author=cross_author)
+    meta = build(out, config, with_cross_author=cross_author, extras=extras,
+                 tracking_uri=tracking_uri)
     if shipped:
         from .indicators import load_catalogue
 

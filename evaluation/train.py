@@ -16,6 +16,7 @@ same on every run and machine.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 from dataclasses import asdict, replace
@@ -75,9 +76,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def train(out_dir: str | Path, config: CrossAuthorConfig | None = None, *,
-          with_cross_author: bool = True, report: Any = sys.stderr) -> dict[str, Any]:
+          with_cross_author: bool = True, extras: bool = False,
+          tracking_uri: str | None = None, report: Any = sys.stderr) -> dict[str, Any]:
     """Build a model directory (``model.onnx``, ``metadata.json``, ``recognisers.npz``,
-    ``model_card.md``); ``config`` defaults to the release configuration."""
+    ``model_card.md``); ``config`` defaults to the release configuration. ``extras``: the
+    cross-author run also measures coverage, factor importance and the text baseline;
+    ``tracking_uri``: it is logged as one MLflow run (with the model card)."""
     config = config or CrossAuthorConfig()
     def say(msg: str) -> None:
         print(msg, file=report, flush=True)
@@ -85,7 +89,7 @@ def train(out_dir: str | Path, config: CrossAuthorConfig | None = None, *,
     corpus = load_corpus(config)
     results: list[FoldResult] = []
     if with_cross_author:
-        results = cross_author(config, corpus=corpus, progress=say)
+        results = cross_author(config, corpus=corpus, progress=say, extras=extras)
     say("the shipped model, from every author")
     everyone = list(corpus.by_author)
     fold = fit_fold(corpus, everyone, config, progress=say)
@@ -127,6 +131,18 @@ def train(out_dir: str | Path, config: CrossAuthorConfig | None = None, *,
     out = Path(out_dir)
     (out / "recognisers.npz").write_bytes(fold.recogniser.to_bytes())
     (out / "model_card.md").write_text(model_card(meta))
+    if tracking_uri and results:
+        from .report import log_cross_author
+
+        run_id = log_cross_author(results, tracking_uri, model_card=model_card(meta), tags={
+            "model_version": meta["model_version"], "model_sha256": meta["model_sha256"],
+            "catalogue_version": meta["catalogue_version"],
+            "catalogue_sha256": meta["catalogue_sha256"],
+            "factor_version": meta["factor_version"],
+            "threshold_policy": meta["threshold_policy"]})
+        meta["cross_author"]["mlflow_run_id"] = run_id
+        (out / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        say(f"cross-author run logged: {run_id}")
     say(f"shipped {meta['model_version']} (threshold {fold.threshold:.4f}); ONNX parity "
         f"{parity:.2e}")
     return meta
