@@ -623,7 +623,9 @@ def _parse_entry(ctx: _Ctx, obj: Any, header: Mapping[str, Any],
     pattern_regexes = []
     for i, pattern in enumerate(raw_patterns):
         _validate_spacy_pattern(ctx, pattern, i)
-        pattern_regexes.append(_pattern_regex(ctx, pattern))
+        rx = _pattern_regex(ctx, pattern)
+        # a pattern that must open the message is looked for only there (as templates)
+        pattern_regexes.append(MESSAGE_START + rx if message_start else rx)
     if not templates and not raw_patterns and recogniser is None:
         raise ctx.error(Errors.E116)
     if recogniser is not None and (templates or raw_patterns):
@@ -698,7 +700,7 @@ def load_catalogue(language: str = "en", *, path: str | Path | None = None,
 
 
 # what shapes a parsed catalogue besides its bytes: this module and spaCy's tokenizer
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 
 
 def _cache_key(sha: str) -> str:

@@ -84,14 +84,21 @@ class TokenMatcher:
         # index by the first token: a word -> patterns that can start with it; patterns
         # whose first test is a regex or optional are tried at every token
         self._by_word: dict[str, list[int]] = {}
-        self._anywhere: list[int] = []
+        self._anywhere: list[int] = []  # tried at every token
+        self._digits: list[int] = []  # tried only at tokens that start with a digit
         for i, (_, _, tests) in enumerate(patterns):
-            kind, value, op = tests[0]
-            if kind == _SET and op in (None, "+"):
-                for w in value:
-                    self._by_word.setdefault(w, []).append(i)
-            else:
-                self._anywhere.append(i)
+            for test in _first_tests(tests):
+                kind, value, _ = test
+                if kind == _SET:
+                    for w in value:
+                        bucket = self._by_word.setdefault(w, [])
+                        if not bucket or bucket[-1] != i:
+                            bucket.append(i)
+                elif _digits_only(value):
+                    if i not in self._digits:
+                        self._digits.append(i)
+                elif i not in self._anywhere:
+                    self._anywhere.append(i)
         self._simple = [all(op is None for _, _, op in tests) for _, _, tests in patterns]
 
     def find(self, lowers: Sequence[str], allowed: Collection[int] | None = None,
@@ -101,11 +108,13 @@ class TokenMatcher:
         out: list[tuple[int, int, int]] = []
         n = len(lowers)
         patterns, simple = self._patterns, self._simple
-        by_word, anywhere = self._by_word, self._anywhere
+        by_word, anywhere, digits = self._by_word, self._anywhere, self._digits
         for start in range(n):
-            cands = by_word.get(lowers[start])
-            if anywhere:
-                cands = (cands or []) + anywhere
+            token = lowers[start]
+            cands = by_word.get(token)
+            if anywhere or (digits and token[:1].isdigit()):
+                extra = anywhere + digits if token[:1].isdigit() else anywhere
+                cands = list(dict.fromkeys((cands or []) + extra))
             if not cands:
                 continue
             for i in cands:
@@ -121,6 +130,28 @@ class TokenMatcher:
                     _ends(tests, 0, start, lowers, ends)
                     out.extend((k, start, e) for e in sorted(ends) if e > start)
         return out
+
+
+def _first_tests(tests: tuple[Test, ...]) -> list[Test]:
+    """The tests a match can start with: the first, and past optional ones the next."""
+    out = []
+    for test in tests:
+        out.append(test)
+        if test[2] not in ("?", "*"):
+            break
+    return out
+
+
+_PROBES = ("a", "x", "you", "ok", "\u00e9", "_", "?", "x1", "lol", "yo")
+
+
+def _digits_only(rx: re.Pattern[str]) -> bool:
+    """Whether a token regex can only match tokens that start with a digit (the number
+    slots): it matches none of a set of probes that start otherwise, and it is anchored
+    on a digit class. Such patterns are tried only at tokens that start with a digit."""
+    src = rx.pattern
+    digit_start = re.match(r"^\^(\(\?:)*(\[[0-9]|\d|[0-9])", src) is not None
+    return digit_start and not any(rx.search(p) for p in _PROBES)
 
 
 def _ok(test: Test, token: str) -> bool:
