@@ -181,3 +181,30 @@ def test_extractor_pickles_without_vocabulary(extractor):
     blob = pickle.dumps(extractor)
     assert b"secretword123" not in blob
     assert pickle.loads(blob).extract("im 13").ages[0].low == 13
+
+
+# scikit-learn's checks that apply to a transformer of raw text; the ones that feed numeric
+# matrices are skipped by check_estimator itself for string input, as for CountVectorizer
+SKLEARN_API_CHECKS = [
+    "check_no_attributes_set_in_init", "check_parameters_default_constructible",
+    "check_get_params_invariance", "check_set_params", "check_estimator_cloneable",
+    "check_estimator_repr", "check_do_not_raise_errors_in_init_or_set_params",
+    "check_valid_tag_types", "check_estimators_unfitted", "check_mixin_order",
+    "check_estimator_sparse_tag", "check_transformer_n_iter",
+]
+
+
+def test_vectorizer_passes_scikit_learns_check_estimator():
+    checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    results = checks.check_estimator(IndicatorVectorizer(prefilter="re"), on_fail=None)
+    assert results and not [r for r in results if r["status"] == "failed"]
+    for name in SKLEARN_API_CHECKS:
+        getattr(checks, name)("IndicatorVectorizer", IndicatorVectorizer(prefilter="re"))
+
+
+def test_vectorizer_fit_refuses_what_is_not_messages():
+    vec = IndicatorVectorizer(prefilter="re")
+    for bad in ("one string", np.zeros((2, 3)), [1.0, 2.0], [["nested"]]):
+        with pytest.raises(TypeError, match=r"\[E001\]"):
+            vec.fit(bad)
+    assert vec.fit_transform(m for m in ["hi", "r u alone"]).shape[0] == 2

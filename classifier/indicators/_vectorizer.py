@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError, Errors, NotFittedError
+from .._errors import ConfigError, Errors, InputTypeError, NotFittedError
 from ._extractor import IndicatorExtractor
 
 __all__ = ["IndicatorVectorizer"]
@@ -73,7 +73,12 @@ class IndicatorVectorizer:
             raise NotFittedError(Errors.E008.format(estimator="IndicatorVectorizer"))
 
     def fit(self, X: Iterable[str] | None = None, y: Any = None) -> IndicatorVectorizer:
-        """Load and validate the catalogue; X is not looked at."""
+        """Load and validate the catalogue; X, when given, must be messages (str).
+
+        Nothing is learned from X: the indicators are the catalogue's.
+        """
+        if X is not None:
+            _check_messages(X)
         self.extractor_ = IndicatorExtractor(language=self.language,
                                              catalogue=self.catalogue_path,
                                              prefilter=self.prefilter)
@@ -89,7 +94,8 @@ class IndicatorVectorizer:
         return self.extractor_.extract_batch(list(X)).counts.astype(np.float32)
 
     def fit_transform(self, X: Iterable[str], y: Any = None) -> np.ndarray:
-        return self.fit(X).transform(X)
+        messages = list(X) if _is_iterable(X) else X
+        return self.fit(messages).transform(messages)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         self._check_fitted()
@@ -110,3 +116,19 @@ class IndicatorVectorizer:
     def __repr__(self) -> str:
         return (f"IndicatorVectorizer(language={self.language!r}, "
                 f"catalogue_path={self.catalogue_path!r}, prefilter={self.prefilter!r})")
+
+
+def _is_iterable(X: Any) -> bool:
+    return not isinstance(X, str) and not hasattr(X, "tocsr") and hasattr(X, "__iter__")
+
+
+def _check_messages(X: Any) -> None:
+    """A 1-d sequence of str; anything else (a matrix, numbers, one bare str) is refused."""
+    if hasattr(X, "tocsr"):
+        raise InputTypeError(Errors.E001.format(type_name="a sparse matrix", record=0))
+    if not _is_iterable(X) or getattr(X, "ndim", 1) != 1:
+        raise InputTypeError(Errors.E001.format(type_name="str (pass a list of messages)",
+                                                record=0))
+    for i, text in enumerate(X):
+        if not isinstance(text, str):
+            raise InputTypeError(Errors.E001.format(type_name=type(text).__name__, record=i))
