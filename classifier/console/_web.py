@@ -65,11 +65,11 @@ def install(app: Any, console: Console) -> None:
     def refused(request: Request, err: ClassifierError) -> Any:
         code = err.code or ""
         if code in ("W001", "W002"):
-            s = console.sessions.new()
-            if code == "W002":
-                s.flash.append(("error", str(err)))
             response = RedirectResponse("/login", status_code=303)
-            console.set_cookie(response, s)
+            if code == "W002":  # say why on the sign-in page
+                s = console.sessions.new()
+                s.flash.append(("error", str(err)))
+                console.set_cookie(response, s)
             return response
         if code == "G134":
             return RedirectResponse("/password", status_code=303)
