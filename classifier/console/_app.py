@@ -268,7 +268,10 @@ def _route_of(scope: dict[str, Any]) -> str:
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    return "/static/..." if scope.get("path", "").startswith("/static/") else "(no route)"
+    path = scope.get("path", "")
+    if path == "/api/openapi.json":  # FastAPI's own route carries no template
+        return path
+    return "/static/..." if path.startswith("/static/") else "(no route)"
 
 
 class Guarded:
