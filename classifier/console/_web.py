@@ -108,6 +108,12 @@ def install(app: Any, console: Console) -> None:
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> Any:
+        try:
+            current = console.session(request)
+        except ClassifierError:
+            current = None
+        if current is not None and current.principal is not None:  # signed in already
+            return RedirectResponse("/", status_code=303)
         s = console.anonymous(request)
         return render(request, s, "login.html", title="Sign in")
 
