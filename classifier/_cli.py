@@ -557,7 +557,7 @@ DEMO_DIR = "solicitation-demo"
 def run_demo(directory: Path) -> int:
     """The main job on embedded defaults, every output under ``directory``."""
     from ._cli_base import write_private
-    from .guard import MASTER_KEY_FILE_ENV, Keys
+    from .guard import Keys
 
     directory.mkdir(parents=True, exist_ok=True)
     sample = sample_path()
@@ -573,11 +573,33 @@ def run_demo(directory: Path) -> int:
         f"become cases for human review in {store} (demo master key: {key_file})")
     code = max(code, run_score(sample, str(scores), queue=store, master_key_file=key_file))
     code = max(code, _demo_evaluation(directory))
-    say(f"\nreview the cases: export {MASTER_KEY_FILE_ENV}={key_file.resolve()}; "
-        f"solicitation-classifier users add NAME --role reviewer --store {store}; then "
-        f"solicitation-classifier review list --store {store} (sign in, or --token from "
-        f"`users token NAME`)")
+    _demo_console(store, key_file)
     return code
+
+
+def _demo_console(store: str, key_file: Path) -> None:
+    """The demo's last step: a demo reviewer (its one-time credentials printed once, kept
+    hashed) and how to open the console on the demo's store."""
+    from .guard import Guard, Keys, Store, StoreError
+
+    guard = Guard(Store(store), Keys.from_file(key_file))
+    try:
+        enrolment = guard.add_account("demo-reviewer", "reviewer")
+    except StoreError:  # the demo ran before: new credentials for the same account
+        enrolment = guard.reset_account("demo-reviewer")
+    secret = enrolment.totp_secret
+    say(f"\n4. review the cases in the browser:\n"
+        f"   solicitation-classifier console --store {store} --master-key-file "
+        f"{key_file.resolve()}\n"
+        f"   then open http://127.0.0.1:8080/ and sign in as {enrolment.account_id}\n"
+        f"   password (shown once; you choose your own at the first sign-in): "
+        f"{enrolment.password}\n"
+        f"   authentication code: add this TOTP secret to an authenticator app: {secret}\n"
+        f"   ({enrolment.otpauth_uri}), or print the current code with\n"
+        f"   python -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\"\n"
+        f"   more people (four eyes: a second reviewer, a supervisor, an auditor): "
+        f"solicitation-classifier users add NAME --role reviewer|supervisor|auditor "
+        f"--store {store} --master-key-file {key_file.resolve()}")
 
 
 def _demo_evaluation(directory: Path) -> int:

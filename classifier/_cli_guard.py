@@ -60,6 +60,7 @@ def register(app: Any) -> None:
     app.add_typer(keys_app, name="keys")
     app.command("purge")(purge)
     app.command("transparency")(transparency)
+    app.command("console")(console_command)
 
 
 # -- building blocks -----------------------------------------------------------------
@@ -431,4 +432,48 @@ def keys_audit_key(output: Annotated[Path, typer.Option("-o", "--output", help=(
         raise CommandError(Errors.C002.format(path=output, problem="it exists"))
     write_secret_file(output, (guard.export_audit_key() + "\n").encode())
     say(f"audit key written to {output}")
+    return EXIT_OK
+
+
+# -- the review console --------------------------------------------------------------
+def console_command(store: StoreOpt = DEFAULT_STORE,
+                    host: Annotated[str, typer.Option(help=(
+                        "address to listen on (a loopback address unless behind TLS)"))
+                    ] = "127.0.0.1",
+                    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+                    master_key_file: KeyOpt = None, key_store: KeyStoreOpt = None,
+                    checkpoint_dir: Annotated[Path | None, typer.Option(help=(
+                        "folder of exported checkpoints: the newest is verified with the "
+                        "log on the auditor's page"))] = None,
+                    public_key: Annotated[Path | None, typer.Option(help=(
+                        "the checkpoint key's public half (PEM)"))] = None,
+                    idle_minutes: Annotated[float, typer.Option(help=(
+                        "a session ends after this long without a request"))] = 15.0,
+                    absolute_hours: Annotated[float, typer.Option(help=(
+                        "a session ends this long after sign-in"))] = 8.0,
+                    tls_cert: Annotated[Path | None, typer.Option(help=(
+                        "TLS certificate (PEM), to serve HTTPS directly"))] = None,
+                    tls_key: Annotated[Path | None, typer.Option(help=(
+                        "TLS private key (PEM)"))] = None,
+                    insecure_cookies: Annotated[bool, typer.Option(help=(
+                        "session cookie without the Secure flag: only on a loopback "
+                        "address, for tools that refuse Secure cookies over http"))] = False,
+                    ) -> int:
+    """The review console: a web application for reviewers, supervisors and auditors
+    (sign in with the accounts of `users add`; the API under /api/ takes `users token`)."""
+    try:
+        from .console import ConsoleSettings, serve
+    except ImportError:
+        from ._errors import MissingDependencyError
+
+        raise MissingDependencyError(Errors.E006.format(what="The review console",
+                                                        extra="console")) from None
+    guard = _guard(store, master_key_file, key_store=key_store, need="master")
+    settings = ConsoleSettings(secure_cookies=not insecure_cookies, idle_minutes=idle_minutes,
+                               absolute_hours=absolute_hours, checkpoint_dir=checkpoint_dir,
+                               public_key=public_key)
+    scheme = "https" if tls_cert else "http"
+    say(f"review console: {scheme}://{host}:{port}/ (one process; Ctrl-C stops it)")
+    serve(guard, settings, host=host, port=port, tls_cert=str(tls_cert) if tls_cert else None,
+          tls_key=str(tls_key) if tls_key else None)
     return EXIT_OK

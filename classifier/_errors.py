@@ -7,7 +7,7 @@ code can never drift from its text. Code families:
 - ``E0xx`` arguments and configuration; ``E1xx`` the indicator catalogue; ``E2xx`` input
   records (JSON Lines, message rows, tables); ``E3xx`` conversation state;
 - ``M0xx`` risk models; ``G0xx``-``G1xx`` the guard (keys, store, review, redress);
-- ``C0xx`` the command line.
+- ``C0xx`` the command line; ``W0xx`` the review console (web pages and its API).
 
 Every message names *where* the problem is (file, line, record, field, entry, case) and
 *what* it is. No message ever carries a value taken from the input: not message text, not
@@ -202,6 +202,22 @@ class Errors(metaclass=ErrorsWithCodes):
     G137 = "A complaint names who lodged it: the user's id (stored as a pseudonym) or the channel it came through, not both."
     G138 = "The re-review of complaint {complaint_id!r} needs the evidence viewed by its re-reviewer first."
     G139 = "Sign in with --token or $SOLICITATION_TOKEN (or interactively, on a terminal)."
+
+    # Review console (W0xx): web pages and the JSON API
+    W001 = "Sign in to use the review console."
+    W002 = "Your session has ended (idle for more than {idle} minutes, or signed in more than {hours} hours ago); sign in again."
+    W003 = "The form was not accepted: its security token is missing, forged or already used. Reload the page and try again."
+    W004 = "This page is for the {roles} role."
+    W005 = "Too many sign-in attempts from this address; wait a minute and try again."
+    W006 = "The request did not come from this console (another origin); nothing was done."
+    W007 = "The form field {field!r} is missing or not one of the choices offered."
+    W008 = "The API needs an API token: the header 'Authorization: Bearer <token>' (users token NAME)."
+    W009 = "No such page."
+    W010 = "The two new passwords differ."
+    W011 = "The outcome chosen is not the one the re-review leads to; nothing was done. Reload the page."
+    W012 = "Cookies without the Secure flag are allowed only on a loopback address (127.0.0.1, ::1, localhost)."
+    W013 = "Internal error ({type_name}); nothing of it is shown. The console's log names the type only."
+    W014 = "The request is too large (more than {limit} bytes)."
 
     # Command line (C0xx)
     C001 = "Input file {path} does not exist."

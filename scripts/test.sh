@@ -13,6 +13,11 @@ if [ "$(id -u)" = "0" ]; then
       --no-install-recommends openjdk-17-jre-headless >/dev/null
   fi
   export SOLICITATION_TEST_REQUIRE_SPARK=1
+  # the console's browser tests drive Debian's Chromium (Playwright cannot download one)
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends chromium >/dev/null
+  fi
 else
   echo "not root: the guard store tests run on SQLite only (set SOLICITATION_TEST_POSTGRES_URL)" >&2
 fi

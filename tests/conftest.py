@@ -30,4 +30,6 @@ def any_extractor(request, catalogue):
 
 
 # the guard tests' shared fixtures (real stores on SQLite and PostgreSQL, signed-in people)
+# the console tests' fixtures (a running console on a real store, signed-up people)
+from test_console_common import console_guard, console_url, staff, web  # noqa: E402, F401
 from test_guard_common import backend, guard, people, quick_argon2, scorer, store  # noqa: E402, F401

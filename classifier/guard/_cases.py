@@ -33,14 +33,14 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .._errors import Errors, MasterKeyError, StoreError
 from .._pipeline import ScoreResult
 from .._text import EvidenceExcerpt
 from . import _identity as ident
-from ._audit import Checkpoint, CheckpointSigner
+from ._audit import AuditVerification, Checkpoint, CheckpointSigner
 from ._crypto import AuditKey, Keys, Sealed, StoreKeys, new_data_key, seal, unseal
 from ._identity import ROLES, SECOND_FACTOR_ROLES, AccountInfo, Enrolment, Principal
 from ._store import (
@@ -534,16 +534,25 @@ class Guard(Sealed):
         return str(found) if found is not None else None
 
     # -- review ----------------------------------------------------------------------
-    def queue(self, principal: Principal) -> list[dict[str, Any]]:
+    def queue(self, principal: Principal, *, limit: int | None = None, offset: int = 0,
+              mine: bool = False) -> list[dict[str, Any]]:
         """Open and claimed cases, oldest first (no content): id, status, score, model
-        version, opened and deadline (epoch seconds), and whether you hold it."""
+        version, opened and deadline (epoch seconds), and whether you hold it.
+
+        ``limit`` and ``offset`` page through the queue; ``mine`` keeps only the cases
+        this person holds."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "reviewer", "supervisor")
-            rows = conn.execute(select(cases.c.id, cases.c.status, cases.c.score,
-                                       cases.c.model_version, cases.c.created_at,
-                                       cases.c.expires_at, cases.c.claimed_by)
-                                .where(cases.c.status.in_(("open", "claimed")))
-                                .order_by(cases.c.created_at))
+            query = (select(cases.c.id, cases.c.status, cases.c.score, cases.c.model_version,
+                            cases.c.created_at, cases.c.expires_at, cases.c.claimed_by)
+                     .where(cases.c.status.in_(("open", "claimed")))
+                     .order_by(cases.c.created_at, cases.c.id))
+            if mine:
+                query = query.where(cases.c.status == "claimed",
+                                    cases.c.claimed_by == p.account_id)
+            if limit is not None:
+                query = query.limit(max(0, int(limit))).offset(max(0, int(offset)))
+            rows = conn.execute(query)
             return [{"case_id": r.id, "status": r.status, "score": r.score,
                      "model_version": r.model_version, "opened_at": r.created_at,
                      "expires_at": r.expires_at, "mine": r.claimed_by == p.account_id}
@@ -737,20 +746,37 @@ class Guard(Sealed):
                       detail={"seq": seq, "hash": digest, "key_id": signer.key_id})
         return cp
 
-    def aggregates(self, principal: Principal) -> dict[str, Any]:
+    def aggregates(self, principal: Principal, *,
+                   verification: AuditVerification | None = None) -> dict[str, Any]:
         """Figures for auditors and supervisors: counters, cases by status, retention,
         decision latency, error rate by year and the audit log's state. Never content,
-        never an id."""
+        never an id.
+
+        ``verification``: a result of :meth:`verify` made earlier (a console verifies in
+        the background, as a full verification reads the whole log); by default the log
+        is verified now."""
         with self.store.engine.connect() as conn:
             self._principal(conn, principal, "auditor", "supervisor")
-        return aggregates(self)
+        return aggregates(self, verification)
+
+    def transparency(self, principal: Principal, year: int, *,
+                     organisations: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The annual transparency report's figures for ``year`` (auditors and
+        supervisors; aggregates only)."""
+        from ._redress import transparency_report
+
+        with self.store.engine.connect() as conn:
+            self._principal(conn, principal, "auditor", "supervisor")
+        return transparency_report(self.store, int(year), organisations=organisations,
+                                   retention_days=self.retention_days)
 
 
 _FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
            "score": None, "threshold": None, "explanation": None}
 
 
-def aggregates(guard: Guard) -> dict[str, Any]:
+def aggregates(guard: Guard, verification: AuditVerification | None = None
+               ) -> dict[str, Any]:
     store = guard.store
     now = time.time()
     with store.snapshot() as conn:
@@ -759,24 +785,24 @@ def aggregates(guard: Guard) -> dict[str, Any]:
         held = conn.execute(select(func.count(), func.min(cases.c.created_at),
                                    func.min(cases.c.expires_at))).first()
         past = conn.execute(select(func.count()).where(cases.c.expires_at <= now)).scalar()
-        events = conn.execute(select(audit_log.c.case_id, audit_log.c.action, audit_log.c.ts)
-                              .where(audit_log.c.action.in_(
-                                  ("case_opened", "case_confirmed", "case_dismissed")))).all()
-        stats = conn.execute(select(flag_accounts)).all()
+        # counted in the database: a store holds tens of thousands of cases and accounts
+        opened, decided = audit_log.alias("opened"), audit_log.alias("decided")
+        latency = sorted((ts or 0.0) / 3600.0 for (ts,) in conn.execute(
+            select(decided.c.ts - opened.c.ts)
+            .select_from(decided.join(opened, (opened.c.case_id == decided.c.case_id)
+                                      & (opened.c.action == "case_opened")))
+            .where(decided.c.action.in_(("case_confirmed", "case_dismissed")))))
+        stats = conn.execute(select(flag_accounts.c.year, func.count(), func.sum(
+            case(((flag_accounts.c.dismissed > 0) & (flag_accounts.c.confirmed <= 0), 1),
+                 else_=0))).group_by(flag_accounts.c.year)).all()
         last_cp = conn.execute(select(audit_log.c.seq, audit_log.c.ts)
                                .where(audit_log.c.action == "audit_checkpoint")
                                .order_by(audit_log.c.seq.desc()).limit(1)).first()
-    opened = {c: ts for c, a, ts in events if a == "case_opened"}
-    latency = sorted((ts - opened[c]) / 3600.0 for c, a, ts in events
-                     if a != "case_opened" and c in opened)
-    years: dict[int, dict[str, Any]] = {}
-    for r in stats:
-        y = years.setdefault(r.year, {"A3": 0, "B3": 0})
-        y["A3"] += 1
-        y["B3"] += int(r.dismissed > 0 and r.confirmed <= 0)
+    years: dict[int, dict[str, Any]] = {
+        int(year): {"A3": int(a3), "B3": int(b3 or 0)} for year, a3, b3 in stats}
     for y in years.values():
         y["B3_over_A3"] = y["B3"] / y["A3"] if y["A3"] else None
-    verification = guard.verify()
+    verification = verification if verification is not None else guard.verify()
     return {
         "counters": store.counters(),
         "cases_by_status": by_status,

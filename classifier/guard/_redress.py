@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 
 from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
@@ -233,16 +233,18 @@ def transparency_report(store: Store, year: int, *, organisations: tuple[str, ..
     start = datetime(year, 1, 1, tzinfo=UTC).timestamp()
     end = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
     counters = store.counters()
-    with store.engine.connect() as conn:
-        actions: dict[str, int] = {}
-        for row in conn.execute(select(audit_log.c.action).where(audit_log.c.ts >= start,
-                                                                 audit_log.c.ts < end)):
-            actions[row.action] = actions.get(row.action, 0) + 1
-        accounts = list(conn.execute(select(flag_accounts)
-                                     .where(flag_accounts.c.year == year)))
-    a3 = len(accounts)
-    b3 = sum(1 for r in accounts if r.dismissed > 0 and r.confirmed <= 0)
-    c3 = sum(1 for r in accounts if r.dismissed + r.confirmed > 0)
+    fa = flag_accounts.c
+    with store.engine.connect() as conn:  # counted in the database
+        actions = {a: int(n) for a, n in conn.execute(
+            select(audit_log.c.action, func.count())
+            .where(audit_log.c.ts >= start, audit_log.c.ts < end)
+            .group_by(audit_log.c.action))}
+        a3, b3, c3 = conn.execute(select(
+            func.count(),
+            func.sum(case(((fa.dismissed > 0) & (fa.confirmed <= 0), 1), else_=0)),
+            func.sum(case((fa.dismissed + fa.confirmed > 0, 1), else_=0)))
+            .where(fa.year == year)).one()
+    a3, b3, c3 = int(a3), int(b3 or 0), int(c3 or 0)
     prefix = f"{year}."
     scan = {k[len(prefix):]: v for k, v in counters.items() if k.startswith(prefix)}
     na = "N/A: no scan counters were recorded for this year (record_scan)"
