@@ -16,3 +16,11 @@ def test_scale_benchmark_runs_on_a_tiny_corpus():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for line in ("end to end, batches", "real benign chat only", "conversation length"):
         assert line in proc.stdout
+
+
+def test_cold_start_benchmark_runs_and_reports_its_ratio():
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_cold_start.py"), "--repeat", "1"],
+                          capture_output=True, text=True, cwd=BENCH, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "solicitation-classifier score, one conversation" in proc.stdout
+    assert "first run (empty pattern cache)" in proc.stdout
