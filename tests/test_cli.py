@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from classifier.evaluation.synth import generate
@@ -125,3 +126,28 @@ def test_score_keeps_input_order_across_batches(tmp_path, capsys):
     scorer = Scorer()
     for conv, row in zip(convs[:12], rows[:12], strict=True):
         assert row == json.loads(json.dumps(scorer.score(conv).to_dict()))
+
+
+def test_the_demo_prints_the_cross_author_headline_beside_in_author_figures(tmp_path):
+    import shutil
+
+    from classifier._cli import cross_author_headline
+    from classifier._model import RiskModel
+
+    shipped = Path(RiskModel.load().path)
+    model = tmp_path / "model"
+    shutil.copytree(shipped, model)
+    meta = json.loads((model / "metadata.json").read_text())
+    row = {"recall": 0.61, "fpr": 0.052, "worst_subgroup_fpr": 0.21, "roc_auc": 0.9}
+    meta["cross_author"] = {"authors": {"a": {}, "b": {}, "c": {}},
+                            "mean": {**row, "recall": 0.77, "fpr": 0.031},
+                            "worst": row}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    text = cross_author_headline(model)
+    assert "optimistic" in text
+    assert "on 3 authors" in text
+    assert "recall mean 0.770 (worst author 0.610)" in text
+    assert "mean 3.1% (worst author 5.2%, worst subgroup 21.0%)" in text
+    meta["cross_author"] = {"authors": {}, "mean": None, "worst": None}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    assert "carries no cross-author figures" in cross_author_headline(model)
