@@ -622,24 +622,17 @@ def _demo_evaluation(directory: Path) -> int:
 
 
 def cross_author_headline(model_dir: Path | None = None) -> str:
-    """The shipped model's leave-one-author-out figures, in a few lines: the headline that
-    any figure on the generator's own wording must stand beside."""
+    """The shipped model's leave-one-author-out figures: the headline that any figure on
+    the generator's own wording must stand beside (needs ``[train]``)."""
     from ._model import RiskModel
+    from .evaluation.train import metadata_summary
 
     model = RiskModel.load(model_dir)
-    cross = model.metadata.get("cross_author") or {}
-    mean, worst = cross.get("mean"), cross.get("worst")
-    caveat = ("   the figures above are the generator's own held-out phrase families: the "
-              "wording the catalogue was built from, optimistic.")
-    if not mean or not worst:
-        return caveat + "\n   this model carries no cross-author figures (see its model card)."
-    n = len(cross.get("authors") or {})
-    return (f"{caveat}\n   the headline is leave-one-author-out, on {n} authors each measured "
-            f"by a model that never saw it:\n"
-            f"   recall mean {mean['recall']:.3f} (worst author {worst['recall']:.3f}); "
-            f"false flags on hard negatives mean {100 * mean['fpr']:.1f}% (worst author "
-            f"{100 * worst['fpr']:.1f}%, worst subgroup {100 * worst['worst_subgroup_fpr']:.1f}%); "
-            f"ROC-AUC mean {mean['roc_auc']:.3f}\n"
+    n = len((model.metadata.get("cross_author") or {}).get("authors") or {})
+    return ("   the figures above are the generator's own held-out phrase families: the "
+            "wording the catalogue was built from, optimistic.\n"
+            f"   the headline is leave one author out ({n} authors, each measured by a model "
+            f"that never saw it): {metadata_summary(model.metadata)}\n"
             f"   every author, with intervals: {Path(model.path) / 'model_card.md'}")
 
 

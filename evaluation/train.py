@@ -260,5 +260,6 @@ def metadata_summary(meta: dict[str, Any]) -> str:
         return "no cross-author figures in this model's metadata"
     return (f"cross-author: mean recall {_num(mean['recall'])}, hard-negative FPR "
             f"{_pct(mean['fpr'])}, ROC-AUC {_num(mean['roc_auc'])}; worst author recall "
-            f"{_num(worst['recall'])}, worst subgroup FPR {_pct(worst['worst_subgroup_fpr'])}")
+            f"{_num(worst['recall'])}, worst author hard-negative FPR {_pct(worst['fpr'])}, "
+            f"worst subgroup FPR {_pct(worst['worst_subgroup_fpr'])}")
 

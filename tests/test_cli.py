@@ -145,9 +145,10 @@ def test_the_demo_prints_the_cross_author_headline_beside_in_author_figures(tmp_
     (model / "metadata.json").write_text(json.dumps(meta))
     text = cross_author_headline(model)
     assert "optimistic" in text
-    assert "on 3 authors" in text
-    assert "recall mean 0.770 (worst author 0.610)" in text
-    assert "mean 3.1% (worst author 5.2%, worst subgroup 21.0%)" in text
+    assert "(3 authors, each measured by a model that never saw it)" in text
+    assert "mean recall 0.770, hard-negative FPR 3.1%, ROC-AUC 0.900" in text
+    assert "worst author recall 0.610, worst author hard-negative FPR 5.2%" in text
+    assert "worst subgroup FPR 21.0%" in text
     meta["cross_author"] = {"authors": {}, "mean": None, "worst": None}
     (model / "metadata.json").write_text(json.dumps(meta))
-    assert "carries no cross-author figures" in cross_author_headline(model)
+    assert "no cross-author figures in this model's metadata" in cross_author_headline(model)
