@@ -16,7 +16,11 @@ from ._features import (
     RISK_FACTORS,
 )
 
-__all__ = ["errors_page", "risk_factors_page"]
+__all__ = ["errors_page", "readme_with_figures", "risk_factors_page"]
+
+README_TABLE_BEGIN = ("<!-- cross-author table: generated from models/metadata.json by "
+                      "scripts/update_docs.py -->")
+README_TABLE_END = "<!-- cross-author table end -->"
 
 _FAMILIES = {"E0": "Arguments and configuration", "E1": "The indicator catalogue",
              "E2": "Input records (JSON Lines, message rows, tables)",
@@ -63,3 +67,14 @@ def risk_factors_page() -> str:
               "| constant | value |", "|---|---|"]
     lines += [f"| `{k}` | `{v}` |" for k, v in CONSTANTS.items()]
     return "\n".join(lines) + "\n"
+
+
+def readme_with_figures(readme: str, metadata: dict) -> str:
+    """``readme`` with its cross-author table rewritten from a model's ``metadata`` (the
+    model card's own table), so that the README never quotes figures of another build."""
+    from .evaluation.train import cross_author_table
+
+    begin = readme.index(README_TABLE_BEGIN) + len(README_TABLE_BEGIN)
+    end = readme.index(README_TABLE_END)
+    table = "\n".join(cross_author_table(metadata))
+    return f"{readme[:begin]}\n{table}\n{readme[end:]}"

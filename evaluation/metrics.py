@@ -118,7 +118,10 @@ def reliability_curve(scores: np.ndarray, labels: np.ndarray, bins: int = 10,
 
 def threshold_sweep(scores: np.ndarray, labels: np.ndarray,
                     thresholds: Sequence[float] | None = None) -> list[dict]:
-    """Precision, recall, FPR and false flags per 10k benign at each threshold."""
+    """Precision, recall and FPR (each rate with its Wilson 95% interval: ``recall_low``,
+    ``recall_high``, ``fpr_low``, ``fpr_high``) and false flags per 10k benign at each
+    threshold; ``n_positive`` and ``n_negative`` say how many conversations a rate rests on.
+    """
     scores, labels = np.asarray(scores), np.asarray(labels)
     if thresholds is None:
         thresholds = [0.05 * i for i in range(1, 20)] + [0.975, 0.99, 0.995, 0.999]
@@ -127,10 +130,14 @@ def threshold_sweep(scores: np.ndarray, labels: np.ndarray,
     for t in thresholds:
         flagged = scores >= t
         tp, fp = int((flagged & (labels == 1)).sum()), int((flagged & (labels == 0)).sum())
+        recall_ci, fpr_ci = wilson_interval(tp, n_pos), wilson_interval(fp, n_neg)
         rows.append({"threshold": float(t), "precision": tp / (tp + fp) if tp + fp else 1.0,
                      "recall": tp / n_pos if n_pos else 0.0,
+                     "recall_low": recall_ci[0], "recall_high": recall_ci[1],
                      "fpr": fp / n_neg if n_neg else 0.0,
-                     "false_flags_per_10k": 1e4 * fp / n_neg if n_neg else 0.0})
+                     "fpr_low": fpr_ci[0], "fpr_high": fpr_ci[1],
+                     "false_flags_per_10k": 1e4 * fp / n_neg if n_neg else 0.0,
+                     "n_positive": n_pos, "n_negative": n_neg})
     return rows
 
 

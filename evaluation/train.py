@@ -42,7 +42,8 @@ from .crossauthor import (
     training_rows,
 )
 
-__all__ = ["SMALL", "TrainConfig", "metadata_summary", "model_card", "small_config", "train"]
+__all__ = ["SMALL", "TrainConfig", "cross_author_table", "metadata_summary", "model_card",
+           "small_config", "train"]
 
 TrainConfig = CrossAuthorConfig
 # a small configuration for trying things out (and for the test suite)
@@ -160,25 +161,12 @@ def _num(v: Any, digits: int = 3) -> str:
     return "-" if _missing(v) else f"{v:.{digits}f}"
 
 
-def model_card(meta: dict[str, Any]) -> str:
-    """The model card, from metadata only (every figure has a source in metadata.json)."""
+def cross_author_table(meta: dict[str, Any]) -> list[str]:
+    """The leave-one-author-out table of a model's metadata (Markdown lines): the model
+    card's headline, and the README's (``scripts/update_docs.py``)."""
     cross = meta.get("cross_author") or {}
     authors = cross.get("authors") or {}
     lines = [
-        f"# Model card: {meta['model_version']}", "",
-        "## Intended use", "",
-        "Scores text conversations for *possible* solicitation of children from documented",
-        "risk factors (age difference, likely involvement of a child, what one party sends",
-        "the other, stage order, relationship context). A flag starts a human review; it is",
-        "never a report by itself (Reg. 2021/1232 Art 3(1)(g)). Not for profiling, content",
-        "moderation, audio or images.", "",
-        "## Headline: leave-one-author-out (cross-author)", "",
-        "Each row: the model trained without that author (recognisers, risk model and",
-        "threshold alike) and measured on that author's conversations, which it never saw.",
-        "Status says how far development looked at the author: *development* (its text was",
-        "read while the catalogue was grown: optimistic), *validation* (text never read,",
-        "aggregates seen), *sealed* (untouched until the final measurement), *generator*",
-        "(the catalogue's own author: measures the catalogue against itself).", "",
         "| author | status | recall | hard-negative FPR (95% CI) | worst subgroup | "
         "ROC-AUC | precision | subject accuracy | B3/A3 | F_latency | real benign FPR |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -203,6 +191,28 @@ def model_card(meta: dict[str, Any]) -> str:
                 f"{_pct(row.get('real_benign_fpr'))} |")
     if not authors:
         lines.append("| (no cross-author run in this build) | | | | | | | | | | |")
+    return lines
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """The model card, from metadata only (every figure has a source in metadata.json)."""
+    lines = [
+        f"# Model card: {meta['model_version']}", "",
+        "## Intended use", "",
+        "Scores text conversations for *possible* solicitation of children from documented",
+        "risk factors (age difference, likely involvement of a child, what one party sends",
+        "the other, stage order, relationship context). A flag starts a human review; it is",
+        "never a report by itself (Reg. 2021/1232 Art 3(1)(g)). Not for profiling, content",
+        "moderation, audio or images.", "",
+        "## Headline: leave-one-author-out (cross-author)", "",
+        "Each row: the model trained without that author (recognisers, risk model and",
+        "threshold alike) and measured on that author's conversations, which it never saw.",
+        "Status says how far development looked at the author: *development* (its text was",
+        "read while the catalogue was grown: optimistic), *validation* (text never read,",
+        "aggregates seen), *sealed* (untouched until the final measurement), *generator*",
+        "(the catalogue's own author: measures the catalogue against itself).", "",
+    ]
+    lines += cross_author_table(meta)
     ia = (meta.get("metrics") or {}).get("in_author_optimistic") or {}
     cfg = meta.get("train_config", {})
     lines += [

@@ -54,6 +54,12 @@ def test_classification_summary_by_hand():
     assert s["subgroups"]["grooming"]["measure"] == "recall"
     sweep = threshold_sweep(scores, labels, [0.5, 0.95])
     assert sweep[0]["recall"] == 0.75 and sweep[1]["recall"] == 0.0
+    for row in sweep:  # every rate comes with the interval of the few it rests on
+        assert row["recall_low"] <= row["recall"] <= row["recall_high"]
+        assert row["fpr_low"] <= row["fpr"] <= row["fpr_high"]
+        assert (row["recall_low"], row["recall_high"]) == wilson_interval(
+            round(row["recall"] * row["n_positive"]), row["n_positive"])
+    assert sweep[1]["fpr_high"] > 0.3  # two negatives, none flagged: not a rate of 0
 
 
 def test_account_error_rate_counts_accounts_not_flags():

@@ -27,5 +27,11 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    if path.stem == "01_evaluate":  # the headline comes first, the optimistic figure labelled
+        assert "cross-author" in text and "optimistic" in text
+    if path.stem == "02_threshold":  # never a bare rate: intervals, and a plot of them
+        assert "95% CI" in text and "false cases a day" in text
+        assert any("image/png" in o.get("data", {}) for o in outputs)

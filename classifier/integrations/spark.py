@@ -18,7 +18,7 @@ column                        type                                             r
 ``message_id``                string, names a rejected row in its reason       no
 ============================  ===============================================  ========
 
-Output of :func:`score_messages`: the scoring output of DESIGN section 5, one row per
+Output of :func:`score_messages`: the scoring output of docs/formats.md, one row per
 conversation with new messages (``status`` ``"scored"`` or ``"refused"``), plus one row
 per rejected input row (``status`` ``"rejected"``, with ``record``, ``field`` and a coded
 ``reason``). A bad row never fails the job, and the good rows of its conversation are
