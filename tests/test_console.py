@@ -308,3 +308,15 @@ def test_the_benchmark_runs_on_a_tiny_store(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "GET /queue" in proc.stdout and "p95" in proc.stdout
+
+
+def test_every_risk_factor_has_a_reviewers_label_and_description():
+    from classifier import FEATURE_NAMES
+    from classifier.console._present import factor_rows
+
+    rows = factor_rows(dict.fromkeys(FEATURE_NAMES, 0.1))
+    assert [r["name"] for r in rows] == list(FEATURE_NAMES)
+    for row in rows:
+        assert row["label"] != row["name"].replace("_", " "), row["name"]  # a written label
+        assert "does not describe" not in row["description"], row["name"]
+    assert len({r["label"] for r in rows}) == len(rows)  # none shown twice

@@ -84,8 +84,8 @@ def hostile_case(guard: Guard, *, text: str = HOSTILE) -> str:
                                       "text": t, "ts": f"2026-09-01T18:0{i}:00+00:00"}
                                      for i, t in enumerate(lines)]}).encode()
     result = ScoreResult(conversation, 0.91, True,
-                         {"older_rate_secrecy": 0.21, "adult_minor_dyad": 0.34,
-                          "age_gap": 0.12, "night_share": -0.03}, "test-model", 0.5, 3,
+                         {"older_secrecy": 0.21, "adult_minor_dyad": 0.34,
+                          "age_gap": 0.12, "family_context": -0.03}, "test-model", 0.5, 3,
                          subject=SUBJECT)
     case_id = guard.triage(result, EvidenceExcerpt(plain, len(lines), None))
     assert case_id

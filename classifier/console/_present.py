@@ -74,37 +74,41 @@ _LABELS = {
     "older_age": "Age of the older party",
     "age_gap": "Age gap",
     "age_gap_sd": "Uncertainty of the age gap",
-    "younger_age_evidence": "Younger party stated an age",
-    "older_age_evidence": "Older party stated an age",
+    "younger_age_evidence": "Evidence of the younger party's age",
+    "older_age_evidence": "Evidence of the older party's age",
     "older_profile_mismatch": "Older party's profile age disagrees",
     "younger_profile_mismatch": "Younger party's profile age disagrees",
+    "older_age_corrected": "Older party corrected a stated age",
     "stage_coverage": "Grooming stages covered",
     "escalation_order": "Stages in the documented order",
+    "family_context": "Signs of a family relationship",
+    "family_link": "Accounts linked as a family (provider)",
+    "relationship_known": "A known relationship (provider)",
+    "log_contact_age_days": "How long they have been in contact (provider)",
+    "log_mutual_contacts": "Contacts in common (provider)",
     "log_messages": "Length of the conversation",
-    "older_message_share": "Share of messages from the older party",
-    "log_reply_latency_younger": "Younger party's reply time",
-    "log_span_hours": "Duration of the conversation",
-    "night_share": "Messages sent at night",
-    "older_started": "Older party started the conversation",
+    "log_pair_messages": "Messages between these two",
+    "group": "A group conversation",
 }
 _CATEGORIES = {
-    "age_question": "questions about age", "flattery": "flattery",
-    "relationship": "talk of a relationship", "isolation": "isolation",
-    "secrecy": "requests for secrecy", "supervision_check": "checks on supervision",
-    "platform_move": "moves to another platform", "gift": "offers of gifts",
-    "photo_request": "requests for photos", "meeting_request": "requests to meet",
+    "age_question": "questions about age", "flattery": "flattery", "trust": "building trust",
+    "isolation": "isolation", "secrecy": "requests for secrecy",
+    "supervision_check": "checks on supervision", "platform_move": "moves to another platform",
+    "gift": "offers of gifts", "photo_request": "requests for photos",
+    "video_request": "requests for video", "meeting_request": "requests to meet",
     "sexual_topic": "sexual topics",
 }
 
 
 def factor_label(name: str) -> str:
     """A risk factor's name as a reviewer reads it."""
+    if name in _LABELS:
+        return _LABELS[name]
     for side in ("older", "younger"):
-        prefix = f"{side}_rate_"
-        if name.startswith(prefix):
-            what = _CATEGORIES.get(name[len(prefix):], name[len(prefix):].replace("_", " "))
-            return f"{side.capitalize()} party: {what}"
-    return _LABELS.get(name, name.replace("_", " "))
+        what = name.removeprefix(f"{side}_")
+        if what != name and what in _CATEGORIES:
+            return f"{side.capitalize()} party: {_CATEGORIES[what]}"
+    return name.replace("_", " ")
 
 
 def factor_rows(contributions: Mapping[str, float]) -> list[dict[str, Any]]:
