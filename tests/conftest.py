@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from classifier.indicators import IndicatorExtractor, hyperscan_available, load_catalogue
+
+# tests never write into the checkout: no example database and no constants cache in
+# ./.hypothesis/ (a temporary home, removed at exit)
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="solicitation-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+settings.register_profile("no-database", database=None)
+settings.load_profile("no-database")
 
 
 @pytest.fixture(scope="session")
