@@ -107,11 +107,19 @@ def test_dpia_cites_every_figure_and_holds_no_content(tmp_path):
                    f"{100 * ev.summary['fpr']:.2f}%", "all traceable"):
         assert needle in text, needle
     assert CANARY not in text and "c-canary" not in text
+    # the cross-author figures are the headline, before any in-author evaluation
+    headline = text.index("### 5.1 The headline: leave one author out")
+    assert headline < text.index("### 5.2 The latest evaluation") < text.index(ev.run_id)
+    mean = meta["cross_author"]["mean"]
+    assert f"mean recall {mean['recall']:.3f}" in text[headline:]
+    assert meta["cross_author"]["mlflow_run_id"] in text
+    assert all(f"| {a} | " in text for a in meta["cross_author"]["authors"])
     from classifier._cli import main
 
     assert main(["compliance", "matrix", "-o", str(tmp_path / "mx"), "--tracking-uri", uri]) == 0
     mx = (tmp_path / "mx.md").read_text()
     assert f"MLflow run {ev.run_id}" in mx and f"MLflow run {audit_id}" in mx
+    assert f"cross-author: mean recall {mean['recall']:.3f}" in mx
     assert CANARY not in mx
 
 
