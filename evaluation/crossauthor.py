@@ -36,6 +36,7 @@ from classifier import (
     IndicatorExtractor,
     Pipeline,
     RiskFactorBuilder,
+    RiskModel,
     TextBoundary,
     load_catalogue,
 )
@@ -218,13 +219,9 @@ class FittedModel:
             return np.zeros(0)
         return self.model.predict_proba(X)[:, 1] * gate(X)
 
-    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        x = np.asarray(x, dtype=np.float32)
-        rows = np.repeat(x[None, :], len(x) + 1, axis=0)
-        idx = np.arange(len(x))
-        rows[idx + 1, idx] = self.baseline
-        s = self.predict(rows)
-        return float(s[0]), s[0] - s[1:]
+    # the shipped model's contributions, computed the same way (``predict`` and
+    # ``baseline`` are all it needs)
+    explain = RiskModel.explain
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from classifier import Pipeline, RiskModel
 from classifier.compliance import check_traceability, load_register, tagged_test_index
-from classifier.guard._cases import DISMISS_REASONS, MAX_RETENTION_DAYS
+from classifier.guard import DISMISS_REASONS, MAX_RETENTION_DAYS
 
 from .harness import AUDIT_EXPERIMENT, EVAL_EXPERIMENT
 from .report import CROSS_AUTHOR_EXPERIMENT

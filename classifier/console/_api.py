@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 
 from .._errors import ClassifierError, Errors
 from ..guard import (
+    CONFIRM_REASONS,
+    DISMISS_REASONS,
     complaint_queue,
     decide_complaint,
     export_report,
@@ -26,7 +28,7 @@ from ..guard import (
     re_review,
     view_complaint_evidence,
 )
-from ..guard._cases import CONFIRM_REASONS, DISMISS_REASONS, shown
+from ..guard._cases import shown
 from ._app import Console, Refusal, status_of
 
 __all__ = ["install"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._features import RISK_FACTORS
-from ..guard._cases import CONFIRM_REASONS, DISMISS_REASONS
+from ..guard import CONFIRM_REASONS, DISMISS_REASONS
 
 __all__ = ["DECISIONS", "REASON_LABELS", "age", "factor_rows", "time_left", "when"]
 

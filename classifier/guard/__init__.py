@@ -4,7 +4,17 @@ data dies on time; nothing is reported without a recorded human confirmation."""
 
 from .._scope import LegalBasis, ScanDecision, ScanPolicy, load_legal_bases
 from ._audit import AuditVerification, Checkpoint, CheckpointSigner, load_public_key
-from ._cases import ROLES, Guard, Report, export_report, is_genuine, rotate_master_key
+from ._cases import (
+    CONFIRM_REASONS,
+    DISMISS_REASONS,
+    MAX_RETENTION_DAYS,
+    ROLES,
+    Guard,
+    Report,
+    export_report,
+    is_genuine,
+    rotate_master_key,
+)
 from ._crypto import (
     AUDIT_KEY_FILE_ENV,
     MASTER_KEY_ENV,
@@ -31,9 +41,12 @@ from ._store import Store, StoreError
 
 __all__ = [
     "AUDIT_KEY_FILE_ENV",
+    "CONFIRM_REASONS",
+    "DISMISS_REASONS",
     "KEY_STORE_ENV",
     "MASTER_KEY_ENV",
     "MASTER_KEY_FILE_ENV",
+    "MAX_RETENTION_DAYS",
     "ROLES",
     "AccountInfo",
     "AuditKey",
