@@ -4,6 +4,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classifier import InputTypeError
 from classifier.indicators import AgeKind, IndicatorExtractor, IndicatorVectorizer
@@ -208,3 +210,44 @@ def test_vectorizer_fit_refuses_what_is_not_messages():
         with pytest.raises(TypeError, match=r"\[E001\]"):
             vec.fit(bad)
     assert vec.fit_transform(m for m in ["hi", "r u alone"]).shape[0] == 2
+
+
+def _spacy_lowers(nlp, texts):
+    with nlp.memory_zone():
+        return [[t.lower_ for t in doc] for doc in nlp.tokenizer.pipe(texts)]
+
+
+def _chunk_lowers(extractor, texts):
+    from classifier.indicators._extractor import tokenise_chunks
+
+    nlp = extractor.nlp
+    with nlp.memory_zone():
+        return [lowers for lowers, _ in tokenise_chunks(nlp, texts, extractor._special_pairs)]
+
+
+_TRICKY = st.lists(st.sampled_from(
+    list("aAbDdoOpsStxX8023 \n\t\r\u00a0\u2009'’\".,:;!?()[]{}<>=-_*/\\^%$€°&@#+|~`…")
+    + ["Dr.", "e.g.", ":)", ":-)", "(:", "<3", "don't", "I'm", "cannot", "gonna", "10km",
+       "5pm", "U.S.", "n't", "'s", "http://x.y/z", "a@b.co", "😀", "ಠ_ಠ", "  ", " \n "]),
+    max_size=25).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TRICKY, min_size=1, max_size=8))
+def test_chunk_tokenisation_is_spacys(extractor, texts):
+    """Candidates are tokenised chunk by chunk (each distinct chunk of the batch once):
+    the tokens must be exactly those of spaCy's tokenizer on each whole message."""
+    assert _chunk_lowers(extractor, texts) == _spacy_lowers(extractor.nlp, texts)
+
+
+def test_chunk_tokenisation_is_spacys_on_every_authors_wording(extractor):
+    """The same on the independent authors' messages (every register, spelling and
+    emoticon habit they wrote in), a batch at a time."""
+    from classifier.evaluation.authors import GENERATOR, authors, load_author
+
+    texts = [m.text for author in authors() if author.id != GENERATOR
+             for conv in load_author(author) for m in conv.messages if m.is_text]
+    assert len(texts) > 10_000
+    for k in range(0, len(texts), 5000):
+        part = texts[k:k + 5000]
+        assert _chunk_lowers(extractor, part) == _spacy_lowers(extractor.nlp, part), k

@@ -3,16 +3,25 @@ normalisation is the documented one, the file round-trips, and only numbers come
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from classifier.indicators import WordRecogniser, load_catalogue
-from classifier.indicators._recogniser import normalise
+from classifier.indicators._recogniser import normalise, tokens
 
 _RUNS = re.compile(r"(.)\1{2,}")
+
+
+@functools.cache
+def _bundled() -> WordRecogniser:
+    rec = load_catalogue().recogniser
+    assert rec is not None
+    return rec
 
 
 def _reference(text: str) -> str:
@@ -31,10 +40,43 @@ def test_batch_scores_equal_one_at_a_time_and_the_file_round_trips():
     assert rec is not None
     texts = ["send me a pic pls", "", "hi", "ok ok ok", "dont tell ur mum we talk",
              "are your parents home rn???", "\x00weird", "wooooow u r sooo pretty"]
-    batch = rec.scores(texts)
-    singles = np.vstack([rec.scores([t]) for t in texts])
-    np.testing.assert_allclose(batch, singles, rtol=1e-5, atol=1e-5)
+    batch = rec.scores(texts * 3)[:len(texts)]  # over the small-batch size: vectorised
+    singles = np.vstack([rec.scores([t]) for t in texts])  # one at a time: plain Python
+    np.testing.assert_array_equal(batch, singles)  # the same bits, so the same hits
     again = WordRecogniser.from_bytes(rec.to_bytes())
     np.testing.assert_array_equal(again.scores(texts), batch)
     assert again.sha256 == rec.sha256 and batch.dtype == np.float32
     assert rec.hits(texts).shape == (len(texts), len(rec.labels))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="aAb? \n!\x00é😂0'’`", max_size=30)
+                | st.lists(st.sampled_from(["send", "me", "a", "pic", "pls", "dont", "tell",
+                                            "ur", "mum", "??", "sooo", "pretty", "\n"]),
+                           max_size=12).map(" ".join),
+                min_size=1, max_size=40))
+def test_small_batches_score_the_same_bits_as_the_vectorised_path(texts):
+    """Up to ``_SMALL_BATCH`` messages are scored one at a time in plain Python; the
+    vectorised path must give the same bits (else a hit could differ by batch size)."""
+    from classifier.indicators._recogniser import _SMALL_BATCH
+
+    rec = _bundled()
+    padded = list(texts) + ["filler so the batch is vectorised"] * (_SMALL_BATCH + 1)
+    vectorised = rec.scores(padded)[:len(texts)]
+    one_by_one = np.vstack([rec.scores([t]) for t in texts])
+    np.testing.assert_array_equal(vectorised, one_by_one)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=string.printable + "\x00\x1c_'`", max_size=40),
+                min_size=1, max_size=8))
+def test_ascii_batches_are_tokenised_as_one_message_at_a_time(texts):
+    """An ASCII batch takes byte operations instead of the regex: the same words."""
+    from classifier.indicators._recogniser import _ascii_tokens
+
+    clean = [t.replace("\x00", " ") for t in texts]
+    got = [tok.decode() for tok in _ascii_tokens("\x00".join(clean).lower().encode())]
+    want: list[str] = []
+    for i, t in enumerate(clean):
+        want += (["\x00"] if i else []) + tokens(t)
+    assert got == want

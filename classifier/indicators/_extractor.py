@@ -44,6 +44,7 @@ _COUNT_MAX = np.iinfo(COUNT_DTYPE).max
 _LEADING_DIGITS = re.compile(r"\d+")
 _WORDISH = re.compile(r"[^\W_]")  # a letter or a digit: a token made of neither is punctuation
 _PRECEDING_WINDOW = 3
+_PIECE = re.compile(r"\s+|\S+")  # runs of whitespace (str.isspace) and of the rest
 
 
 class AgeKind(IntEnum):
@@ -276,14 +277,24 @@ class IndicatorExtractor:
         else:
             self._learned = None
         self._nlp: Any = None
+        self._special_pairs: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def nlp(self) -> Any:
-        """The blank spaCy pipeline whose tokenizer defines tokens (built on first use)."""
+        """The blank spaCy pipeline whose tokenizer defines tokens (built on first use).
+
+        Its vocabulary computes only the lower-case form of a new word (the one attribute
+        matching reads): inside a memory zone every word of a message is a new lexeme,
+        and spaCy's other ~20 lexical attributes cost a fifth of the tokenising time.
+        Token boundaries do not depend on lexical attributes."""
         if self._nlp is None:
             import spacy
+            from spacy.attrs import LOWER
 
-            self._nlp = spacy.blank(self.catalogue.language)
+            nlp = spacy.blank(self.catalogue.language)
+            nlp.vocab.lex_attr_getters = {LOWER: nlp.vocab.lex_attr_getters[LOWER]}
+            self._special_pairs = special_case_pairs(nlp)
+            self._nlp = nlp
         return self._nlp
 
     @property
@@ -338,20 +349,131 @@ class IndicatorExtractor:
             years = _years(reference_year, n)
             nlp = self.nlp
             match = self.engine.match_tokens
+            candidates = [_encodable(texts[i]) for i in rows]
             with nlp.memory_zone():
-                docs = nlp.tokenizer.pipe(_encodable(texts[i]) for i in rows)
-                for row, doc in zip(rows.tolist(), docs, strict=True):
-                    lowers = [t.lower_ for t in doc]
-                    c, a = match(lowers, [not _WORDISH.search(w) for w in lowers],
-                                 years[row], None if hits is None else hits.get(row, ()))
-                    counts[row] = c
-                    if a:
-                        ages[row] = a
+                if hits is None:  # the full matcher: spaCy's tokenizer on each message
+                    tokenised = [_with_punct([t.lower_ for t in doc])
+                                 for doc in nlp.tokenizer.pipe(candidates)]
+                else:
+                    tokenised = tokenise_chunks(nlp, candidates, self._special_pairs)
+            for row, (lowers, punct) in zip(rows.tolist(), tokenised, strict=True):
+                c, a = match(lowers, punct, years[row],
+                             None if hits is None else hits.get(row, ()))
+                counts[row] = c
+                if a:
+                    ages[row] = a
         if self._learned is not None and n:
             columns, labels = self._learned
             hits = self.recogniser.hits([_encodable(t) for t in texts])
             counts[:, columns] = hits[:, labels]
         return IndicatorBatch(counts, ages, int(rows.size))
+
+
+def _with_punct(lowers: list[str]) -> tuple[list[str], list[bool]]:
+    return lowers, [not _WORDISH.search(w) for w in lowers]
+
+
+def special_case_pairs(nlp: Any) -> frozenset[tuple[str, str]]:
+    """Where a special case could match across two chunks: the (last character, first
+    character) of every two adjacent tokens of spaCy's special cases tokenised without
+    them, lower-cased.
+
+    After splitting, spaCy matches its special cases (":)", "Dr.", ...) once more over
+    the whole text's tokens, and a match may span two chunks: it changes nothing there,
+    but it can win over a match inside a chunk and so keep that one from applying
+    ("up:) )"). Such a match needs the last character of one chunk and the first of the
+    next to be one of these pairs; a message where they are is tokenised whole."""
+    from spacy.tokenizer import Tokenizer
+
+    tok = nlp.tokenizer
+    bare = Tokenizer(nlp.vocab, rules={}, prefix_search=tok.prefix_search,
+                     suffix_search=tok.suffix_search, infix_finditer=tok.infix_finditer,
+                     token_match=tok.token_match, url_match=tok.url_match)
+    pairs: set[tuple[str, str]] = set()
+    with nlp.memory_zone():
+        for rule in tok.rules:
+            orths = [t.orth_ for t in bare(rule)]
+            pairs.update((a[-1].lower(), b[0].lower()) for a, b in zip(orths, orths[1:]))
+    return frozenset(pairs)
+
+
+def tokenise_chunks(nlp: Any, texts: Sequence[str],
+                    special_pairs: Collection[tuple[str, str]],
+                    ) -> list[tuple[list[str], list[bool]]]:
+    """spaCy's tokens of each message (lower-cased, and whether each is punctuation or
+    space), with each distinct whitespace-free chunk of the batch tokenised once.
+
+    spaCy's tokenizer splits a text at whitespace first and tokenises every chunk on its
+    own (prefixes, suffixes, infixes, special cases); a run of whitespace is one token,
+    less a single space that follows a chunk. Inside a memory zone its cache of chunks is
+    off (chunks are message words), so a chat batch repeats the same affix work thousands
+    of times. Here the batch's distinct chunks go through the tokenizer once, in one
+    text, one per line (a line break token between chunks: no special case matches
+    across it), and each message is put together from them; a message where a special
+    case could match across two chunks (:func:`special_case_pairs`) is tokenised whole.
+    The result is spaCy's own tokenisation of each message (``tests/test_extractor.py``
+    checks it against the tokenizer on whole messages); the chunks are forgotten when
+    the batch is done.
+    """
+    layouts: list[list[str]] = []
+    chunks: dict[str, int] = {}
+    for text in texts:
+        layout: list[str] = []
+        after_chunk = False
+        for piece in _PIECE.findall(text):
+            if piece[0].isspace():
+                if after_chunk and piece[0] == " ":
+                    piece = piece[1:]  # a single space after a chunk is not a token
+                if piece:
+                    layout.append(piece)
+                after_chunk = False
+            else:
+                chunks.setdefault(piece, len(chunks))
+                layout.append(piece)
+                after_chunk = True
+        layouts.append(layout)
+    # a chunk that is no special case and has no prefix, suffix or infix is one token
+    # (spaCy's own tests, in Python); only the others go through the tokenizer
+    tok = nlp.tokenizer
+    rules, prefix, suffix, infixes = tok.rules, tok.prefix_search, tok.suffix_search, \
+        tok.infix_finditer
+    by_chunk: dict[str, list[str]] = {}
+    hard: list[str] = []
+    for chunk in chunks:
+        if (chunk in rules or prefix(chunk) is not None or suffix(chunk) is not None
+                or next(infixes(chunk), None) is not None):
+            hard.append(chunk)
+        else:
+            by_chunk[chunk] = [chunk.lower()]
+    per_chunk: list[list[str]] = [[]] if hard else []
+    for token in tok("\n".join(hard)):
+        lower = token.lower_
+        if lower == "\n":  # the line between two chunks (a chunk holds no whitespace)
+            per_chunk.append([])
+        else:
+            per_chunk[-1].append(lower)
+    if len(per_chunk) != len(hard):  # cannot happen: a chunk holds no line break
+        raise AssertionError("chunk tokenisation out of step")
+    by_chunk.update(zip(hard, per_chunk))
+    out = []
+    for text, layout in zip(texts, layouts, strict=True):
+        lowers: list[str] = []
+        last = ""  # the last character of the previous chunk, lower-cased
+        whole = False
+        for piece in layout:
+            got = by_chunk.get(piece)
+            if got is None:
+                lowers.append(piece)  # whitespace: one token, never a chunk
+                continue
+            if last and (last, piece[0].lower()) in special_pairs:
+                whole = True
+                break
+            lowers.extend(got)
+            last = piece[-1].lower()
+        if whole:
+            lowers = [t.lower_ for t in nlp.tokenizer(text)]
+        out.append(_with_punct(lowers))
+    return out
 
 
 def _encodable(text: str) -> str:

@@ -43,6 +43,14 @@ _TOKEN = re.compile(r"[^\W_]+|\?")
 _SEP = "\x00"
 _TOKEN_OR_SEP = re.compile(r"[^\W_]+|\?|\x00")
 _SEP_ID = -1
+# ASCII bytes that are not a letter, a digit, "?" or NUL become spaces (then split)
+_ASCII_SPACES = bytes(b if chr(b).isalnum() or b in (0, 63) or b > 127 else 32
+                      for b in range(256))
+_RUNS_ONE = re.compile(r"([^\n\x00])\1{2,}")  # normalise() for one message, as a regex
+# up to this many messages, one at a time in plain Python beats the vectorised batch path
+# (whose dozen numpy calls cost ~100 us however small the batch); both give equal bits
+_SMALL_BATCH = 16
+_FIRST = np.zeros(1, dtype=np.intp)
 
 
 def normalise(text: str) -> str:
@@ -53,10 +61,19 @@ def normalise(text: str) -> str:
         return text
     # the same as re.sub(r"(.)\1{2,}", r"\1", ...) per message, vectorised over a batch
     code = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    keep = _outside_runs(code)
+    return text if keep is None else code[keep].tobytes().decode("utf-32-le")
+
+
+def _outside_runs(code: np.ndarray) -> np.ndarray | None:
+    """Which characters (code points, or bytes of ASCII text) a collapse of every run of
+    3+ equal characters keeps (None: all of them). Line breaks and NUL are never dropped."""
+    if len(code) < 3:
+        return None
     same = code[1:] == code[:-1]
     run2 = same[1:] & same[:-1]  # code[i] == code[i+1] == code[i+2]
     if not run2.any():
-        return text
+        return None
     start = np.flatnonzero(run2) + 2  # the third of three equal characters, and later
     # a character is dropped when it repeats the one before and a run of 3+ covers it
     in_run = np.zeros(len(code), dtype=bool)
@@ -69,7 +86,19 @@ def normalise(text: str) -> str:
     long_runs = np.unique(runs[in_run])
     drop &= np.isin(runs, long_runs)
     drop &= (code != 0) & (code != 10)
-    return code[~drop].tobytes().decode("utf-32-le")
+    return ~drop
+
+
+def _ascii_tokens(lowered: bytes) -> list[bytes]:
+    """:func:`tokens` of a lower-cased ASCII batch (NUL-separated, NUL kept as a token),
+    in C-speed byte operations: apostrophes out, runs collapsed, every character that is
+    neither a letter, a digit nor ``?`` made a space, and a split on spaces."""
+    raw = lowered.replace(b"'", b"").replace(b"`", b"")
+    code = np.frombuffer(raw, dtype=np.uint8)
+    keep = _outside_runs(code)
+    if keep is not None:
+        raw = code[keep].tobytes()
+    return raw.replace(b"?", b" ? ").replace(b"\x00", b" \x00 ").translate(_ASCII_SPACES).split()
 
 
 def tokens(text: str) -> list[str]:
@@ -115,6 +144,8 @@ class WordRecogniser:
         self.meta = dict(meta or {})
         self._vocab = {w: i + 1 for i, w in enumerate(self.words)}
         self._lookup = {**self._vocab, _SEP: _SEP_ID}.get
+        self._lookup_ascii = {**{w.encode("utf-8"): i for w, i in self._vocab.items()},
+                              _SEP.encode(): _SEP_ID}.get
         n_vocab = len(self.words) + 1
         self._n_vocab = n_vocab
         keys = np.array([self._vocab[a] * n_vocab + self._vocab[b] for a, b in self.pairs],
@@ -122,6 +153,7 @@ class WordRecogniser:
         order = np.argsort(keys)
         self._pair_keys = keys[order]
         self._pair_rows = (n_vocab + order).astype(np.int64)
+        self._pair_row = dict(zip(keys.tolist(), range(n_vocab, n_vocab + len(keys))))
 
     @property
     def n_labels(self) -> int:
@@ -132,9 +164,21 @@ class WordRecogniser:
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
-        joined = normalise(_SEP.join(t.replace(_SEP, " ") for t in texts))
-        toks = _TOKEN_OR_SEP.findall(joined)  # one pass over the batch
-        ids = np.fromiter(map(self._lookup, toks, repeat(0)), dtype=np.int64, count=len(toks))
+        if n == 1:
+            return self._score_one(texts[0])[np.newaxis]
+        if n <= _SMALL_BATCH:
+            return np.vstack([self._score_one(t) for t in texts])
+        joined = _SEP.join(texts)
+        if joined.count(_SEP) != n - 1:  # a message carries NUL itself: blank it
+            joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
+        lowered = joined.lower()
+        if lowered.isascii():  # the common batch: byte operations
+            toks: list[Any] = _ascii_tokens(lowered.encode("ascii"))
+            lookup = self._lookup_ascii
+        else:
+            toks = _TOKEN_OR_SEP.findall(normalise(lowered))  # one pass over the batch
+            lookup = self._lookup
+        ids = np.fromiter(map(lookup, toks, repeat(0)), dtype=np.int64, count=len(toks))
         sep = ids == _SEP_ID
         owner_all = np.cumsum(sep)  # message index of every token
         words = ~sep
@@ -146,6 +190,24 @@ class WordRecogniser:
             pos = np.minimum(np.searchsorted(self._pair_keys, keys), len(self._pair_keys) - 1)
             hit = self._pair_keys[pos] == keys
             out += self._sum_rows(self._pair_rows[pos[hit]], owner[1:][known][hit], n)
+        return out + self.bias
+
+    def _score_one(self, text: str) -> np.ndarray:
+        """One message's scores, bit for bit those of :meth:`scores` on a batch: the same
+        rows summed in the same order (word rows, then pair rows, then the bias)."""
+        normal = _APOSTROPHES.sub("", text.replace(_SEP, " ").lower())
+        ids = list(map(self._vocab.get, _TOKEN.findall(_RUNS_ONE.sub(r"\1", normal)),
+                       repeat(0)))
+        weights = self.weights
+        if not ids:
+            return self.bias.copy()
+        out = np.add.reduceat(weights[ids], _FIRST, axis=0)[0]  # the batch's order of sums
+        if self._pair_row:
+            n_vocab, pair_row = self._n_vocab, self._pair_row.get
+            rows = [r for r in (pair_row(a * n_vocab + b) for a, b in zip(ids, ids[1:])
+                                if a and b) if r is not None]
+            if rows:
+                out += np.add.reduceat(weights[rows], _FIRST, axis=0)[0]
         return out + self.bias
 
     def _sum_rows(self, rows: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
