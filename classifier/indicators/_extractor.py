@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import itertools
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -393,7 +394,7 @@ def special_case_pairs(nlp: Any) -> frozenset[tuple[str, str]]:
     with nlp.memory_zone():
         for rule in tok.rules:
             orths = [t.orth_ for t in bare(rule)]
-            pairs.update((a[-1].lower(), b[0].lower()) for a, b in zip(orths, orths[1:]))
+            pairs.update((a[-1].lower(), b[0].lower()) for a, b in itertools.pairwise(orths))
     return frozenset(pairs)
 
 
@@ -454,7 +455,7 @@ def tokenise_chunks(nlp: Any, texts: Sequence[str],
             per_chunk[-1].append(lower)
     if len(per_chunk) != len(hard):  # cannot happen: a chunk holds no line break
         raise AssertionError("chunk tokenisation out of step")
-    by_chunk.update(zip(hard, per_chunk))
+    by_chunk.update(zip(hard, per_chunk, strict=True))
     out = []
     for text, layout in zip(texts, layouts, strict=True):
         lowers: list[str] = []

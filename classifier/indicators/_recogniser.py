@@ -27,7 +27,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import pairwise, repeat
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ class WordRecogniser:
         order = np.argsort(keys)
         self._pair_keys = keys[order]
         self._pair_rows = (n_vocab + order).astype(np.int64)
-        self._pair_row = dict(zip(keys.tolist(), range(n_vocab, n_vocab + len(keys))))
+        self._pair_row = dict(zip(keys.tolist(), range(n_vocab, n_vocab + len(keys)), strict=True))
 
     @property
     def n_labels(self) -> int:
@@ -204,7 +204,7 @@ class WordRecogniser:
         out = np.add.reduceat(weights[ids], _FIRST, axis=0)[0]  # the batch's order of sums
         if self._pair_row:
             n_vocab, pair_row = self._n_vocab, self._pair_row.get
-            rows = [r for r in (pair_row(a * n_vocab + b) for a, b in zip(ids, ids[1:])
+            rows = [r for r in (pair_row(a * n_vocab + b) for a, b in pairwise(ids)
                                 if a and b) if r is not None]
             if rows:
                 out += np.add.reduceat(weights[rows], _FIRST, axis=0)[0]
