@@ -246,6 +246,8 @@ class RiskFactorBuilder:
         self._family = self._cat.get("family_context", -1)
         self._child = self._cat["child_context"]
         self._adult = self._cat["adult_context"]
+        self._child_indicators = np.flatnonzero(self._onehot[:, self._child])
+        self._adult_indicators = np.flatnonzero(self._onehot[:, self._adult])
         self._stage_cats = [
             [self._cat[c] for c, info in catalogue.categories.items() if info["stage"] == s]
             for s in STAGE_ORDER
@@ -265,7 +267,10 @@ class RiskFactorBuilder:
         stated = False
         corrected = False
         if p is not None:
-            by_cat = p.counts @ self._onehot
+            # the child- and adult-context messages (integer sums: the same numbers as
+            # the per-category matrix product, at a fraction of its cost)
+            child_n = float(p.counts[self._child_indicators].sum())
+            adult_n = float(p.counts[self._adult_indicators].sum())
             da, sa = p.disclosed_age, p.school_age
             corrected = math.isfinite(p.corrected_age) or p.n_retractions > 0
             if math.isfinite(p.corrected_age):
@@ -284,8 +289,8 @@ class RiskFactorBuilder:
                 minor = sa.high <= 18
                 logit += c["school_logit"] if minor else -c["school_logit"]
                 minor_ev = 0.8 if minor else minor_ev
-            child = min(by_cat[self._child], c["context_cap"])
-            adult = min(by_cat[self._adult], c["context_cap"])
+            child = min(child_n, c["context_cap"])
+            adult = min(adult_n, c["context_cap"])
             logit += c["context_logit"] * (child - adult)
             minor_ev = max(minor_ev, 0.25 * child)
             adult_ev = max(adult_ev, 0.25 * adult)
@@ -327,9 +332,17 @@ class RiskFactorBuilder:
         if len(ids) == 1:  # nobody answered yet: the silent other party, unknown
             ids = [*ids, NOBODY]
             estimates[NOBODY] = self.estimate_age(None, None)
+        directed: dict[tuple[str, str], np.ndarray] = {}
+
+        def towards(a: str, b: str) -> np.ndarray:  # each direction read once
+            row = directed.get((a, b))
+            if row is None:
+                row = directed[(a, b)] = state.directed(a, b)
+            return row
+
         pairs = [(a, b) for a in ids for b in ids if a != b and a != NOBODY
-                 and (b == NOBODY or state.directed(a, b)[-1] > 0
-                      or state.directed(b, a)[-1] > 0 or len(ids) == 2)]
+                 and (b == NOBODY or towards(a, b)[-1] > 0
+                      or towards(b, a)[-1] > 0 or len(ids) == 2)]
         if not pairs:
             return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32), []
         n_messages = state.n_messages
@@ -341,8 +354,8 @@ class RiskFactorBuilder:
         X = np.empty((len(pairs), len(FEATURE_NAMES)), dtype=np.float32)
         for r, (a, b) in enumerate(pairs):
             oe, ye = estimates[a], estimates[b]
-            to_b = state.directed(a, b)
-            to_a = state.directed(b, a) if b != NOBODY else np.zeros_like(to_b)
+            to_b = towards(a, b)
+            to_a = towards(b, a) if b != NOBODY else np.zeros_like(to_b)
             coverage, order = self._stages(state.participants.get(a), to_b)
             X[r] = [
                 ye.p_minor, 1.0 - oe.p_minor, ye.p_minor * (1.0 - oe.p_minor),
@@ -386,10 +399,12 @@ class RiskFactorBuilder:
         changes it)."""
         if p is None:
             return 0.0, 0.0
-        floor = max(1.0, STAGE_FLOOR * float(to_b[-1]))
-        present = sum(1 for cats in self._stage_cats if any(to_b[c] >= floor for c in cats))
+        to = to_b.tolist()  # Python numbers: the same values, without numpy scalars
+        floor = max(1.0, STAGE_FLOOR * float(to[-1]))
+        present = sum(1 for cats in self._stage_cats if any(to[c] >= floor for c in cats))
         coverage = present / len(STAGE_ORDER)
-        firsts = [min((p.first_seen[c] for c in cats), default=math.inf)
+        first_seen = p.first_seen.tolist()
+        firsts = [min((first_seen[c] for c in cats), default=math.inf)
                   for cats in self._stage_cats]
         seen = [(i, t) for i, t in enumerate(firsts) if math.isfinite(t)]
         if len(seen) < 2:
