@@ -47,6 +47,7 @@ _SEP_ID = -1
 _ASCII_SPACES = bytes(b if chr(b).isalnum() or b in (0, 63) or b > 127 else 32
                       for b in range(256))
 _RUNS_ONE = re.compile(r"([^\n\x00])\1{2,}")  # normalise() for one message, as a regex
+_RUN_OF_3 = re.compile(r"([^\n\x00])\1\1")
 # up to this many messages, one at a time in plain Python beats the vectorised batch path
 # (whose dozen numpy calls cost ~100 us however small the batch); both give equal bits
 _SMALL_BATCH = 16
@@ -195,20 +196,26 @@ class WordRecogniser:
     def _score_one(self, text: str) -> np.ndarray:
         """One message's scores, bit for bit those of :meth:`scores` on a batch: the same
         rows summed in the same order (word rows, then pair rows, then the bias)."""
-        normal = _APOSTROPHES.sub("", text.replace(_SEP, " ").lower())
-        ids = list(map(self._vocab.get, _TOKEN.findall(_RUNS_ONE.sub(r"\1", normal)),
-                       repeat(0)))
-        weights = self.weights
+        normal = text.lower()
+        if _SEP in normal:
+            normal = normal.replace(_SEP, " ")
+        normal = normal.replace("'", "").replace("\u2019", "").replace("`", "")
+        if _RUN_OF_3.search(normal) is not None:
+            normal = _RUNS_ONE.sub(r"\1", normal)
+        ids = list(map(self._vocab.get, _TOKEN.findall(normal), repeat(0)))
         if not ids:
             return self.bias.copy()
-        out = np.add.reduceat(weights[ids], _FIRST, axis=0)[0]  # the batch's order of sums
+        weights = self.weights
+        rows: list[int] = []
         if self._pair_row:
             n_vocab, pair_row = self._n_vocab, self._pair_row.get
             rows = [r for r in (pair_row(a * n_vocab + b) for a, b in pairwise(ids)
                                 if a and b) if r is not None]
-            if rows:
-                out += np.add.reduceat(weights[rows], _FIRST, axis=0)[0]
-        return out + self.bias
+        if not rows:
+            return np.add.reduceat(weights[ids], _FIRST, axis=0)[0] + self.bias
+        # words and pairs in one gather: two sums, each in the batch's order
+        words, pairs = np.add.reduceat(weights[ids + rows], [0, len(ids)], axis=0)
+        return (words + pairs) + self.bias
 
     def _sum_rows(self, rows: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
         """Per message, the sum of the weight rows of its tokens (owner is sorted)."""
