@@ -226,7 +226,8 @@ def _chunk_lowers(extractor, texts):
 
 
 _TRICKY = st.lists(st.sampled_from(
-    [*"aAbDdoOpsStxX8023 \n\t\r\u00a0\u2009'’\".,:;!?()[]{}<>=-_*/\\^%$€°&@#+|~`…",
+    [*"aAbDdoOpsStxX8023 \n\t\r\x1c\x85\u2028\u3000\u00a0\u2009",
+     *"'’\".,:;!?()[]{}<>=-_*/\\^%$€°&@#+|~`…",
      "Dr.", "e.g.", ":)", ":-)", "(:", "<3", "don't", "I'm", "cannot", "gonna", "10km",
      "5pm", "U.S.", "n't", "'s", "http://x.y/z", "a@b.co", "😀", "ಠ_ಠ", "  ", " \n "]),
     max_size=25).map("".join)
