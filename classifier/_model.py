@@ -126,9 +126,16 @@ class RiskModel:
         A factor's contribution is how much the score drops when that factor alone is set
         to its benign-typical value (``baseline``, the median over benign training data).
         """
-        x = np.asarray(x, dtype=np.float32)
-        rows = np.repeat(x[None, :], len(x) + 1, axis=0)
-        idx = np.arange(len(x))
-        rows[idx + 1, idx] = self.baseline
-        scores = self.predict(rows)
-        return float(scores[0]), scores[0] - scores[1:]
+        scores, contributions = self.explain_many(np.asarray(x, dtype=np.float32)[None, :])
+        return float(scores[0]), contributions[0]
+
+    def explain_many(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`explain` for rows of risk factors, in one model call: the scores, shape
+        (n,), and the contributions, shape (n, n_factors)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float32))
+        n, k = X.shape
+        rows = np.repeat(X, k + 1, axis=0).reshape(n, k + 1, k)
+        idx = np.arange(k)
+        rows[:, idx + 1, idx] = self.baseline
+        scores = self.predict(rows.reshape(n * (k + 1), k)).reshape(n, k + 1)
+        return scores[:, 0], scores[:, :1] - scores[:, 1:]

@@ -233,7 +233,8 @@ class Pipeline:
             points.append(positions)
         scored = self.score_states(items)
 
-        # 6. explanation and early detection, 7. triage
+        # 6. early detection, and the explanations of the flagged in one model call
+        decided: list[tuple[bool, int | None, float, np.ndarray, str | None]] = []
         at = 0
         for j, i in enumerate(todo):
             conv, prior = conversations[i], priors[i]
@@ -249,9 +250,17 @@ class Pipeline:
             flagged = crossing is not None or first is not None
             peak = max(range(len(mine)), key=lambda k: mine[k][0])
             score, x, subject = mine[peak] if flagged else mine[-1]
-            explanation = None
-            if flagged or self.explain == "all":
-                explanation = self._explain(x)
+            decided.append((flagged, first, score, x, subject))
+        wanted = [j for j, d in enumerate(decided) if d[0] or self.explain == "all"]
+        explanations = dict(zip(wanted, self._explain_many([decided[j][3] for j in wanted]),
+                                strict=True))
+
+        # 7. triage
+        for j, i in enumerate(todo):
+            conv = conversations[i]
+            flagged, first, score, _, subject = decided[j]
+            explanation = explanations.get(j)
+            if explanation is not None:
                 score = explanation.score
             result = ScoreResult(
                 conv.conversation_id, score, flagged,
@@ -327,14 +336,20 @@ class Pipeline:
         return out
 
     # -- stages' helpers ---------------------------------------------------------------
-    def _explain(self, x: np.ndarray) -> Explanation:
-        score, contrib = self.model.explain(x)
-        order = np.argsort(-np.abs(contrib))
-        if self.explain_top:
-            order = order[:self.explain_top]
-        return Explanation(score, self.threshold, self.model.version, tuple(
-            FactorContribution(FEATURE_NAMES[i], float(x[i]), float(contrib[i]),
-                               _DESCRIPTIONS[FEATURE_NAMES[i]]) for i in order))
+    def _explain_many(self, xs: Sequence[np.ndarray]) -> list[Explanation]:
+        """The explanation of each factor vector (one model call for all of them)."""
+        if not xs:
+            return []
+        scores, contribs = self.model.explain_many(np.vstack(xs))
+        out = []
+        for x, score, contrib in zip(xs, scores.tolist(), contribs, strict=True):
+            order = np.argsort(-np.abs(contrib))
+            if self.explain_top:
+                order = order[:self.explain_top]
+            out.append(Explanation(score, self.threshold, self.model.version, tuple(
+                FactorContribution(FEATURE_NAMES[i], float(x[i]), float(contrib[i]),
+                                   _DESCRIPTIONS[FEATURE_NAMES[i]]) for i in order)))
+        return out
 
 
 def _add(state: ConversationState, part: ConversationState, prior: ConversationState | None,

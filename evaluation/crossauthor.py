@@ -222,6 +222,7 @@ class FittedModel:
     # the shipped model's contributions, computed the same way (``predict`` and
     # ``baseline`` are all it needs)
     explain = RiskModel.explain
+    explain_many = RiskModel.explain_many
 
 
 @dataclass

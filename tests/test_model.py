@@ -251,3 +251,19 @@ def test_explain_all_explains_every_result(scorer):
     assert everyone.score(conv).risk_factors
     with pytest.raises(ValueError, match="explain"):
         Scorer(scorer.model, extractor=scorer.extractor, explain="some")
+
+
+def test_explanations_in_one_call_equal_one_at_a_time(scorer):
+    """The pipeline explains every flagged conversation of a batch in one model call:
+    each row's score and contributions are those of explaining it alone."""
+    from classifier.evaluation.synth import generate
+
+    convs = list(generate(60, seed=7, split="test"))
+    pipeline = scorer.pipeline
+    X = np.vstack([pipeline.factors.transform(pipeline.state_of(c)) for c in convs])
+    scores, contributions = scorer.model.explain_many(X)
+    assert contributions.shape == X.shape and (scores > scorer.threshold).any()
+    for x, score, contrib in zip(X, scores, contributions, strict=True):
+        alone, mine = scorer.model.explain(x)
+        assert alone == score
+        np.testing.assert_array_equal(mine, contrib)
