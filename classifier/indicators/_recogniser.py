@@ -174,16 +174,18 @@ class WordRecogniser:
             joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
         lowered = joined.lower()
         if lowered.isascii():  # the common batch: byte operations
-            toks: list[Any] = _ascii_tokens(lowered.encode("ascii"))
-            lookup = self._lookup_ascii
-        else:
-            toks = _TOKEN_OR_SEP.findall(normalise(lowered))  # one pass over the batch
-            lookup = self._lookup
-        ids = np.fromiter(map(lookup, toks, repeat(0)), dtype=np.int64, count=len(toks))
-        sep = ids == _SEP_ID
-        owner_all = np.cumsum(sep)  # message index of every token
-        words = ~sep
-        ids, owner = ids[words], owner_all[words]
+            ids, owner = self._word_ids(lowered, True)
+        else:  # ASCII messages by byte operations, the others by the regex; then merged
+            lowers = lowered.split(_SEP)  # the NUL between messages bounds lower()'s context
+            plain = np.fromiter(map(str.isascii, lowers), dtype=bool, count=n)
+            parts = [(rows, *self._word_ids(_SEP.join([lowers[i] for i in rows.tolist()]),
+                                            ascii_only))
+                     for rows, ascii_only in ((np.flatnonzero(plain), True),
+                                              (np.flatnonzero(~plain), False)) if len(rows)]
+            ids = np.concatenate([part_ids for _, part_ids, _ in parts])
+            owner = np.concatenate([rows[part_owner] for rows, _, part_owner in parts])
+            order = np.argsort(owner, kind="stable")  # message order, tokens in order
+            ids, owner = ids[order], owner[order]
         out = self._sum_rows(ids, owner, n)
         if len(self._pair_keys) and len(ids) > 1:
             known = (ids[1:] > 0) & (ids[:-1] > 0) & (owner[1:] == owner[:-1])
@@ -192,6 +194,21 @@ class WordRecogniser:
             hit = self._pair_keys[pos] == keys
             out += self._sum_rows(self._pair_rows[pos[hit]], owner[1:][known][hit], n)
         return out + self.bias
+
+    def _word_ids(self, lowered: str, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Vocabulary ids of the words of lower-cased, NUL-separated messages (0: not in
+        the vocabulary), and the message each belongs to (sorted)."""
+        if ascii_only:
+            toks: list[Any] = _ascii_tokens(lowered.encode("ascii"))
+            lookup = self._lookup_ascii
+        else:
+            toks = _TOKEN_OR_SEP.findall(normalise(lowered))  # one pass over the batch
+            lookup = self._lookup
+        ids = np.fromiter(map(lookup, toks, repeat(0)), dtype=np.int64, count=len(toks))
+        sep = ids == _SEP_ID
+        owner = np.cumsum(sep)  # message index of every token
+        words = ~sep
+        return ids[words], owner[words]
 
     def _score_one(self, text: str) -> np.ndarray:
         """One message's scores, bit for bit those of :meth:`scores` on a batch: the same
