@@ -100,6 +100,16 @@ class TokenMatcher:
                 elif i not in self._anywhere:
                     self._anywhere.append(i)
         self._simple = [all(op is None for _, _, op in tests) for _, _, tests in patterns]
+        # per prefilter regex, its patterns and the words each can start with: a message
+        # is matched only against the patterns of the regexes that hit it
+        self._of_regex: list[list[int]] = [[] for _ in range(rx)]
+        self._first_words: list[list[str]] = [[] for _ in patterns]
+        for word, bucket in self._by_word.items():
+            for i in bucket:
+                self._first_words[i].append(word)
+        for i, (_, r, _) in enumerate(patterns):
+            self._of_regex[r].append(i)
+        self._digit_set = frozenset(self._digits)
 
     def find(self, lowers: Sequence[str], allowed: Collection[int] | None = None,
              ) -> list[tuple[int, int, int]]:
@@ -109,6 +119,16 @@ class TokenMatcher:
         n = len(lowers)
         patterns, simple = self._patterns, self._simple
         by_word, anywhere, digits = self._by_word, self._anywhere, self._digits
+        if allowed is not None and not anywhere:
+            # the index of the allowed patterns only, each bucket in pattern order (the
+            # order of the full index, so matches come out in the same order)
+            mine = sorted(i for r in allowed for i in self._of_regex[r])
+            by_word = {}
+            for i in mine:
+                for word in self._first_words[i]:
+                    by_word.setdefault(word, []).append(i)
+            digits = [i for i in mine if i in self._digit_set]
+            allowed = None
         for start in range(n):
             token = lowers[start]
             cands = by_word.get(token)
