@@ -212,7 +212,8 @@ class Pipeline:
         #    the threshold after any message, as a stream would have seen it.
         states: list[ConversationState] = []
         points: list[list[int]] = []
-        items: list[tuple[ConversationState, FactorContext]] = []
+        mats: list[tuple[np.ndarray, list[tuple[str, str]]]] = []
+        pair_matrix = self.factors.pair_matrix
         for j, i in enumerate(todo):
             conv, prior = conversations[i], priors[i]
             context = FactorContext.of(conv)
@@ -221,17 +222,17 @@ class Pipeline:
             cols = columns[j]
             positions = _relevant_positions(cols, state) if early else []
             done = 0
-            for pos in positions:
+            for pos in positions:  # the factors of each prefix, read off the running state
                 _add(state, part, prior, cols.slice(done, pos + 1))
                 done = pos + 1
-                items.append((state.copy(), context))
+                mats.append(pair_matrix(state, context))
             _add(state, part, prior, cols.slice(done, len(cols)))
             if prior is not None:
                 state = prior.merge(part)  # exact merge (order flags, seams)
-            items.append((state, context))
+            mats.append(pair_matrix(state, context))
             states.append(state)
             points.append(positions)
-        scored = self.score_states(items)
+        scored = self.score_matrices(mats)
 
         # 6. early detection, and the explanations of the flagged in one model call
         decided: list[tuple[bool, int | None, float, np.ndarray, str | None]] = []
@@ -320,7 +321,12 @@ class Pipeline:
                      ) -> list[tuple[float, np.ndarray, str | None]]:
         """(score, factor vector, subject) of the riskiest ordered pair of each state: all
         pairs of all states in one model call."""
-        mats = [self.factors.pair_matrix(state, context) for state, context in items]
+        return self.score_matrices([self.factors.pair_matrix(state, context)
+                                    for state, context in items])
+
+    def score_matrices(self, mats: Sequence[tuple[np.ndarray, list[tuple[str, str]]]],
+                       ) -> list[tuple[float, np.ndarray, str | None]]:
+        """:meth:`score_states` of factor matrices already built (one model call)."""
         rows = [m for m, _ in mats if len(m)]
         scores = (self.model.predict(np.vstack(rows)) if rows else np.zeros(0)).tolist()
         out: list[tuple[float, np.ndarray, str | None]] = []

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from ._errors import ConfigError, Errors, StateError
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
 from ._pipeline import Pipeline
@@ -145,8 +147,9 @@ class StreamScorer:
             scan.append(m)
         # text boundary: the texts of the micro-batch in one extraction batch
         columns = pipeline.boundary.extract_messages(scan)
-        items: list[tuple[ConversationState, dict[str, int | None]]] = []
+        mats: list[tuple[np.ndarray, list[tuple[str, str]]]] = []
         queued: list[tuple[_Open, str, int]] = []
+        pair_matrix = pipeline.factors.pair_matrix
         for i, m in enumerate(scan):
             t = float(columns.times[i])
             conv = self._open.pop(m.conversation_id, None)
@@ -171,7 +174,7 @@ class StreamScorer:
                         or i in columns.ages
                         or shape != (len(conv.state.participants), len(conv.state.pairs)))
             if conv.flagged_at is None and (relevant or not self.skip_plain):
-                items.append((conv.state.copy(), dict(conv.declared)))
+                mats.append(pair_matrix(conv.state, conv.declared))  # factors now
                 queued.append((conv, m.conversation_id, index))
             else:
                 self.skipped += 1
@@ -179,7 +182,7 @@ class StreamScorer:
         flags: list[StreamFlag] = []
         # model: every queued prefix's pairs in one call
         for (conv, cid, index), (score, _, subject) in zip(
-                queued, pipeline.score_states(items), strict=True):
+                queued, pipeline.score_matrices(mats) if mats else [], strict=True):
             if conv.flagged_at is None and score >= pipeline.threshold:
                 conv.flagged_at = index
                 flags.append(StreamFlag(cid, index, float(score), subject))

@@ -252,3 +252,14 @@ def test_chunk_tokenisation_is_spacys_on_every_authors_wording(extractor):
     for k in range(0, len(texts), 5000):
         part = texts[k:k + 5000]
         assert _chunk_lowers(extractor, part) == _spacy_lowers(extractor.nlp, part), k
+
+
+def test_chunk_tokenisation_in_groups_is_spacys(extractor, monkeypatch):
+    """The distinct chunks go through the tokenizer in groups of bounded text (spaCy
+    refuses a text of 2**30 characters); many small groups give the same tokens."""
+    import classifier.indicators._extractor as module
+
+    texts = ["(hi) how r u?", "ok.. :) :)", "Dr. Who's there?!", "send it, pls", "(hi)"] * 3
+    want = _spacy_lowers(extractor.nlp, texts)
+    monkeypatch.setattr(module, "_CHUNK_TEXT_CHARS", 8)
+    assert _chunk_lowers(extractor, texts) == want

@@ -39,7 +39,8 @@ def test_batch_scores_equal_one_at_a_time_and_the_file_round_trips():
     rec = load_catalogue().recogniser
     assert rec is not None
     texts = ["send me a pic pls", "", "hi", "ok ok ok", "dont tell ur mum we talk",
-             "are your parents home rn???", "\x00weird", "wooooow u r sooo pretty"]
+             "are your parents home rn???", "\x00weird", "wooooow u r sooo pretty",
+             "\ud800\ud800\ud800 lone surrogates", "KKK \u212a\u212a\u212a"]
     batch = rec.scores(texts * 3)[:len(texts)]  # over the small-batch size: vectorised
     singles = np.vstack([rec.scores([t]) for t in texts])  # one at a time: plain Python
     np.testing.assert_array_equal(batch, singles)  # the same bits, so the same hits

@@ -20,7 +20,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -48,6 +48,7 @@ _LEADING_DIGITS = re.compile(r"\d+")
 _WORDISH = re.compile(r"[^\W_]")  # a letter or a digit: a token made of neither is punctuation
 _PRECEDING_WINDOW = 3
 _PIECE = re.compile(r"\s+|\S+")  # runs of whitespace (str.isspace) and of the rest
+_CHUNK_TEXT_CHARS = 1_000_000  # distinct chunks tokenised per tokenizer call, at most
 
 
 class AgeKind(IntEnum):
@@ -448,16 +449,17 @@ def tokenise_chunks(nlp: Any, texts: Sequence[str],
             hard.append(chunk)
         else:
             by_chunk[chunk] = [chunk.lower()]
-    per_chunk: list[list[str]] = [[]] if hard else []
-    for token in tok("\n".join(hard)):
-        lower = token.lower_
-        if lower == "\n":  # the line between two chunks (a chunk holds no whitespace)
-            per_chunk.append([])
-        else:
-            per_chunk[-1].append(lower)
-    if len(per_chunk) != len(hard):  # cannot happen: a chunk holds no line break
-        raise AssertionError("chunk tokenisation out of step")
-    by_chunk.update(zip(hard, per_chunk, strict=True))
+    for group in _groups(hard, _CHUNK_TEXT_CHARS):
+        per_chunk: list[list[str]] = [[]]
+        for token in tok("\n".join(group)):
+            lower = token.lower_
+            if lower == "\n":  # the line between two chunks (a chunk holds no whitespace)
+                per_chunk.append([])
+            else:
+                per_chunk[-1].append(lower)
+        if len(per_chunk) != len(group):  # cannot happen: a chunk holds no line break
+            raise AssertionError("chunk tokenisation out of step")
+        by_chunk.update(zip(group, per_chunk, strict=True))
     out = []
     for text, layout in zip(texts, layouts, strict=True):
         lowers: list[str] = []
@@ -477,6 +479,21 @@ def tokenise_chunks(nlp: Any, texts: Sequence[str],
             lowers = [t.lower_ for t in nlp.tokenizer(text)]
         out.append(_with_punct(lowers))
     return out
+
+
+def _groups(chunks: list[str], max_chars: int) -> Iterator[list[str]]:
+    """Consecutive groups of chunks whose joined text stays under ``max_chars`` (spaCy
+    refuses a text of 2**30 characters; a huge batch of distinct chunks could reach it)."""
+    group: list[str] = []
+    size = 0
+    for chunk in chunks:
+        if group and size + len(chunk) + 1 > max_chars:
+            yield group
+            group, size = [], 0
+        group.append(chunk)
+        size += len(chunk) + 1
+    if group:
+        yield group
 
 
 def _encodable(text: str) -> str:

@@ -61,9 +61,10 @@ def normalise(text: str) -> str:
     if len(text) < 3:
         return text
     # the same as re.sub(r"(.)\1{2,}", r"\1", ...) per message, vectorised over a batch
-    code = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    # (a lone surrogate passes through, as it does one message at a time)
+    code = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     keep = _outside_runs(code)
-    return text if keep is None else code[keep].tobytes().decode("utf-32-le")
+    return text if keep is None else code[keep].tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def _outside_runs(code: np.ndarray) -> np.ndarray | None:
