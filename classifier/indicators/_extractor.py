@@ -355,7 +355,8 @@ class IndicatorExtractor:
             match = self.engine.match_tokens
             candidates = [_encodable(texts[i]) for i in rows]
             with nlp.memory_zone():
-                if hits is None:  # the full matcher: spaCy's tokenizer on each message
+                if self.prefilter.engine == "none":  # the full matcher, the reference:
+                    # spaCy's tokenizer on each whole message
                     tokenised = [_with_punct([t.lower_ for t in doc])
                                  for doc in nlp.tokenizer.pipe(candidates)]
                 else:

@@ -25,7 +25,7 @@ from .._cache import read_entry, write_entry
 from .._errors import ConfigError, Errors, InputTypeError, MissingDependencyError
 from ._catalogue import RE_EDGES
 
-__all__ = ["ENGINES", "Prefilter", "hyperscan_available"]
+__all__ = ["ENGINES", "Prefilter", "hyperscan_available", "join_lower"]
 
 ENGINES = ("auto", "hyperscan", "re", "none")
 _SEP = "\x00"

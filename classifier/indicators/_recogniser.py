@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import CatalogueError, Errors
+from ._prefilter import join_lower
 
 __all__ = ["WordRecogniser", "normalise", "tokens"]
 
-_APOSTROPHES = re.compile(r"['\u2019`]")
-_REPEATS = re.compile(r"(.)\1{2,}")  # "plsss" -> "pls", "noooo" -> "no"
+_APOSTROPHE_CHARS = "'\u2019`"  # dropped from words: "don't" -> "dont"
+_APOSTROPHES = re.compile(f"[{_APOSTROPHE_CHARS}]")
 _TOKEN = re.compile(r"[^\W_]+|\?")
 _SEP = "\x00"
 _TOKEN_OR_SEP = re.compile(r"[^\W_]+|\?|\x00")
@@ -95,7 +96,9 @@ def _ascii_tokens(lowered: bytes) -> list[bytes]:
     """:func:`tokens` of a lower-cased ASCII batch (NUL-separated, NUL kept as a token),
     in C-speed byte operations: apostrophes out, runs collapsed, every character that is
     neither a letter, a digit nor ``?`` made a space, and a split on spaces."""
-    raw = lowered.replace(b"'", b"").replace(b"`", b"")
+    raw = lowered
+    for mark in _APOSTROPHE_CHARS.encode("ascii", "ignore"):
+        raw = raw.replace(bytes((mark,)), b"")
     code = np.frombuffer(raw, dtype=np.uint8)
     keep = _outside_runs(code)
     if keep is not None:
@@ -170,10 +173,7 @@ class WordRecogniser:
             return self._score_one(texts[0])[np.newaxis]
         if n <= _SMALL_BATCH:
             return np.vstack([self._score_one(t) for t in texts])
-        joined = _SEP.join(texts)
-        if joined.count(_SEP) != n - 1:  # a message carries NUL itself: blank it
-            joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
-        lowered = joined.lower()
+        lowered, _ = join_lower(texts)  # NUL-separated (a NUL inside a message: a space)
         if lowered.isascii():  # the common batch: byte operations
             ids, owner = self._word_ids(lowered, True)
         else:  # ASCII messages by byte operations, the others by the regex; then merged
@@ -217,7 +217,8 @@ class WordRecogniser:
         normal = text.lower()
         if _SEP in normal:
             normal = normal.replace(_SEP, " ")
-        normal = normal.replace("'", "").replace("\u2019", "").replace("`", "")
+        for mark in _APOSTROPHE_CHARS:  # str.replace: _APOSTROPHES, faster on one message
+            normal = normal.replace(mark, "")
         if _RUN_OF_3.search(normal) is not None:
             normal = _RUNS_ONE.sub(r"\1", normal)
         ids = list(map(self._vocab.get, _TOKEN.findall(normal), repeat(0)))
