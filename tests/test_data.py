@@ -10,16 +10,13 @@ import pytest
 from classifier.evaluation import SUBGROUPS, generate, load_espd, load_pan12
 from classifier.evaluation._families import FAMILIES, TEST_FAMILY, family_table, lines_for
 from classifier.evaluation.benign import benign_split_of, convert, load_chitchat
+from classifier.evaluation.content import FORBIDDEN
 
 from classifier import conversation_from_dict, conversation_to_dict
 from classifier._cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# The content rule: no sexually explicit wording in generated data. A word
-# list of terms that must never appear; the generator's sexual stage does not exist.
-FORBIDDEN = re.compile(r"\b(sex|sexual|sexy|nude|nudes|naked|porn|undress|genital\w*|"
-                       r"intercourse|aroused|erotic|lingerie|underwear|bra|kiss\w*|bed with)\b")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,49 @@
+"""The independent authors' corpora: every registered set loads, meets the required
+composition, keeps the content rule on every message, and carries its card (the brief
+verbatim, with the content rule word for word)."""
+
+from __future__ import annotations
+
+import pytest
+from classifier.evaluation.authors import (
+    AUTHORS_DIR,
+    GENERATOR,
+    authors,
+    check_minimums,
+    composition,
+    load_author,
+)
+from classifier.evaluation.content import FORBIDDEN, content_problems
+
+REGISTERED = [a for a in authors(include_sealed=True) if a.id != GENERATOR]
+RULE = "No sexually explicit content anywhere: data, generators, tests, lexicon examples,"
+
+
+def test_the_registry_lists_every_folder_and_two_sealed_authors():
+    folders = {p.name for p in AUTHORS_DIR.iterdir() if p.is_dir()}
+    assert folders == {a.id for a in REGISTERED}
+    assert len(REGISTERED) >= 8
+    assert sum(a.status == "sealed" for a in REGISTERED) >= 2
+    assert {a.status for a in authors(include_sealed=True)} <= {
+        "development", "validation", "sealed"}
+    assert all(a.status != "sealed" for a in authors())
+
+
+@pytest.mark.parametrize("author", REGISTERED, ids=lambda a: a.id)
+def test_every_author_keeps_the_content_rule_and_the_composition(author):
+    convs = load_author(author)
+    # the scan names conversation and message, never text
+    assert content_problems(convs) == []
+    assert check_minimums(composition(convs)) == []
+    card = (AUTHORS_DIR / author.id / "card.md").read_text(encoding="utf-8")
+    assert "## The brief given to the author (verbatim)" in card
+    assert " ".join(RULE.split()) in " ".join(card.split())
+
+
+def test_the_scan_finds_what_it_must():
+    from classifier import Conversation, Message, Participant
+
+    people = (Participant("a"), Participant("b"))
+    bad = Conversation("c1", people, (Message("a", 0.0, "hello"), Message("b", 1.0, "no nudes")))
+    assert content_problems([bad]) == ["c1 message 1"]
+    assert FORBIDDEN.search("lingerie") and not FORBIDDEN.search("send me a selfie")
