@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._conversation import Conversation
-from ._errors import ConfigError, Errors, ModelError
+from ._errors import ConfigError, Errors, InputTypeError, ModelError
 from ._features import FEATURE_NAMES, RISK_FACTORS, FactorContext, RiskFactorBuilder
 from ._model import RiskModel
 from ._scope import ScanPolicy
@@ -183,6 +183,11 @@ class Pipeline:
             early: bool | None = None) -> list[Outcome]:
         """Score conversations (optionally continuing prior numeric states)."""
         early = self.early if early is None else early
+        for i, conv in enumerate(conversations):
+            if not isinstance(conv, Conversation):
+                raise InputTypeError(Errors.E005.format(
+                    name=f"conversations[{i}]", expected="a Conversation",
+                    got=type(conv).__name__))
         n = len(conversations)
         priors = priors if priors is not None else [None] * n
         flagged_before = flagged_before if flagged_before is not None else [None] * n

@@ -267,3 +267,13 @@ def test_explanations_in_one_call_equal_one_at_a_time(scorer):
         alone, mine = scorer.model.explain(x)
         assert alone == score
         np.testing.assert_array_equal(mine, contrib)
+
+
+def test_a_wrong_argument_type_is_a_coded_error(scorer):
+    from classifier import InputTypeError
+
+    conv = next(iter(read_jsonl(sample_path()))).conversation
+    with pytest.raises(InputTypeError, match=r"\[E005\] conversations\[0\] must be a Conv"):
+        scorer.score([conv])  # type: ignore[arg-type]  # a list where one is expected
+    with pytest.raises(InputTypeError, match=r"conversations\[1\]"):
+        scorer.score_many([conv, {"conversation_id": "x"}])  # type: ignore[list-item]
