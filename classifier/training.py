@@ -42,8 +42,10 @@ MODEL_KINDS = ("logistic", "gbt")
 @dataclass(frozen=True)
 class ThresholdPolicy:
     """The lowest threshold whose false-positive rates on validation data stay within
-    budget: ``max_fpr`` on real benign chat and ``max_hard_negative_fpr`` on hard
-    negatives (conversations that look risky between people for whom it is normal).
+    budget: ``max_fpr`` on real benign chat, ``max_hard_negative_fpr`` on hard negatives
+    (conversations that look risky between people for whom it is normal) and
+    ``max_subgroup_fpr`` on each hard-negative subgroup (teenage peers, parent and
+    child, ...), so that no one kind of ordinary relationship carries the false flags.
 
     The validation scores must come from models that did not see the validation author
     (cross-author, out of fold): a threshold set on in-author scores is too low.
@@ -51,17 +53,27 @@ class ThresholdPolicy:
     >>> p = ThresholdPolicy(max_fpr=0.5)
     >>> p.choose(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 0, 1])) > 0.2
     True
+    >>> s, y = np.array([0.9, 0.8, 0.7, 0.3, 0.2]), np.array([1, 0, 0, 0, 0])
+    >>> hard, groups = np.array([0, 1, 1, 1, 1], bool), np.array(["", "a", "b", "b", "b"])
+    >>> ThresholdPolicy(max_fpr=1.0, max_hard_negative_fpr=0.5).choose(s, y, hard) < 0.7
+    True
+    >>> ThresholdPolicy(max_fpr=1.0, max_hard_negative_fpr=0.5, max_subgroup_fpr=0.5
+    ...                 ).choose(s, y, hard, groups) > 0.8
+    True
     """
 
     max_fpr: float = 0.001
     max_hard_negative_fpr: float | None = None
+    max_subgroup_fpr: float | None = None
 
     def describe(self) -> str:
         text = (f"lowest threshold with false-positive rate <= {self.max_fpr:.2%} on real "
                 "benign validation conversations")
         if self.max_hard_negative_fpr is not None:
-            text += (f" and <= {self.max_hard_negative_fpr:.2%} on hard negatives, scores "
-                     "out of fold across authors")
+            text += f" and <= {self.max_hard_negative_fpr:.2%} on hard negatives"
+            if self.max_subgroup_fpr is not None:
+                text += f" (<= {self.max_subgroup_fpr:.2%} in each subgroup)"
+            text += ", scores out of fold across authors"
         return text
 
     @staticmethod
@@ -75,8 +87,10 @@ class ThresholdPolicy:
         return float(np.nextafter(cut, 1.0))
 
     def choose(self, scores: np.ndarray, labels: np.ndarray,
-               hard_negative: np.ndarray | None = None) -> float:
-        """``hard_negative`` marks which negatives are hard negatives (the rest: benign)."""
+               hard_negative: np.ndarray | None = None,
+               subgroups: np.ndarray | None = None) -> float:
+        """``hard_negative`` marks which negatives are hard negatives (the rest: benign);
+        ``subgroups`` names each conversation's subgroup (for ``max_subgroup_fpr``)."""
         scores, labels = np.asarray(scores), np.asarray(labels)
         if not (labels == 0).any():
             return 0.5
@@ -84,8 +98,13 @@ class ThresholdPolicy:
             return self._cut(scores[labels == 0], self.max_fpr)
         hard = np.asarray(hard_negative, dtype=bool) & (labels == 0)
         benign = (labels == 0) & ~hard
-        return max(self._cut(scores[benign], self.max_fpr),
-                   self._cut(scores[hard], self.max_hard_negative_fpr))
+        cuts = [self._cut(scores[benign], self.max_fpr),
+                self._cut(scores[hard], self.max_hard_negative_fpr)]
+        if subgroups is not None and self.max_subgroup_fpr is not None:
+            groups = np.asarray(subgroups)
+            cuts += [self._cut(scores[hard & (groups == g)], self.max_subgroup_fpr)
+                     for g in sorted(set(groups[hard].tolist()))]
+        return max(cuts)
 
 
 def fit_model(kind: str, X: np.ndarray, y: np.ndarray, *, random_state: int = 0,
@@ -166,6 +185,7 @@ def write_model_dir(out: str | Path, *, onnx_bytes: bytes, threshold: float,
         "threshold_policy": policy.describe(),
         "threshold_policy_max_fpr": policy.max_fpr,
         "threshold_policy_max_hard_negative_fpr": policy.max_hard_negative_fpr,
+        "threshold_policy_max_subgroup_fpr": policy.max_subgroup_fpr,
         "catalogue_name": catalogue.name,
         "catalogue_version": catalogue.version,
         "catalogue_sha256": catalogue.sha256,

@@ -6,9 +6,10 @@ A model is judged on wording it was not built from. For every author ``h``:
    (never the generator) and on real benign chat;
 2. the risk model is trained on every other author's conversations (the generator's too)
    and on real benign chat, with those recognisers in the extractor;
-3. its threshold is chosen **across authors**: each training author in turn is left out
-   of the risk model (inner folds), the pooled out-of-fold scores of hard negatives and
-   of real benign chat set the lowest threshold within the policy's budgets;
+3. its threshold is chosen **across authors**: the training authors are dealt into five
+   groups and each group in turn is left out of the risk model (inner folds, with a fifth
+   of the real benign chat each); the pooled out-of-fold scores of hard negatives and of
+   real benign chat set the lowest threshold within the policy's budgets;
 4. ``h``'s conversations are scored: recall, hard-negative false-positive rate overall
    and per subgroup (Wilson intervals), ROC-AUC, precision, subject accuracy, the
    account-level error rate (B3/A3), early detection (F_latency); the real benign test
@@ -62,6 +63,7 @@ __all__ = [
     "factor_stability",
     "featurise",
     "fit_fold",
+    "inner_groups",
     "load_corpus",
     "measure",
     "permutation_importance",
@@ -82,14 +84,16 @@ class CrossAuthorConfig:
     benign_test: int | None = None  # real benign chat test half (None: all of it)
     max_fpr: float = 0.001  # on real benign chat
     max_hard_negative_fpr: float = 0.05
+    max_subgroup_fpr: float = 0.075  # per hard-negative subgroup (the target is 10%)
     recogniser_benign_hit_rate: float = 0.005
     kind: str = "gbt"
-    inner_folds: int | None = None  # None: one per training author
+    inner_folds: int | None = 5  # author groups for the threshold (None: one per author)
     relationship_metadata: bool = True  # False: measure without the provider's metadata
     random_state: int = 0
 
     def policy(self) -> ThresholdPolicy:
-        return ThresholdPolicy(self.max_fpr, self.max_hard_negative_fpr)
+        return ThresholdPolicy(self.max_fpr, self.max_hard_negative_fpr,
+                               self.max_subgroup_fpr)
 
 
 @dataclass
@@ -263,6 +267,18 @@ class FittedFold:
     oof: dict[str, Any] = field(default_factory=dict)
 
 
+def inner_groups(train_authors: Sequence[str], folds: int | None) -> list[tuple[str, ...]]:
+    """The training authors dealt round-robin into ``folds`` groups (``None``: one group
+    per author); every author is out of fold exactly once.
+
+    >>> inner_groups(["a", "b", "c", "d", "e"], 2)
+    [('a', 'c', 'e'), ('b', 'd')]
+    """
+    authors = list(train_authors)
+    k = len(authors) if folds is None else max(1, min(folds, len(authors)))
+    return [tuple(authors[g::k]) for g in range(k)]
+
+
 def fit_fold(corpus: Corpus, train_authors: Sequence[str], config: CrossAuthorConfig, *,
              progress: Callable[[str], None] | None = None) -> FittedFold:
     """Recognisers, risk model and cross-author threshold from ``train_authors`` only."""
@@ -278,27 +294,28 @@ def fit_fold(corpus: Corpus, train_authors: Sequence[str], config: CrossAuthorCo
              tqdm(train_authors, desc="factors", leave=False, disable=None)}
     # real benign chat, dealt round-robin to the inner folds
     benign_F = featurise(benign, "real_benign", extractor, metadata=meta)
-    inner = list(train_authors)
-    if config.inner_folds is not None:
-        inner = inner[:config.inner_folds]
-    owner = np.array([k % len(inner) for k in range(len(benign_F))])
-    oof_scores, oof_labels, oof_hard = [], [], []
-    for k, held in enumerate(tqdm(inner, desc="inner folds", leave=False, disable=None)):
-        fit_F = sum((parts[a] for a in train_authors if a != held), Featurised())
+    groups = inner_groups(train_authors, config.inner_folds)
+    owner = np.array([k % len(groups) for k in range(len(benign_F))])
+    oof_scores, oof_labels, oof_hard, oof_groups = [], [], [], []
+    for k, held in enumerate(tqdm(groups, desc="inner folds", leave=False, disable=None)):
+        fit_F = sum((parts[a] for a in train_authors if a not in held), Featurised())
         fit_F = fit_F + benign_F.take(owner != k)
         model = _fit(fit_F, config)
-        for F, hard in ((parts[held], True), (benign_F.take(owner == k), False)):
+        held_F = sum((parts[a] for a in held), Featurised())
+        for F, hard in ((held_F, True), (benign_F.take(owner == k), False)):
             s, _ = conversation_scores(model, F)
             oof_scores += s.tolist()
             oof_labels += F.labels
             oof_hard += [hard and lab == 0 for lab in F.labels]
+            oof_groups += F.subgroups
     threshold = config.policy().choose(np.array(oof_scores), np.array(oof_labels),
-                                       np.array(oof_hard))
+                                       np.array(oof_hard), np.array(oof_groups))
     say("model")
     all_F = sum((parts[a] for a in train_authors), Featurised()) + benign_F
     model = _fit(all_F, config)
     return FittedFold(extractor, model, threshold, rec, tuple(train_authors),
-                      {"scores": oof_scores, "labels": oof_labels, "hard": oof_hard})
+                      {"scores": oof_scores, "labels": oof_labels, "hard": oof_hard,
+                       "subgroups": oof_groups})
 
 
 @dataclass
