@@ -80,11 +80,13 @@ class CrossAuthorConfig:
     include_sealed: bool = False
     authors: tuple[str, ...] | None = None  # default: every registered author
     generator_n: int = 1200
-    benign_fit: int = 2500  # real benign chat conversations (train half) in training
+    benign_fit: int | None = None  # real benign chat (train half) in training (None: all)
     benign_test: int | None = None  # real benign chat test half (None: all of it)
     max_fpr: float = 0.001  # on real benign chat
-    max_hard_negative_fpr: float = 0.05
-    max_subgroup_fpr: float = 0.075  # per hard-negative subgroup (the target is 10%)
+    # budgets out of fold, below the targets (5% and 10%): a new author's wording moves
+    # the rates up (measured on the development authors: 1.5-2x)
+    max_hard_negative_fpr: float = 0.04
+    max_subgroup_fpr: float = 0.06
     recogniser_benign_hit_rate: float = 0.005
     kind: str = "gbt"
     inner_folds: int | None = 5  # author groups for the threshold (None: one per author)

@@ -1,10 +1,12 @@
 """Training data for the learned recognisers, from the independent authors' annotations.
 
-Risky turns an author annotated (``{"stage": "flattery"}``) are positives of their
-category; every turn of a hard negative, every plain reply of the child in a positive and
-every turn of real benign chat is a benign turn. The offender's unannotated turns are left
-out (an author may not annotate every risky turn). The generator is never a source: it
-was written by the same hand as the catalogue.
+Risky turns of the offender that an author annotated (``{"stage": "flattery"}``) are
+positives of their category; every turn of a hard negative, every plain reply of the
+child in a positive and every turn of real benign chat is a benign turn. The offender's
+unannotated turns are left out (an author may not annotate every risky turn), and so are
+the child's annotated replies: "ok bet" after a request to move apps is a platform move
+only in its context, and a recogniser that learned it would fire on every assent. The
+generator is never a source: it was written by the same hand as the catalogue.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def author_turns(conversations: Iterable[Conversation], author: str,
                 continue
             label = (m.annotations or {}).get("stage")
             if conv.label == 1:
-                if label in RECOGNISED:
+                if label in RECOGNISED and m.sender == conv.offender:
                     out.append((m.text, RECOGNISED[label], author))
                 elif label is None and m.sender != conv.offender:
                     out.append((m.text, None, author))

@@ -47,3 +47,21 @@ def test_the_scan_finds_what_it_must():
     bad = Conversation("c1", people, (Message("a", 0.0, "hello"), Message("b", 1.0, "no nudes")))
     assert content_problems([bad]) == ["c1 message 1"]
     assert FORBIDDEN.search("lingerie") and not FORBIDDEN.search("send me a selfie")
+
+
+def test_recognisers_learn_the_offenders_annotated_turns_only():
+    from classifier.evaluation.recognisers import author_turns
+
+    from classifier import Conversation, Message, Participant
+
+    people = (Participant("adult"), Participant("child"))
+    msgs = (Message("adult", 0.0, "add me on the other app",
+                    annotations={"stage": "platform_move"}),
+            Message("child", 1.0, "ok bet", annotations={"stage": "platform_move"}),
+            Message("child", 2.0, "lol ok"),
+            Message("adult", 3.0, "unannotated"))
+    pos = Conversation("p", people, msgs, label=1, offender="adult")
+    neg = Conversation("n", people, msgs[:2], label=0)
+    assert author_turns([pos], "x") == [("add me on the other app", "platform_move", "x"),
+                                        ("lol ok", None, "x")]
+    assert [label for _, label, _ in author_turns([neg], "x")] == [None, None]
