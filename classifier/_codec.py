@@ -2,9 +2,11 @@
 
 Layout (little-endian): magic ``CS2``, the first 8 bytes of the catalogue's sha256, the
 vector lengths, participant and pair counts, the conversation id, the conversation's
-scalars, then per participant its id, scalars, saturating uint16 indicator counts and the
-first time each category appeared, then per ordered pair the two participants' positions
-(-1: nobody yet) and its saturating uint16 counts. Decoding checks the magic, the
+scalars, then per participant its id, scalars, its indicator counts sparse (how many are
+not zero, their positions and their saturating uint16 values: most indicators never fire)
+and the first time each category appeared (a bit per category, then the times of those
+seen), then per ordered pair the two participants' positions (-1: nobody yet) and its
+saturating uint16 counts. Decoding checks the magic, the
 catalogue, the lengths, the positions and that nothing trails; any damage is a
 :class:`StateError` (E301/E302), never a crash.
 """
@@ -16,17 +18,18 @@ import struct
 import numpy as np
 
 from ._errors import Errors, StateError
-from ._state import NOBODY, AgeStats, ConversationState, ParticipantState
+from ._state import NEVER, NOBODY, AgeStats, ConversationState, ParticipantState
 from .indicators import Catalogue
 
 __all__ = ["decode_state", "encode_state", "restore_state"]
 
-_MAGIC = b"CS4"
+_MAGIC = b"CS5"
 _COUNT_MAX = np.iinfo(np.uint16).max
 _HEAD = struct.Struct("<HHHH")
 _CONV = struct.Struct("<dd hhh Bh I I ?")
 _SCALARS = struct.Struct("<IIII dd I ddff I ddff ddI")
 _PAIR = struct.Struct("<hh")
+_DENSE = 0xFFFF  # in place of the count of non-zero indicators: the counts follow whole
 
 
 def _pack_str(s: str) -> bytes:
@@ -68,8 +71,17 @@ def encode_state(state: ConversationState) -> bytes:
             da.n, da.total, da.total_sq, da.low, da.high,
             sa.n, sa.total, sa.total_sq, sa.low, sa.high,
             p.corrected_age, p.corrected_at, p.n_retractions))
-        parts.append(np.minimum(p.counts, _COUNT_MAX).astype("<u2").tobytes())
-        parts.append(p.first_seen.astype("<f8").tobytes())
+        nz = np.flatnonzero(p.counts)
+        if 4 * len(nz) < 2 * len(p.counts):  # sparse: positions and values
+            parts.append(struct.pack("<H", len(nz)))
+            parts.append(nz.astype("<u2").tobytes())
+            parts.append(np.minimum(p.counts[nz], _COUNT_MAX).astype("<u2").tobytes())
+        else:  # dense (never larger than the vector itself)
+            parts.append(struct.pack("<H", _DENSE))
+            parts.append(np.minimum(p.counts, _COUNT_MAX).astype("<u2").tobytes())
+        seen = p.first_seen != NEVER
+        parts.append(np.packbits(seen, bitorder="little").tobytes())
+        parts.append(p.first_seen[seen].astype("<f8").tobytes())
     for (a, b), row in state.pairs.items():
         parts.append(_PAIR.pack(index[a], index.get(b, -1)))
         parts.append(np.minimum(row, _COUNT_MAX).astype("<u2").tobytes())
@@ -108,10 +120,26 @@ def _decode(data: bytes, catalogue: Catalogue) -> ConversationState:
         pid, pos = _unpack_str(data, pos)
         v = _SCALARS.unpack_from(data, pos)
         pos += _SCALARS.size
-        counts = np.frombuffer(data, "<u2", k, pos).astype(np.uint32)
-        pos += 2 * k
-        first_seen = np.frombuffer(data, "<f8", c, pos).copy()
-        pos += 8 * c
+        (n_nz,) = struct.unpack_from("<H", data, pos)
+        pos += 2
+        if n_nz == _DENSE:
+            counts = np.frombuffer(data, "<u2", k, pos).astype(np.uint32)
+            pos += 2 * k
+        else:
+            where = np.frombuffer(data, "<u2", n_nz, pos).astype(np.intp)
+            values = np.frombuffer(data, "<u2", n_nz, pos + 2 * n_nz)
+            pos += 4 * n_nz
+            if n_nz > k or (n_nz and (where.max() >= k or np.any(np.diff(where) <= 0))):
+                raise ValueError("indicator positions")
+            counts = np.zeros(k, dtype=np.uint32)
+            counts[where] = values
+        n_mask = (c + 7) // 8
+        seen = np.unpackbits(np.frombuffer(data, np.uint8, n_mask, pos), count=c,
+                             bitorder="little").astype(bool)
+        pos += n_mask
+        first_seen = np.full(c, NEVER)
+        first_seen[seen] = np.frombuffer(data, "<f8", int(seen.sum()), pos)
+        pos += 8 * int(seen.sum())
         state.participants[pid] = ParticipantState(
             counts, first_seen, *v[:4], v[4], v[5], AgeStats(v[6], v[7], v[8], v[9], v[10]),
             AgeStats(v[11], v[12], v[13], v[14], v[15]), v[16], v[17], v[18])

@@ -1,4 +1,4 @@
-"""Per-conversation incremental state: numbers only, constant size, mergeable.
+"""Per-conversation incremental state: numbers only, bounded size, mergeable.
 
 The state accumulates what the text boundary returned (indicator counts, age evidence,
 character counts, times, who sent what); it never sees text. Per participant: counts per

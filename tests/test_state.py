@@ -82,7 +82,7 @@ def test_merge_refuses_other_conversation(extractor):
         build(extractor, messages(3), "x").merge(build(extractor, messages(3), "y"))
 
 
-def test_serialisation_round_trip_and_constant_size(extractor):
+def test_serialisation_round_trip_and_bounded_size(extractor):
     sizes = []
     for n in (10, 100, 1000):
         state = build(extractor, messages(n))
@@ -90,7 +90,16 @@ def test_serialisation_round_trip_and_constant_size(extractor):
         sizes.append(len(raw))
         assert ConversationState.from_bytes(raw, extractor.catalogue) == state
         assert pickle.loads(pickle.dumps(state)) == state
-    assert sizes[0] == sizes[1] == sizes[2] <= 1024
+    # the size grows with the indicators seen, never with the messages
+    assert sizes[0] <= sizes[1] == sizes[2] <= 1024
+    # every indicator fired: the counts go whole, no larger than the vector itself
+    full = build(extractor, messages(10))
+    for p in full.participants.values():
+        p.counts[:] = 7
+        p.first_seen[:] = 1.0
+    raw = full.to_bytes()
+    assert ConversationState.from_bytes(raw, extractor.catalogue) == full
+    assert len(raw) - sizes[0] <= 2 * 2 * extractor.n_features + 2 * 8 * full.n_categories
 
 
 def test_state_is_bounded_in_group_chats(extractor):
