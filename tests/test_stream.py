@@ -63,10 +63,14 @@ def test_idle_conversations_are_evicted(scorer):
 
 
 def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
-    conv = sample()["sample-001"]
-    whole = StreamScorer(scorer)
-    expected = feed(whole, conv)
-    assert len(expected) == 1 and expected[0].message_index >= 2  # the cut is before it
+    from classifier.evaluation.synth import generate
+
+    def flags_of(conv):
+        return feed(StreamScorer(scorer), conv)
+
+    # a conversation flagged once, after the cut of two messages
+    conv, expected = next((c, f) for c in [*sample().values(), *generate(60, seed=5)]
+                          if len(f := flags_of(c)) == 1 and f[0].message_index >= 2)
     first = StreamScorer(scorer)
     feed(first, conv, conv.messages[:2])
     first.add("c-canary", "a", conv.messages[0].ts, f"hello {CANARY}")
