@@ -84,7 +84,8 @@ class CrossAuthorConfig:
     benign_test: int | None = None  # real benign chat test half (None: all of it)
     max_fpr: float = 0.001  # on real benign chat
     # budgets out of fold, below the targets (5% and 10%): a new author's wording moves
-    # the rates up (measured on the development authors: 1.5-2x)
+    # the rates up (a held-out development author's worst subgroup was more than twice
+    # the budget); chosen on the held-out results of a01, a02 and the generator only
     max_hard_negative_fpr: float = 0.04
     max_subgroup_fpr: float = 0.06
     recogniser_benign_hit_rate: float = 0.005
