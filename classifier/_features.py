@@ -241,6 +241,7 @@ class RiskFactorBuilder:
         for i, ind in enumerate(catalogue.indicators):
             self._onehot[i, cats.index(ind.category)] = 1.0
         self._cat = {c: i for i, c in enumerate(cats)}
+        self._n_categories = len(cats)
         self._older = [self._cat[c] for c in RISK_CATEGORIES]
         self._younger = [self._cat[c] for c in YOUNGER_CATEGORIES]
         self._family = self._cat.get("family_context", -1)
@@ -248,10 +249,19 @@ class RiskFactorBuilder:
         self._adult = self._cat["adult_context"]
         self._child_indicators = np.flatnonzero(self._onehot[:, self._child])
         self._adult_indicators = np.flatnonzero(self._onehot[:, self._adult])
+        self._child_list = self._child_indicators.tolist()
+        self._adult_list = self._adult_indicators.tolist()
         self._stage_cats = [
             [self._cat[c] for c, info in catalogue.categories.items() if info["stage"] == s]
             for s in STAGE_ORDER
         ]
+
+    def _context_counts(self, p: ParticipantState) -> tuple[float, float]:
+        """(child-context, adult-context) messages of a participant: integer sums, each
+        indicator's count added in the catalogue's order."""
+        counts = p.counts.tolist()
+        return (float(sum(counts[i] for i in self._child_list)),
+                float(sum(counts[i] for i in self._adult_list)))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -269,8 +279,7 @@ class RiskFactorBuilder:
         if p is not None:
             # the child- and adult-context messages (integer sums: the same numbers as
             # the per-category matrix product, at a fraction of its cost)
-            child_n = float(p.counts[self._child_indicators].sum())
-            adult_n = float(p.counts[self._adult_indicators].sum())
+            child_n, adult_n = self._context_counts(p)
             da, sa = p.disclosed_age, p.school_age
             corrected = math.isfinite(p.corrected_age) or p.n_retractions > 0
             if math.isfinite(p.corrected_age):
@@ -332,12 +341,12 @@ class RiskFactorBuilder:
         if len(ids) == 1:  # nobody answered yet: the silent other party, unknown
             ids = [*ids, NOBODY]
             estimates[NOBODY] = self.estimate_age(None, None)
-        directed: dict[tuple[str, str], np.ndarray] = {}
+        directed: dict[tuple[str, str], list[int]] = {}
 
-        def towards(a: str, b: str) -> np.ndarray:  # each direction read once
+        def towards(a: str, b: str) -> list[int]:  # each direction read once, as numbers
             row = directed.get((a, b))
             if row is None:
-                row = directed[(a, b)] = state.directed(a, b)
+                row = directed[(a, b)] = state.directed(a, b).tolist()
             return row
 
         pairs = [(a, b) for a in ids for b in ids if a != b and a != NOBODY
@@ -351,25 +360,35 @@ class RiskFactorBuilder:
         rel = context
         known = float(any(v is not None for v in (rel.family_link, rel.contact_age_days,
                                                   rel.mutual_contacts)))
-        X = np.empty((len(pairs), len(FEATURE_NAMES)), dtype=np.float32)
-        for r, (a, b) in enumerate(pairs):
+        # the factors as Python numbers, one list per pair, converted to float32 once
+        # (the same float64 arithmetic numpy would do)
+        tail = [math.log1p(family), float(bool(rel.family_link)), known,
+                math.log1p(rel.contact_age_days or 0), math.log1p(rel.mutual_contacts or 0),
+                math.log1p(n_messages)]
+        older, younger = self._older, self._younger
+        orders: dict[str, float] = {}
+        nobody = [0] * (self._n_categories + 1)
+        rows = []
+        for a, b in pairs:
             oe, ye = estimates[a], estimates[b]
             to_b = towards(a, b)
-            to_a = towards(b, a) if b != NOBODY else np.zeros_like(to_b)
-            coverage, order = self._stages(state.participants.get(a), to_b)
-            X[r] = [
+            to_a = towards(b, a) if b != NOBODY else nobody
+            p = state.participants.get(a)
+            order = orders.get(a)
+            if order is None:
+                order = orders[a] = self._stage_order(p)
+            d_b, d_a = max(to_b[-1], 1), max(to_a[-1], 1)
+            rows.append([
                 ye.p_minor, 1.0 - oe.p_minor, ye.p_minor * (1.0 - oe.p_minor),
                 ye.age, oe.age, oe.age - ye.age, math.hypot(oe.sd, ye.sd),
                 ye.minor_evidence, oe.evidence,
                 float(oe.profile_mismatch), float(ye.profile_mismatch), float(oe.corrected),
-                *(to_b[self._older] / max(int(to_b[-1]), 1)),
-                *(to_a[self._younger] / max(int(to_a[-1]), 1)),
-                coverage, order,
-                math.log1p(family), float(bool(rel.family_link)), known,
-                math.log1p(rel.contact_age_days or 0), math.log1p(rel.mutual_contacts or 0),
-                math.log1p(n_messages), math.log1p(to_b[-1]), group,
-            ]
-        return X, pairs
+                *[to_b[c] / d_b for c in older],
+                *[to_a[c] / d_a for c in younger],
+                self._stage_coverage(p, to_b), order,
+                *tail, math.log1p(to_b[-1]), group,
+            ])
+        return np.array(rows, dtype=np.float32), pairs
 
     def transform(self, state: ConversationState,
                   context: FactorContext | Mapping[str, int | None] | None = None,
@@ -392,23 +411,26 @@ class RiskFactorBuilder:
             return 0.0
         return float(sum(int(row[self._family]) for row in state.pairs.values()))
 
-    def _stages(self, p: ParticipantState | None, to_b: np.ndarray) -> tuple[float, float]:
-        """Stages A reached towards B (coverage: a stage counts when at least 2% of A's
-        messages to B, and at least one, carry it), and the share of stage pairs A reached
-        in the documented order (over every stage A ever reached: a plain message never
-        changes it)."""
+    def _stage_coverage(self, p: ParticipantState | None, to: list[int]) -> float:
+        """Stages A reached towards B: a stage counts when at least 2% of A's messages to
+        B, and at least one, carry it."""
         if p is None:
-            return 0.0, 0.0
-        to = to_b.tolist()  # Python numbers: the same values, without numpy scalars
+            return 0.0
         floor = max(1.0, STAGE_FLOOR * float(to[-1]))
         present = sum(1 for cats in self._stage_cats if any(to[c] >= floor for c in cats))
-        coverage = present / len(STAGE_ORDER)
+        return present / len(STAGE_ORDER)
+
+    def _stage_order(self, p: ParticipantState | None) -> float:
+        """The share of stage pairs A reached in the documented order (over every stage A
+        ever reached: a plain message never changes it)."""
+        if p is None:
+            return 0.0
         first_seen = p.first_seen.tolist()
-        firsts = [min((first_seen[c] for c in cats), default=math.inf)
+        firsts = [min([first_seen[c] for c in cats], default=math.inf)
                   for cats in self._stage_cats]
         seen = [(i, t) for i, t in enumerate(firsts) if math.isfinite(t)]
         if len(seen) < 2:
-            return coverage, 0.0
+            return 0.0
         pairs = [(a, b) for k, a in enumerate(seen) for b in seen[k + 1:]]
         concordant = sum(1 for (_, ta), (_, tb) in pairs if ta <= tb)
-        return coverage, concordant / len(pairs)
+        return concordant / len(pairs)

@@ -54,6 +54,30 @@ def _epoch(ts: datetime | float | int, index: int = 0) -> float:
     raise StateError(Errors.E303.format(index=index, type_name=type(ts).__name__))
 
 
+_LAYOUTS: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _layout(catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each indicator's category, the indicator-to-category one-hot matrix and the
+    hand-written age questions (a learned guess never turns "6" into an age), computed
+    once per catalogue and shared, read-only, by its states."""
+    key = (catalogue.sha256, len(catalogue.indicators), len(catalogue.categories))
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        cats = tuple(catalogue.categories)
+        category = np.array([cats.index(ind.category) for ind in catalogue.indicators],
+                            dtype=np.int64)
+        onehot = np.zeros((len(category), len(cats)), dtype=bool)
+        onehot[np.arange(len(category)), category] = True
+        questions = np.array([k for k, ind in enumerate(catalogue.indicators)
+                              if ind.category == "age_question" and not ind.recogniser],
+                             dtype=np.int64)
+        for array in (category, onehot, questions):
+            array.flags.writeable = False
+        layout = _LAYOUTS[key] = (category, onehot, questions)
+    return layout
+
+
 @dataclass
 class AgeStats:
     """Mergeable moments of age intervals (midpoints) with their overall range."""
@@ -185,15 +209,7 @@ class ConversationState:
         self.catalogue_sha256 = catalogue.sha256
         self.n_indicators = len(catalogue.indicators)
         self.n_categories = len(catalogue.categories)
-        cats = tuple(catalogue.categories)
-        self._indicator_category = np.array(
-            [cats.index(ind.category) for ind in catalogue.indicators], dtype=np.int64)
-        self._onehot = np.zeros((self.n_indicators, self.n_categories), dtype=bool)
-        self._onehot[np.arange(self.n_indicators), self._indicator_category] = True
-        # the hand-written age questions (a learned guess never turns "6" into an age)
-        self._aq_indicators = np.array([k for k, ind in enumerate(catalogue.indicators)
-                                        if ind.category == "age_question"
-                                        and not ind.recogniser], dtype=np.int64)
+        self._indicator_category, self._onehot, self._aq_indicators = _layout(catalogue)
         self.max_participants = max_participants
         self.participants: dict[str, ParticipantState] = {}
         # (sender, addressee) -> messages per category, then all messages, uint32
@@ -304,76 +320,86 @@ class ConversationState:
             yield i
 
     def _add_many(self, columns: MessageColumns) -> None:
-        """Vectorised :meth:`update` over a run of messages (same result)."""
-        senders, times = columns.senders, np.asarray(columns.times, dtype=np.float64)
-        counts, ages, scanned = columns.counts, columns.ages, np.asarray(columns.scanned)
-        n = len(senders)
+        """Vectorised :meth:`update` over a run of messages (same result).
+
+        The common message carries no indicator: the run's counters, times and turns are
+        summed in plain Python, and only the few messages with indicators touch the
+        per-indicator arrays (integer sums and minima: the same numbers in any order)."""
+        senders, counts, ages = columns.senders, columns.counts, columns.ages
+        times = np.asarray(columns.times, dtype=np.float64).tolist()
+        scanned = np.asarray(columns.scanned, dtype=bool)
+        hit_rows = np.flatnonzero(scanned & counts.any(axis=1)).tolist()
+        aq_rows: set[int] = set()
+        if hit_rows:
+            aq_rows = set(np.flatnonzero(
+                scanned & (counts[:, self._aq_indicators] > 0).any(axis=1)).tolist())
+        scan = scanned.tolist()
         keys = [self._key(s) for s in senders]
-        hit_any = scanned & counts.any(axis=1)
-        cat_hits = np.zeros((n, self.n_categories), dtype=bool)
-        if hit_any.any():
-            cat_hits[hit_any] = (counts[hit_any] > 0) @ self._onehot
-        aq = scanned & (counts[:, self._aq_indicators] > 0).any(axis=1)
-        # turns: who each message goes to, and whether it answers an age question
-        addressee: list[str] = []
-        answers = np.zeros(n, dtype=bool)
+        participants, pair = self.participants, self._pair
         last, prev = self.last_sender, self.prev_sender
         since, asker = self.since_aq, self.aq_by
         turns = 0
+        answers: dict[int, bool] = {}
+        pair_rows: dict[tuple[str, str], list[int]] = {}  # pair -> its messages' positions
         for i, key in enumerate(keys):
-            answers[i] = since <= AGE_ANSWER_WINDOW and asker not in (None, key)
-            if aq[i]:
+            if i in ages:
+                answers[i] = since <= AGE_ANSWER_WINDOW and asker not in (None, key)
+            if i in aq_rows:
                 since, asker = 0, key
-            else:
-                since = min(since + 1, _FAR)
+            elif since < _FAR:
+                since += 1
             if key == last:
-                addressee.append(prev or NOBODY)
+                addressee = prev or NOBODY
             else:
-                addressee.append(last or NOBODY)
+                addressee = last or NOBODY
                 if last is not None:
                     turns += 1
                 prev, last = last, key
-        # per participant: six per-message figures summed in one product (small integers)
-        slots = list(dict.fromkeys(keys))
-        index = {k: j for j, k in enumerate(slots)}
-        slot = np.fromiter((index[k] for k in keys), dtype=np.int64, count=n)
-        member = slot[:, None] == np.arange(len(slots))
-        figures = np.column_stack((np.ones(n), scanned, hit_any))
-        sums = (member.T.astype(np.float64) @ figures).astype(np.int64).tolist()
-        firsts = np.where(member, times[:, None], np.inf).min(axis=0).tolist()
-        lasts = np.where(member, times[:, None], -np.inf).max(axis=0).tolist()
-        for j, key in enumerate(slots):
-            p = self.participants[key]
-            n_msg, n_scan, n_hit = sums[j]
-            p.n_messages += n_msg
+            rows = pair_rows.get((key, addressee))
+            if rows is None:
+                pair_rows[(key, addressee)] = [i]
+            else:
+                rows.append(i)
+        # per participant: messages, scanned, first and last time
+        for key in dict.fromkeys(keys):
+            mine = [i for i, k in enumerate(keys) if k == key]
+            p = participants[key]
+            n_scan = sum(1 for i in mine if scan[i])
+            p.n_messages += len(mine)
             p.n_scanned += n_scan
-            p.n_not_scanned += n_msg - n_scan
-            p.first_ts = min(p.first_ts, firsts[j])
-            p.last_ts = max(p.last_ts, lasts[j])
-            if n_hit:
-                mine = hit_any & member[:, j]
-                p.n_with_indicators += n_hit
-                p.counts += counts[mine].sum(axis=0, dtype=np.uint32)
-                first = np.where(cat_hits[mine], times[mine][:, None], np.inf).min(axis=0)
-                p.first_seen = np.minimum(p.first_seen, first)
+            p.n_not_scanned += len(mine) - n_scan
+            mine_times = [times[i] for i in mine]
+            p.first_ts = min(p.first_ts, min(mine_times))
+            p.last_ts = max(p.last_ts, max(mine_times))
+        # the messages with indicators: their counts, categories and first times
+        hit_cats: dict[int, np.ndarray] = {}
+        for i in hit_rows:
+            p = participants[keys[i]]
+            row = counts[i]
+            cats = np.unique(self._indicator_category[np.flatnonzero(row)])
+            hit_cats[i] = cats
+            p.n_with_indicators += 1
+            p.counts += row
+            p.first_seen[cats] = np.minimum(p.first_seen[cats], times[i])
         # per ordered pair: messages, and messages per category
-        pair_of = [(k, a) for k, a in zip(keys, addressee, strict=True)]
-        for pair_key in dict.fromkeys(pair_of):
-            mine = np.fromiter((pk == pair_key for pk in pair_of), dtype=bool, count=n)
-            row = self._pair(*pair_key)
-            row[-1] += int(mine.sum())
-            row[:-1] += cat_hits[mine].sum(axis=0, dtype=np.uint32)
+        for pair_key, rows in pair_rows.items():
+            out = pair(*pair_key)
+            out[-1] += len(rows)
+            for i in rows:
+                cats = hit_cats.get(i)
+                if cats is not None:
+                    out[cats] += 1
         for i in sorted(ages):
-            if scanned[i]:
-                p = self.participants[keys[i]]
+            if scan[i]:
+                p = participants[keys[i]]
                 for ev in ages[i]:
-                    _add_age(p, ev, float(times[i]), bool(answers[i]))
+                    _add_age(p, ev, times[i], answers[i])
         if self.first_sender is None:
-            self.first_sender, self.first_ts = keys[0], float(times[0])
+            self.first_sender, self.first_ts = keys[0], times[0]
         self.last_sender, self.prev_sender = last, prev
         self.since_aq, self.aq_by = since, asker
         self.n_turns += turns
-        self.last_ts = max(self.last_ts, float(times.max()))
+        self.last_ts = max(self.last_ts, max(times))
 
     # -- reading -----------------------------------------------------------------------
     @property
