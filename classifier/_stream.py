@@ -163,7 +163,7 @@ class StreamScorer:
                 changed_ages = conv.declared != before
             self._open[m.conversation_id] = conv  # most recently active last
             shape = (len(conv.state.participants), len(conv.state.pairs))
-            conv.state.add(columns.slice(i, i + 1))  # state
+            conv.state.add(columns if len(scan) == 1 else columns.slice(i, i + 1))  # state
             index = conv.n_messages
             conv.n_messages += 1
             conv.last_seen = max(conv.last_seen, t)

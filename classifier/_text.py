@@ -159,11 +159,15 @@ class TextBoundary:
         years = [_year(messages[i].ts) for i in positions]
         batch = self.extractor.extract_batch(texts, reference_year=years)
         n = len(messages)
-        scanned = np.zeros(n, dtype=bool)
-        scanned[positions] = True
-        counts = np.zeros((n, batch.counts.shape[1]), dtype=batch.counts.dtype)
-        counts[positions] = batch.counts
-        ages = {positions[r]: ev for r, ev in batch.ages.items()}
+        if len(positions) == n:  # the common micro-batch: text only
+            scanned, counts = np.ones(n, dtype=bool), batch.counts
+            ages = dict(batch.ages)
+        else:
+            scanned = np.zeros(n, dtype=bool)
+            scanned[positions] = True
+            counts = np.zeros((n, batch.counts.shape[1]), dtype=batch.counts.dtype)
+            counts[positions] = batch.counts
+            ages = {positions[r]: ev for r, ev in batch.ages.items()}
         times = np.fromiter((m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
                              for m in messages), dtype=np.float64, count=n)
         n_bytes = sum(len(t.encode("utf-8")) for t in texts)
