@@ -19,6 +19,7 @@ from ._conversation import (
     DEFAULT_LIMITS,
     MAX_ID_CHARS,
     PROTECTED_ROLES,
+    REGIONS,
     TEXT_MODALITY,
     Conversation,
     Message,
@@ -66,7 +67,8 @@ class StreamMessage:
 
     ``declared_ages`` (participant id -> profile age) and ``protected_role`` (of the
     sender) carry what the provider knows; ``e2ee`` marks an end-to-end-encrypted
-    conversation, which is refused and never scanned.
+    conversation, which is refused and never scanned; ``region`` (``"EU"`` or
+    ``"non-EU"``) is where the bytes scanned are counted for the annual report.
     """
 
     conversation_id: str
@@ -76,6 +78,7 @@ class StreamMessage:
     declared_ages: Mapping[str, int | None] | None = None
     e2ee: bool = False
     protected_role: str | None = None
+    region: str = "EU"
 
     def __reduce__(self) -> Any:
         raise FirewallError(Errors.E004.format(kind="StreamMessage"))
@@ -169,6 +172,10 @@ def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
 
 def check_stream_message(message: StreamMessage, position: int) -> RejectedRow | None:
     """Why a stream message cannot be used (named by its position in the micro-batch)."""
+    if message.region not in REGIONS:
+        return _rejected(message.conversation_id if isinstance(message.conversation_id, str)
+                         else None, f"micro-batch row {position}",
+                         _RowCheck("region", f"must be one of {', '.join(REGIONS)}"))
     return check_row(message.conversation_id, MessageRow(
         f"micro-batch row {position}", message.sender, message.ts, message.text,
         TEXT_MODALITY if message.text is not None else "not_text",

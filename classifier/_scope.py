@@ -162,9 +162,11 @@ class ScanPolicy:
         assert basis is not None
         return ScanDecision(True, basis=basis.id)
 
-    def record_scan(self, region: str, n_bytes: int, n_not_scanned: int) -> None:
-        """Count one scanned conversation (the text boundary reports its bytes)."""
-        self.conversations_scanned += 1
+    def record_scan(self, region: str, n_bytes: int, n_not_scanned: int, *,
+                    conversations: int = 1) -> None:
+        """Count scanned bytes and conversations (the text boundary reports the bytes; a
+        stream counts a conversation once, when it opens)."""
+        self.conversations_scanned += conversations
         self.bytes_scanned[region] += n_bytes
         self.messages_not_scanned += n_not_scanned
 

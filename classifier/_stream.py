@@ -26,6 +26,7 @@ from ._errors import ConfigError, Errors, StateError
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
 from ._pipeline import Pipeline
 from ._state import ConversationState
+from ._text import MessageColumns
 
 __all__ = ["StreamFlag", "StreamMessage", "StreamScorer"]
 
@@ -145,8 +146,10 @@ class StreamScorer:
             if conv is not None and conv.refused is not None:
                 continue
             scan.append(m)
-        # text boundary: the texts of the micro-batch in one extraction batch
+        # text boundary: the texts of the micro-batch in one extraction batch; its bytes
+        # are metered per region, and each conversation counts once, when it opens
         columns = pipeline.boundary.extract_messages(scan)
+        self._meter(scan, columns)
         mats: list[tuple[np.ndarray, list[tuple[str, str]]]] = []
         queued: list[tuple[_Open, str, int]] = []
         pair_matrix = pipeline.factors.pair_matrix
@@ -187,6 +190,19 @@ class StreamScorer:
                 conv.flagged_at = index
                 flags.append(StreamFlag(cid, index, float(score), subject))
         return flags
+
+    def _meter(self, scan: Sequence[StreamMessage], columns: MessageColumns) -> None:
+        if not scan:
+            return
+        opened = {m.conversation_id for m in scan if m.conversation_id not in self._open}
+        regions = {m.region for m in scan}
+        n_bytes = ({scan[0].region: columns.n_bytes} if len(regions) == 1
+                   else self.pipeline.boundary.bytes_by_region(scan))
+        for region in sorted(regions):
+            rows = [i for i, m in enumerate(scan) if m.region == region]
+            self.pipeline.policy.record_scan(
+                region, n_bytes.get(region, 0), sum(1 for i in rows if not columns.scanned[i]),
+                conversations=len({scan[i].conversation_id for i in rows} & opened))
 
     def evict(self, *, now: float) -> int:
         """Evict idle conversations and any beyond ``max_open``; returns how many."""

@@ -174,6 +174,14 @@ class TextBoundary:
         return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
                               n_bytes)
 
+    def bytes_by_region(self, messages: Sequence[Any]) -> dict[str, int]:
+        """UTF-8 bytes of the text of stream messages (with ``region``), per region."""
+        out: dict[str, int] = {}
+        for m in messages:
+            if m.text is not None:
+                out[m.region] = out.get(m.region, 0) + len(m.text.encode("utf-8"))
+        return out
+
     def evidence(self, conversation: Conversation, columns: MessageColumns, subject: str | None,
                  *, before: int = 3) -> EvidenceExcerpt:
         """The excerpt of a flagged conversation: the messages that carried indicators and

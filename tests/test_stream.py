@@ -151,3 +151,34 @@ def test_skipping_plain_messages_raises_the_same_flags(scorer, author):
     assert [(f.conversation_id, f.message_index, f.subject) for f in got] == \
         [(f.conversation_id, f.message_index, f.subject) for f in want]
     assert len(want) >= 10 and skipping.skipped > len(items) // 3
+
+
+def test_a_stream_meters_the_bytes_it_scans_as_the_batch_path_does(extractor):
+    """Bytes scanned per region, conversations (once each) and non-text messages: the
+    annual report's counters are the same whether a conversation came as a batch or one
+    message at a time, also with regions mixed in one micro-batch."""
+    from dataclasses import replace
+
+    convs = [replace(c, region="EU" if i % 2 else "non-EU")
+             for i, c in enumerate(sample().values())]
+    batch = Scorer(extractor=extractor)
+    batch.score_many(convs)
+    stream = StreamScorer(Scorer(extractor=extractor))
+    items = sorted((StreamMessage(c.conversation_id, m.sender, m.ts,
+                                  m.text if m.is_text else None, region=c.region)
+                    for c in convs for m in c.messages), key=lambda m: m.ts)
+    stream.add_many(items[:7])  # a micro-batch of both regions
+    for m in items[7:]:
+        stream.add(m.conversation_id, m.sender, m.ts, m.text) if m.region == "EU" else \
+            stream.add_many([m])
+    expected = batch.pipeline.policy.counters()
+    got = stream.pipeline.policy.counters()
+    assert expected["bytes_scanned.EU"] > 0 and expected["bytes_scanned.non-EU"] > 0
+    assert {k: got.get(k) for k in expected} == expected
+
+
+def test_a_stream_message_with_an_unknown_region_is_rejected_by_name(scorer):
+    stream = StreamScorer(scorer)
+    assert stream.add_many([StreamMessage("c-1", "u-1", 1_790_000_000.0, "hi",
+                                          region="mars")]) == []
+    assert stream.rejected[-1].field == "region" and "mars" not in stream.rejected[-1].reason
