@@ -198,9 +198,22 @@ def write_model_dir(out: str | Path, *, onnx_bytes: bytes, threshold: float,
     return meta
 
 
+def _hit_threshold(scores: np.ndarray, rate: float) -> float:
+    """The lowest threshold that at most ``rate`` of these scores reach (ties at the
+    quantile, common for short messages, would let through more: then just above them)."""
+    q = float(np.quantile(scores, 1.0 - rate))
+    if (scores >= q).mean() <= rate:
+        return q
+    # just above the tied scores, with room for the rounding of the runtime's summation
+    # order (float32 sums of the same weights in another order)
+    return q + 1e-4 * max(1.0, abs(q))
+
+
 def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequence[str], *,
                     benign_hit_rate: float = 0.005, min_count: int = 3, min_authors: int = 2,
-                    C: float = 4.0, meta: Mapping[str, Any] | None = None) -> Any:
+                    C: float = 4.0, contrasts: Mapping[str, str] | None = None,
+                    also_below: Mapping[str, tuple[str, float]] | None = None,
+                    meta: Mapping[str, Any] | None = None) -> Any:
     """Fit one linear recogniser per label on annotated turns.
 
     Parameters
@@ -215,6 +228,15 @@ def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequen
         A word (or word pair) enters the vocabulary only if it occurs in ``min_count``
         turns of at least ``min_authors`` authors: wording of one author alone is not
         learned.
+    contrasts : mapping of label -> label, optional
+        A label learned against another label's turns instead of the benign turns (the
+        speaker's age group: a minor's turns against adults'); its threshold lets through
+        ``benign_hit_rate`` of those. Such turns are not benign turns of any label (the
+        same text may be given again with ``None``).
+    also_below : mapping of label -> (label, rate), optional
+        The threshold of the label also lets through at most ``rate`` of the turns of this
+        other label, which are never fitted (real benign chat, whose speakers are adults:
+        the threshold holds on real chat as well).
 
     Returns
     -------
@@ -254,22 +276,29 @@ def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequen
     bias = np.zeros(len(labels), dtype=np.float32)
     thresholds = np.zeros(len(labels), dtype=np.float32)
     rates = {}
+    contrasts, also = dict(contrasts or {}), dict(also_below or {})
     for j, label in enumerate(labels):
         mine = y_all == label
-        keep = mine | negative
-        if not mine.any():
+        other = y_all == contrasts[label] if label in contrasts else negative
+        keep = mine | other
+        if not mine.any() or not other.any():
             thresholds[j] = np.inf
             continue
         clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
         clf.fit(X[keep], mine[keep].astype(int))
         weights[:, j] = clf.coef_[0]
         bias[j] = clf.intercept_[0]
-        neg_scores = X[negative] @ weights[:, j] + bias[j]
-        thresholds[j] = float(np.quantile(neg_scores, 1.0 - benign_hit_rate))
+        thresholds[j] = _hit_threshold(X[other] @ weights[:, j] + bias[j], benign_hit_rate)
+        if label in also:
+            extra = y_all == also[label][0]
+            if extra.any():
+                thresholds[j] = max(thresholds[j], _hit_threshold(
+                    X[extra] @ weights[:, j] + bias[j], also[label][1]))
         pos_scores = X[mine] @ weights[:, j] + bias[j]
         rates[label] = {"train_recall": float((pos_scores >= thresholds[j]).mean()),
                         "train_positives": int(mine.sum())}
     info = {"labels": list(labels), "turns": len(turns), "benign_turns": int(negative.sum()),
             "benign_hit_rate_target": benign_hit_rate, "min_count": min_count,
-            "min_authors": min_authors, "C": C, "train": rates, **dict(meta or {})}
+            "min_authors": min_authors, "C": C, "contrasts": contrasts, "also_below": also, "train": rates,
+            **dict(meta or {})}
     return WordRecogniser(labels, words, pairs, weights, bias, thresholds, info)

@@ -8,6 +8,7 @@ import re
 import string
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,57 @@ def test_ascii_batches_are_tokenised_as_one_message_at_a_time(texts):
     for i, t in enumerate(clean):
         want += (["\x00"] if i else []) + tokens(t)
     assert got == want
+
+
+def test_a_contrasted_label_is_learned_against_the_other_label_only():
+    """``contrasts``: child_context is fitted against adult_context turns and its threshold
+    lets through at most ``benign_hit_rate`` of them; such turns are not benign turns of
+    the other labels (a move's threshold is set on the benign turns alone)."""
+    pytest.importorskip("sklearn")
+    from classifier.training import fit_recognisers
+
+    kid = ["my mum says i have homework", "school was boring today", "my teacher is mean",
+           "mum took my phone again"] * 6
+    grown = ["my boss wants the report", "paid my rent today", "long shift at work",
+             "my wife says hi"] * 6
+    moves = ["send me a pic", "send a pic now", "pls send me a pic"] * 4
+    plain = ["hello there", "what is up", "nice weather", "see you later"] * 8
+    turns = ([(t, "child_context", f"a{i % 3}") for i, t in enumerate(kid)]
+             + [(t, "adult_context", f"a{i % 3}") for i, t in enumerate(grown)]
+             + [(t, "photo_request", f"a{i % 3}") for i, t in enumerate(moves)]
+             + [(t, None, f"a{i % 3}") for i, t in enumerate(plain)])
+    contrasts = {"child_context": "adult_context", "adult_context": "child_context"}
+    rec = fit_recognisers(turns, ["adult_context", "child_context", "photo_request"],
+                          benign_hit_rate=0.05, min_count=2, contrasts=contrasts)
+    hits = rec.hits(kid + grown + moves + plain)
+    k, a, m = (rec.labels.index(x) for x in ("child_context", "adult_context",
+                                              "photo_request"))
+    n_kid, n_grown, n_moves = len(kid), len(grown), len(moves)
+    assert hits[:n_kid, k].mean() > 0.5 and hits[n_kid:n_kid + n_grown, k].mean() <= 0.05
+    assert hits[n_kid:n_kid + n_grown, a].mean() > 0.5 and hits[:n_kid, a].mean() <= 0.05
+    assert hits[n_kid + n_grown:n_kid + n_grown + n_moves, m].all()
+    assert rec.meta["contrasts"] == contrasts
+
+
+def test_also_below_holds_a_threshold_on_turns_it_never_fitted():
+    """``also_below``: the threshold also lets through at most the given share of another
+    label's turns (real benign chat for the child-voice recogniser), never fitted."""
+    pytest.importorskip("sklearn")
+    from classifier.training import fit_recognisers
+
+    kid = [f"my mum says i have {w} homework" for w in ("maths", "science", "art", "french")]
+    grown = [f"my boss wants the {w} report" for w in ("sales", "budget", "audit", "tax")]
+    real = [f"i have {w} homework for my college class" for w in
+            ("maths", "science", "art", "french", "history", "music", "law", "chem",
+             "bio", "econ")]
+    turns = ([(t, "child_context", f"a{i}") for i, t in enumerate(kid * 3)]
+             + [(t, "adult_voice", f"a{i}") for i, t in enumerate(grown * 3)]
+             + [(t, "real", f"r{i}") for i, t in enumerate(real)])
+    common = {"benign_hit_rate": 0.05, "min_count": 2,
+              "contrasts": {"child_context": "adult_voice"}}
+    loose = fit_recognisers(turns, ["child_context"], **common)
+    held = fit_recognisers(turns, ["child_context"], **common,
+                           also_below={"child_context": ("real", 0.1)})
+    assert loose.hits(real)[:, 0].mean() > 0.1  # real chat reads young to the fitted model
+    assert held.hits(real)[:, 0].mean() <= 0.1
+    np.testing.assert_array_equal(held.weights, loose.weights)  # fitted on the same turns
