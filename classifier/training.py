@@ -299,6 +299,6 @@ def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequen
                         "train_positives": int(mine.sum())}
     info = {"labels": list(labels), "turns": len(turns), "benign_turns": int(negative.sum()),
             "benign_hit_rate_target": benign_hit_rate, "min_count": min_count,
-            "min_authors": min_authors, "C": C, "contrasts": contrasts, "also_below": also, "train": rates,
-            **dict(meta or {})}
+            "min_authors": min_authors, "C": C, "contrasts": contrasts, "also_below": also,
+            "train": rates, **dict(meta or {})}
     return WordRecogniser(labels, words, pairs, weights, bias, thresholds, info)
