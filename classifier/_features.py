@@ -256,6 +256,29 @@ class RiskFactorBuilder:
             for s in STAGE_ORDER
         ]
 
+    def context_of(self, row: np.ndarray) -> tuple[int, int, bool]:
+        """(child-context, adult-context) indicators of one message's count row, and
+        whether it carries any other indicator."""
+        values = row.tolist()
+        child = sum(values[k] for k in self._child_list)
+        adult = sum(values[k] for k in self._adult_list)
+        return child, adult, sum(values) > child + adult
+
+    def inert(self, row: np.ndarray, child_before: float, adult_before: float) -> bool:
+        """Whether a message's indicators (``row``) change no risk factor, given how many
+        child- and adult-context indicators its sender had counted before it: every one of
+        them of those two kinds, and of each kind it carries the sender has reached
+        ``context_cap`` already (the age estimate reads no more, and no other factor
+        reads the context categories). A plain message is inert."""
+        child, adult, other = self.context_of(row)
+        cap = CONSTANTS["context_cap"]
+        return not other and (child == 0 or child_before >= cap) and (
+            adult == 0 or adult_before >= cap)
+
+    def context_counts(self, p: ParticipantState | None) -> tuple[float, float]:
+        """(child-context, adult-context) indicators a participant has counted."""
+        return (0.0, 0.0) if p is None else self._context_counts(p)
+
     def _context_counts(self, p: ParticipantState) -> tuple[float, float]:
         """(child-context, adult-context) messages of a participant: integer sums, each
         indicator's count added in the catalogue's order."""

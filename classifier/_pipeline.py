@@ -225,7 +225,7 @@ class Pipeline:
             part = ConversationState(conv.conversation_id, self.extractor.catalogue)
             state = part if prior is None else prior.copy()
             cols = columns[j]
-            positions = _relevant_positions(cols, state) if early else []
+            positions = _relevant_positions(cols, state, self.factors) if early else []
             done = 0
             for pos in positions:  # the factors of each prefix, read off the running state
                 _add(state, part, prior, cols.slice(done, pos + 1))
@@ -372,11 +372,14 @@ def _add(state: ConversationState, part: ConversationState, prior: ConversationS
         part.add(columns)
 
 
-def _relevant_positions(columns: MessageColumns, state: ConversationState) -> list[int]:
-    """The messages after which a score can rise: an indicator or age evidence, a sender
-    new to the conversation, and in a group every change of speaker (a new pair may
-    form). Any other message only lowers a score."""
-    marked = set(np.flatnonzero(columns.counts.any(axis=1)).tolist()) | set(columns.ages)
+def _relevant_positions(columns: MessageColumns, state: ConversationState,
+                        factors: RiskFactorBuilder) -> list[int]:
+    """The messages after which a score can rise: an indicator that changes a factor (not
+    a context indicator past the age estimate's cap, see
+    :meth:`RiskFactorBuilder.inert`), age evidence, a sender new to the conversation, and in
+    a group every change of speaker (a new pair may form). Any other message only lowers a
+    score."""
+    marked = set(columns.ages)
     known = set(state.participants)
     previous = state.last_sender
     for i, sender in enumerate(columns.senders):
@@ -386,6 +389,18 @@ def _relevant_positions(columns: MessageColumns, state: ConversationState) -> li
         elif len(known) > 2 and sender != previous:
             marked.add(i)
         previous = sender
+    running: dict[str, list[float]] = {}  # each sender's context indicators so far
+    for i in np.flatnonzero(columns.counts.any(axis=1)).tolist():
+        row, sender = columns.counts[i], columns.senders[i]
+        counted = running.get(sender)
+        if counted is None:  # a pooled sender starts from none: scored more, never less
+            counted = running[sender] = list(factors.context_counts(
+                state.participants.get(sender)))
+        if not factors.inert(row, *counted):
+            marked.add(i)
+        child, adult, _ = factors.context_of(row)
+        counted[0] += child
+        counted[1] += adult
     return sorted(marked)
 
 

@@ -64,7 +64,9 @@ class StreamScorer:
         Open conversations at most; the least recently active is evicted beyond it.
     skip_plain : bool, default True
         Run the model only after messages that changed the risk-relevant state (an
-        indicator, age evidence, a new participant or pair, new profile ages). The risk
+        indicator a risk factor reads: not a child- or adult-context one once its sender
+        has counted the three the age estimate reads; age evidence, a new participant or
+        pair, new profile ages). The risk
         factors are monotone so that any other message can only lower a score, so the
         flags are the same as scoring after every message (tested); ``False`` scores
         after every message.
@@ -171,11 +173,12 @@ class StreamScorer:
             conv.n_messages += 1
             conv.last_seen = max(conv.last_seen, t)
             # the model runs only when the message changed what can raise a score: an
-            # indicator, age evidence, a new participant or pair, new profile ages (a
-            # plain message can only lower it: the factors are monotone, see _features)
-            relevant = (index == 0 or changed_ages or bool(columns.counts[i].any())
-                        or i in columns.ages
-                        or shape != (len(conv.state.participants), len(conv.state.pairs)))
+            # indicator a factor reads, age evidence, a new participant or pair, new
+            # profile ages (a plain message can only lower it: the factors are monotone,
+            # see _features)
+            relevant = (index == 0 or changed_ages or i in columns.ages
+                        or shape != (len(conv.state.participants), len(conv.state.pairs))
+                        or self._changes_factors(conv.state, m.sender, columns.counts[i]))
             if conv.flagged_at is None and (relevant or not self.skip_plain):
                 mats.append(pair_matrix(conv.state, conv.declared))  # factors now
                 queued.append((conv, m.conversation_id, index))
@@ -190,6 +193,20 @@ class StreamScorer:
                 conv.flagged_at = index
                 flags.append(StreamFlag(cid, index, float(score), subject))
         return flags
+
+    def _changes_factors(self, state: ConversationState, sender: str, row: np.ndarray) -> bool:
+        """Whether a message's indicators (added to ``state`` already) can change a risk
+        factor: not when it carries none, nor when all are context indicators past the age
+        estimate's cap (:meth:`RiskFactorBuilder.inert`)."""
+        if not row.any():
+            return False
+        p = state.participants.get(sender)
+        if p is None:  # pooled with other senders: score it
+            return True
+        factors = self.pipeline.factors
+        child, adult = factors.context_counts(p)
+        row_child, row_adult, _ = factors.context_of(row)
+        return not factors.inert(row, child - row_child, adult - row_adult)
 
     def _meter(self, scan: Sequence[StreamMessage], columns: MessageColumns) -> None:
         if not scan:

@@ -277,3 +277,31 @@ def test_a_wrong_argument_type_is_a_coded_error(scorer):
         scorer.score([conv])  # type: ignore[arg-type]  # a list where one is expected
     with pytest.raises(InputTypeError, match=r"conversations\[1\]"):
         scorer.score_many([conv, {"conversation_id": "x"}])  # type: ignore[list-item]
+
+
+def test_a_context_indicator_past_the_cap_changes_no_factor(extractor):
+    """RiskFactorBuilder.inert: once a sender has counted context_cap child-context
+    indicators, another message carrying only child context is inert: the factors after
+    it equal those after a plain message in its place (so the stream and the batch may
+    skip the model there); below the cap, or with any other indicator, it is not."""
+    from classifier._features import CONSTANTS
+
+    builder = RiskFactorBuilder(extractor.catalogue)
+    k = extractor.index("child_context.homework")
+    row = np.zeros(extractor.n_features, dtype=np.uint16)
+    row[k] = 1
+    cap = CONSTANTS["context_cap"]
+    assert builder.inert(row, cap, 0) and not builder.inert(row, cap - 1, 0)
+    mixed = row.copy()
+    mixed[extractor.index("secrecy.keep_secret")] = 1
+    assert not builder.inert(mixed, cap, cap)
+    assert builder.inert(np.zeros_like(row), 0, 0)
+    capped = ["i have homework", "my math homework is due tomorrow", "doing my homework",
+              "ok"]
+    below = ["i have homework", "ok", "sure", "ok"]
+    adult = ["hi", "how r u", "cool", "nice", "ok"]
+    for base, same in ((capped, True), (below, False)):
+        with_it = factors(extractor, dialogue(adult, [*base, "finished my homework"]),
+                          {"a": 35, "b": None})
+        plain = factors(extractor, dialogue(adult, [*base, "ok"]), {"a": 35, "b": None})
+        assert (with_it == plain) is same
