@@ -65,26 +65,3 @@ def test_recognisers_learn_the_offenders_annotated_turns_only():
     assert author_turns([pos], "x") == [("add me on the other app", "platform_move", "x"),
                                         ("lol ok", None, "x")]
     assert [label for _, label, _ in author_turns([neg], "x")] == [None, None]
-
-
-def test_the_voice_recognisers_learn_whose_turns_they_are():
-    """A child's turns in a one-to-one positive and teenage peers' turns are a minor's; the
-    offender, adult dating and the workplace are adults; a group positive's other members
-    and every other subgroup (a parent and child, say) are left out."""
-    from classifier.evaluation.recognisers import voice_turns
-
-    from classifier import Conversation, Message, Participant
-
-    two = (Participant("adult"), Participant("child"))
-    msgs = (Message("adult", 0.0, "hey"), Message("child", 1.0, "hi"))
-    pos = Conversation("p", two, msgs, label=1, subgroup="grooming", offender="adult")
-    group = Conversation("g", (*two, Participant("other")), msgs, label=1,
-                         subgroup="grooming", offender="adult")
-    peers = Conversation("t", two, msgs, label=0, subgroup="teen_peers")
-    work = Conversation("w", two, msgs, label=0, subgroup="workplace")
-    family = Conversation("f", two, msgs, label=0, subgroup="parent_child")
-    got = [(c.conversation_id, label) for c in (pos, group, peers, work, family)
-           for _, label, _ in voice_turns([c], "x")]
-    adult, child = "adult_context", "child_context"
-    assert got == [("p", adult), ("p", child), ("g", adult), ("t", child), ("t", child),
-                   ("w", adult), ("w", adult)]
