@@ -263,3 +263,25 @@ def test_chunk_tokenisation_in_groups_is_spacys(extractor, monkeypatch):
     want = _spacy_lowers(extractor.nlp, texts)
     monkeypatch.setattr(module, "_CHUNK_TEXT_CHARS", 8)
     assert _chunk_lowers(extractor, texts) == want
+
+
+_PIECES = ["hi", "are your parents home", "send me a pic", "im 13", "ok", "lol",
+           "dont tell ur mum", "\x00", "é", "😂", "\ud800", "?", "Year 9", "13", " "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=5).map(" ".join)
+                | st.text(max_size=20), min_size=2, max_size=6))
+def test_one_message_at_a_time_equals_the_batch(extractor, texts):
+    """A stream extracts one message per call (the prefilter's and the recognisers' paths
+    for one message): the same counts and ages as that message inside a batch."""
+    batch = extractor.extract_batch(texts, reference_year=2026)
+    for i, text in enumerate(texts):
+        mask, hits = extractor.prefilter.candidates([text])
+        whole_mask, whole_hits = extractor.prefilter.candidates(texts)
+        assert bool(mask[0]) == bool(whole_mask[i])
+        if hits is not None and whole_hits is not None:
+            assert hits.get(0, set()) == whole_hits.get(i, set())
+        one = extractor.extract_batch([text], reference_year=2026)
+        np.testing.assert_array_equal(one.counts[0], batch.counts[i])
+        assert one.ages.get(0, ()) == batch.ages.get(i, ())

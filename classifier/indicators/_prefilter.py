@@ -141,6 +141,8 @@ class Prefilter:
                 raise InputTypeError(Errors.E001.format(type_name=type(t).__name__, record=i))
         if self.engine == "none" or n == 0:
             return np.ones(n, dtype=bool), None
+        if n == 1 and self._db is not None:  # one message (a stream): no separators
+            return self._candidates_one(texts[0])
         joined, _ = join_lower(texts)
         mask = np.zeros(n, dtype=bool)
         if self._db is not None:
@@ -171,3 +173,17 @@ class Prefilter:
         for row, rx in zip(idx[keep].tolist(), arr[keep, 0].tolist(), strict=True):
             by_row.setdefault(row, set()).add(rx)
         return mask, by_row
+
+    def _candidates_one(self, text: str) -> tuple[np.ndarray, dict[int, set[int]]]:
+        """:meth:`candidates` of a batch of one message, with Hyperscan (the same answer:
+        every match of a one-message batch is in its row)."""
+        found: set[int] = set()
+        add = found.add
+
+        def on_match(rx: int, _from: int, _to: int, _flags: int, _ctx: Any) -> None:
+            add(rx)
+
+        lowered = (text.replace(_SEP, " ") if _SEP in text else text).lower()
+        self._db.scan(lowered.encode("utf-8", "replace"), match_event_handler=on_match,
+                      scratch=self._scratch)
+        return np.array([bool(found)]), ({0: found} if found else {})
