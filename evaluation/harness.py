@@ -124,7 +124,7 @@ def evaluate(data: Sequence[str | Path], *, model_dir: str | Path | None = None,
         "records_rejected": rejected,
         **_pan12_user_measures([c for c, _ in scored], [r for _, r in scored]),
     }
-    name = dataset_name or "+".join(Path(p).stem for p in data)
+    name = dataset_name or "+".join(_dataset_name(Path(p)) for p in data)
     meta = dict(model.metadata)
     ev = Evaluation(dataset=name, dataset_digest=digest,
                     model={k: meta.get(k) for k in ("model_version", "model_sha256",
@@ -220,9 +220,21 @@ def _tables(ev: Evaluation) -> list[tuple[str, list[str], list[list[str]]]]:
     return tables
 
 
+def _dataset_name(path: Path) -> str:
+    """A file's name in the run's name; an author's ``<author>/data.jsonl`` is the author.
+
+    >>> _dataset_name(Path("evaluation/data/authors/a15_hobby_forums/data.jsonl"))
+    'a15_hobby_forums'
+    >>> _dataset_name(Path("eval-data.jsonl"))
+    'eval-data'
+    """
+    return path.parent.name if path.stem == "data" and path.parent.name else path.stem
+
+
 LIMITS = [
-    "Synthetic positives and hard negatives come from one generator (evaluation/DATA.md); "
-    "held-out phrase families test new wording, not real offenders.",
+    "Positives and hard negatives are synthetic (the project's generator or independent "
+    "authors, see docs/evaluation.md): they test wording, not real offenders; only the "
+    "cross-author evaluation measures the model on authors it never saw.",
     "Labels stand in for human review in the account-level error rate.",
     "Wilson intervals assume independent conversations; subgroups with few conversations "
     "have wide intervals.",
