@@ -76,8 +76,8 @@ class _Rejections:
 def _engine_note(extractor: Any) -> str:
     engine = extractor.prefilter.engine
     if engine == "re":
-        return ("prefilter engine: re (portable; about 12x slower than Hyperscan: on x86-64 "
-                "Linux, pip install 'solicitation-classifier[fast]')")
+        return ("prefilter engine: re (portable; about 12x slower than Hyperscan, which has "
+                "wheels for x86-64 Linux only: pip install hyperscan there)")
     return f"prefilter engine: {engine}"
 
 
@@ -159,7 +159,7 @@ def extract(inputs: Annotated[list[Path], typer.Argument(help="interchange JSONL
             language: str = "en",
             prefilter: Annotated[str, typer.Option(help="auto, hyperscan, re or none")] = "auto",
             ) -> int:
-    """Extract risk indicators from interchange JSONL (numbers only)."""
+    """Extract indicators from interchange JSONL (numbers only)."""
     for path in inputs:
         require_file(path)
     if prefilter not in PREFILTERS:
@@ -562,7 +562,7 @@ def run_demo(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     sample = sample_path()
     say(f"solicitation-classifier demo: everything goes to {directory}/\n\n"
-        f"1. extracting risk indicators from the bundled sample {sample}")
+        f"1. extracting indicators from the bundled sample {sample}")
     code = run_extract([sample], str(directory / "indicators.jsonl"))
     key_file = directory / "master.key"
     if not key_file.exists():

@@ -25,7 +25,8 @@ README_TABLE_END = "<!-- cross-author table end -->"
 _FAMILIES = {"E0": "Arguments and configuration", "E1": "The indicator catalogue",
              "E2": "Input records (JSON Lines, message rows, tables)",
              "E3": "Conversation state", "M0": "Risk models", "G0": "Guard: keys",
-             "G1": "Guard: store, review, redress", "C0": "Command line"}
+             "G1": "Guard: store, review, redress", "C0": "Command line",
+             "W0": "Review console"}
 
 
 def errors_page() -> str:
@@ -66,6 +67,8 @@ def risk_factors_page() -> str:
     lines += ["", "## Gates", "", PEER_GATE + ".", "", "## Constants", "",
               "| constant | value |", "|---|---|"]
     lines += [f"| `{k}` | `{v}` |" for k, v in CONSTANTS.items()]
+    lines += ["", "In `assurance_weight`, the key `'None'` is a participant without "
+              "`age_assurance` (the field left out or null)."]
     return "\n".join(lines) + "\n"
 
 

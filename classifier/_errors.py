@@ -68,7 +68,7 @@ class Errors(metaclass=ErrorsWithCodes):
     # Arguments and configuration (E0xx)
     E001 = "Message text must be str, got {type_name} (record {record})."
     E002 = "Unknown prefilter engine {engine!r}; expected one of {choices}."
-    E003 = "The prefilter engine 'hyperscan' was requested but the package is not installed (pip install 'solicitation-classifier[fast]')."
+    E003 = "The prefilter engine 'hyperscan' was requested but the package is not installed (pip install hyperscan: it has wheels for x86-64 Linux, where the default install includes it)."
     E004 = "{kind} objects hold message text and cannot be pickled or copied across processes."
     E005 = "{name} must be {expected}, got {got}."
     E006 = "{what} needs the [{extra}] extra: pip install 'solicitation-classifier[{extra}]'."

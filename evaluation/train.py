@@ -235,8 +235,9 @@ def model_card(meta: dict[str, Any]) -> str:
         f"{meta['metrics']['onnx_parity_max_abs_diff']:.2e}", "",
         "## Data", "",
         "- authors: " + ", ".join(f"{a} ({s})" for a, s in (meta.get("authors") or {}).items()),
-        f"- real benign chat: chitchat-dataset train half ({cfg.get('benign_fit')} "
-        "conversations) in training; the test half for real-chat false flags",
+        "- real benign chat: chitchat-dataset train half ("
+        + (f"{cfg['benign_fit']} conversations" if cfg.get("benign_fit") else "all of it")
+        + ") in training; the test half for real-chat false flags",
         f"- generator: {cfg.get('generator_n')} conversations of its held-out phrase families",
         "- digests per author: see `training_data` in metadata.json", "",
         "## In-author figures (optimistic)", "",

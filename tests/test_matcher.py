@@ -75,7 +75,7 @@ def test_restricting_to_hit_regexes_changes_nothing(catalogue, corpus):
     from classifier.indicators._prefilter import Prefilter
 
     if not hyperscan_available():
-        pytest.skip("needs the [fast] extra")
+        pytest.skip("needs hyperscan (x86-64 Linux)")
     from classifier.indicators import MatchEngine
 
     nlp = spacy.blank("en")
