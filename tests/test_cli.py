@@ -46,7 +46,7 @@ def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsy
     assert main(["extract", str(src), "-o", str(out), "--prefilter", "re"]) == 3  # rejected
     err = capsys.readouterr().err
     assert "Line 2, field 'messages[3].ts'" in err
-    assert "prefilter engine: re (portable" in err and "pip install hyperscan" in err  # how to be fast
+    assert "prefilter engine: re (portable" in err and "pip install hyperscan" in err
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     # line 2 repeats line 1's id: rejected for its timestamp first
     assert [r["conversation_id"] for r in rows] == ["sample-001", "sample-002"]
