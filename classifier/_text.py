@@ -154,13 +154,6 @@ class TextBoundary:
     def extract_messages(self, messages: Sequence[Any]) -> MessageColumns:
         """Stream messages (objects with ``sender``, ``ts`` and ``text``, None for a non-text
         message), in arrival order, as one run of columns (one extraction batch)."""
-        if len(messages) == 1 and messages[0].text is not None:  # a stream's one message
-            m = messages[0]
-            batch = self.extractor.extract_batch([m.text], reference_year=[_year(m.ts)])
-            ts = m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
-            return MessageColumns((m.sender,), np.array([ts], dtype=np.float64),
-                                  np.ones(1, dtype=bool), batch.counts, dict(batch.ages),
-                                  len(m.text.encode("utf-8")))
         positions = [i for i, m in enumerate(messages) if m.text is not None]
         texts = [messages[i].text for i in positions]
         years = [_year(messages[i].ts) for i in positions]

@@ -346,13 +346,8 @@ class IndicatorExtractor:
         texts = texts if isinstance(texts, (list, tuple)) else list(texts)
         n = len(texts)
         mask, hits = self.prefilter.candidates(texts)
-        counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
-        if n == 1 and not mask[0]:  # a stream's common message: no template can match
-            if self._learned is not None:
-                columns, labels = self._learned
-                counts[0, columns] = self.recogniser.hits([_encodable(texts[0])])[0, labels]
-            return IndicatorBatch(counts, {}, 0)
         rows = np.flatnonzero(mask)
+        counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
         ages: dict[int, tuple[AgeEvidence, ...]] = {}
         if rows.size:
             years = _years(reference_year, n)
