@@ -202,6 +202,8 @@ class Errors(metaclass=ErrorsWithCodes):
     G137 = "A complaint names who lodged it: the user's id (stored as a pseudonym) or the channel it came through, not both."
     G138 = "The re-review of complaint {complaint_id!r} needs the evidence viewed by its re-reviewer first."
     G139 = "Sign in with --token or $SOLICITATION_TOKEN (or interactively, on a terminal)."
+    G140 = ("Account {account!r} fails its integrity check (its row was written outside the "
+            "guard, or it predates schema 5): the operator resets it with `users reset`.")
 
     # Review console (W0xx): web pages and the JSON API
     W001 = "Sign in to use the review console."

@@ -1,4 +1,4 @@
-"""The attack script: 30 attempts to get past the guard's gates and 16 tamperings with the
+"""The attack script: 33 attempts to get past the guard's gates and 16 tamperings with the
 audit log, on SQLite and PostgreSQL. Every attempt must fail with a coded error; every
 tampering must be detected by the verification (with the checkpoint exported before it).
 
@@ -34,7 +34,15 @@ from classifier.guard import (
     view_complaint_evidence,
 )
 from classifier.guard._audit import GENESIS, canonical, entry_hash
-from classifier.guard._store import audit_head, audit_log, cases, complaints, counters
+from classifier.guard._store import (
+    accounts,
+    api_tokens,
+    audit_head,
+    audit_log,
+    cases,
+    complaints,
+    counters,
+)
 
 pytestmark = pytest.mark.obligation("art3-1-g-ii", "art3-1-g-iv", "audit-log")
 
@@ -151,6 +159,32 @@ def _reuse_report_grant(w):
     return Report({"reported_account": "x"}, report._grant)
 
 
+def _token_row_written_in_database(w):
+    """Someone with write access to the database (and no key) adds a token of their own."""
+    import hashlib
+
+    secret = "A" * 43
+    with w.store.write() as conn:
+        conn.execute(insert(api_tokens).values(
+            id="0" * 16, account_id="cat", created_at=0.0,
+            digest=hashlib.sha256(secret.encode()).hexdigest()))
+    export_report(w.guard, w.confirmed, w.guard.authenticate(f"sct_{'0' * 16}_{secret}"))
+
+
+def _role_edited_in_database(w):
+    token = w.guard.issue_token("bob")
+    with w.store.write() as conn:  # bob, a reviewer, made a supervisor
+        conn.execute(update(accounts).where(accounts.c.id == "bob").values(role="supervisor"))
+    export_report(w.guard, w.confirmed, w.guard.authenticate(token))  # signs in again
+
+
+def _disabled_account_reactivated_in_database(w):
+    w.guard.disable_account("dan")
+    with w.store.write() as conn:
+        conn.execute(update(accounts).where(accounts.c.id == "dan").values(status="active"))
+    export_report(w.guard, w.confirmed, w.dan)  # signed in before the disabling
+
+
 BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
     # forging a Report
     "report-constructor": (lambda w: Report({"reported_account": "x"}), {"G101"}),
@@ -198,6 +232,11 @@ BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
                                     {"G132"}),
     "wrong-master-key": (lambda w: Guard(w.store, Keys(b"w" * 32)), {"G004"}),
     "password-guessing-locks-out": (_lockout_then_right_password, {"G130"}),
+    # identities written in the database by someone who holds no key
+    "token-row-written-in-database": (_token_row_written_in_database, {"G131"}),
+    "role-edited-in-database": (_role_edited_in_database, {"G140"}),
+    "disabled-account-reactivated-in-database": (_disabled_account_reactivated_in_database,
+                                                 {"G140"}),
 }
 
 
@@ -216,8 +255,8 @@ def test_gate_bypass_fails_with_a_coded_error(world, name):
     assert statuses[world.confirmed] in ("confirmed", "reported")
 
 
-def test_there_are_thirty_bypass_attempts():
-    assert len(BYPASSES) == 30
+def test_there_are_thirty_three_bypass_attempts():
+    assert len(BYPASSES) == 33
 
 
 # -- tampering with the audit log ----------------------------------------------------

@@ -19,7 +19,7 @@ from classifier._pipeline import ScoreResult
 from classifier._text import EvidenceExcerpt
 from classifier.guard import Guard, Keys, LocalKeyStore, Store
 from classifier.guard import _identity as identity
-from classifier.guard._store import metadata
+from classifier.guard._store import SCHEMA_VERSION, metadata
 
 CANARY = "qqguardcanary5521"
 MASTER = b"k" * 32
@@ -83,7 +83,7 @@ def backend(request):
 @pytest.fixture
 def store(backend, tmp_path):
     s = fresh_store(backend, tmp_path)
-    assert s.migrate() == 4 and s.migrate() == 4  # idempotent
+    assert s.migrate() == SCHEMA_VERSION and s.migrate() == SCHEMA_VERSION  # idempotent
     yield s
     s.engine.dispose()
 

@@ -157,3 +157,28 @@ def test_a_principal_cannot_be_made_copied_pickled_or_replaced(guard, people, st
         conn.execute(update(accounts).where(accounts.c.id == "dan").values(role="reviewer"))
     with pytest.raises(StoreError, match=r"\[G118\]"):
         guard.queue(people["dan"])
+
+
+def test_a_schema_4_store_is_upgraded_and_its_accounts_must_be_reset(guard, store):
+    """Schema 5 seals accounts and tokens with the audit key: an older store's tokens are
+    revoked by the upgrade and its accounts refused (G140) until the operator resets them."""
+    from sqlalchemy import text
+
+    from classifier.guard._store import SCHEMA_VERSION, schema_version
+
+    guard.add_account("ann", "auditor")
+    token = guard.issue_token("ann")
+    with store.write() as conn:  # back to schema 4: no account MAC, the old token digest
+        conn.execute(text("ALTER TABLE accounts DROP COLUMN mac"))
+        conn.execute(update(schema_version).values(version=4))
+    assert store.migrate() == SCHEMA_VERSION == 5
+    for refused in (lambda: guard.authenticate(token), lambda: guard.issue_token("ann"),
+                    lambda: guard.sign_in("ann", "whatever-it-was")):
+        with pytest.raises(StoreError, match=r"\[G140\]"):
+            refused()
+    enrolment = guard.reset_account("ann")
+    with pytest.raises(StoreError, match=r"\[G131\]"):
+        guard.authenticate(token)  # revoked by the upgrade, and by the reset
+    p = guard.sign_in("ann", enrolment.password)
+    assert (p.account_id, p.role) == ("ann", "auditor")
+    assert guard.authenticate(guard.issue_token("ann")).account_id == "ann"

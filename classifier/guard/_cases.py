@@ -255,10 +255,11 @@ class Guard(Sealed):
         p = ident.genuine(principal, self.store_id)
         if p.role not in roles:
             raise StoreError(Errors.G107.format(role=" or ".join(roles)))
-        row = conn.execute(select(accounts.c.role, accounts.c.status)
-                           .where(accounts.c.id == p.account_id)).first()
+        row = conn.execute(select(accounts).where(accounts.c.id == p.account_id)).first()
         if row is None or row.status != "active" or row.role != p.role:
             raise StoreError(Errors.G118)
+        if not ident.account_intact(self._akey(), row):
+            raise StoreError(Errors.G140.format(account=p.account_id))
         if p.must_change_password and not allow_password_change:
             raise StoreError(Errors.G134)
         return p
@@ -273,6 +274,7 @@ class Guard(Sealed):
             with self.store.write() as conn:
                 conn.execute(insert(accounts).values(id=account_id, role=role, status="active",
                                                      created_at=time.time(), **values))
+                self._seal_account(conn, account_id)
                 self._log(conn, OPERATOR, "account_added",
                           detail={"account": account_id, "role": role})
         except IntegrityError:
@@ -308,6 +310,7 @@ class Guard(Sealed):
             enrolment, values = self._credentials(skeys, account_id, row.role)
             conn.execute(update(accounts).where(accounts.c.id == account_id)
                          .values(status="active", **values))
+            self._seal_account(conn, account_id)
             revoked = self._revoke_tokens(conn, account_id)
             self._log(conn, OPERATOR, "account_reset",
                       detail={"account": account_id, "tokens_revoked": revoked})
@@ -321,9 +324,16 @@ class Guard(Sealed):
             if not conn.execute(update(accounts).where(accounts.c.id == account_id)
                                 .values(status="disabled")).rowcount:
                 raise StoreError(Errors.G133)
+            self._seal_account(conn, account_id)
             revoked = self._revoke_tokens(conn, account_id)
             self._log(conn, OPERATOR, "account_disabled",
                       detail={"account": account_id, "tokens_revoked": revoked})
+
+    def _seal_account(self, conn: Any, account_id: str) -> None:
+        """Renew an account row's HMAC after the guard changed it."""
+        row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            mac=self._akey().mac(ident.account_mac_input(row))))
 
     @staticmethod
     def _revoke_tokens(conn: Any, account_id: str) -> int:
@@ -345,14 +355,15 @@ class Guard(Sealed):
 
     def issue_token(self, name: str) -> str:
         """A new API token for an account (operator), shown once, kept as a hash."""
-        self._akey()
+        key = self._akey()
         account_id = ident.canonical_id(name)
-        token_id, token, digest = ident.new_token()
+        token_id, token, digest = ident.new_token(key, account_id)
         with self.store.write() as conn:
-            row = conn.execute(select(accounts.c.status).where(accounts.c.id == account_id)
-                               ).first()
+            row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
             if row is None or row.status != "active":
                 raise StoreError(Errors.G133)
+            if not ident.account_intact(key, row):
+                raise StoreError(Errors.G140.format(account=account_id))
             conn.execute(insert(api_tokens).values(id=token_id, account_id=account_id,
                                                    digest=digest, created_at=time.time()))
             self._log(conn, OPERATOR, "token_issued", detail={"account": account_id})
@@ -363,7 +374,7 @@ class Guard(Sealed):
 
         Every attempt is audited; ``MAX_FAILURES`` failures in a row lock the account for
         ``LOCKOUT_SECONDS``. Every failure is the same error (G130)."""
-        self._akey()
+        key = self._akey()
         try:
             account_id: str | None = ident.canonical_id(name)
         except StoreError:
@@ -376,6 +387,8 @@ class Guard(Sealed):
             password_ok = ident.password_matches(row.password_hash if row else None, password)
             if row is None:
                 failure = "unknown_account"
+            elif not ident.account_intact(key, row):
+                failure = "account_integrity"
             elif row.status != "active":
                 failure = "disabled"
             elif row.locked_until and row.locked_until > now:
@@ -396,10 +409,13 @@ class Guard(Sealed):
                 conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                     failed_attempts=0, locked_until=None,
                     totp_last_step=step if step is not None else row.totp_last_step))
+                self._seal_account(conn, row.id)
                 method = "password+totp" if step is not None else "password"
                 self._log(conn, (row.id, row.role), "signed_in", detail={"method": method})
                 principal = ident.issue(row.id, row.role, method, self.store_id,
                                         bool(row.must_change_password))
+        if failure == "account_integrity":
+            raise StoreError(Errors.G140.format(account=account_id))
         if failure is not None:
             raise StoreError(Errors.G130)
         return principal
@@ -435,29 +451,39 @@ class Guard(Sealed):
                 raise StoreError(Errors.G135.format(n=ident.MIN_PASSWORD))
             conn.execute(update(accounts).where(accounts.c.id == p.account_id).values(
                 password_hash=ident.hasher().hash(new_password), must_change_password=False))
+            self._seal_account(conn, p.account_id)
             self._log(conn, p, "password_changed")
         return ident.issue(p.account_id, p.role, p.method, self.store_id)
 
     def authenticate(self, token: str) -> Principal:
         """The principal of an API token (audited; a failure is G131)."""
-        self._akey()
+        key = self._akey()
         parsed = ident.parse_token(token)
         principal = None
+        tampered = False
         with self.store.write() as conn:
-            row = None
+            row = account = None
             if parsed is not None:
-                row = conn.execute(
-                    select(api_tokens.c.digest, api_tokens.c.revoked_at, accounts.c.id,
-                           accounts.c.role, accounts.c.status)
-                    .join(accounts, accounts.c.id == api_tokens.c.account_id)
-                    .where(api_tokens.c.id == parsed[0])).first()
-            if (row is not None and row.revoked_at is None and row.status == "active"
-                    and ident.digest_matches(parsed[1], row.digest)):  # type: ignore[index]
-                self._log(conn, (row.id, row.role), "signed_in", detail={"method": "token"})
-                principal = ident.issue(row.id, row.role, "token", self.store_id)
+                row = conn.execute(select(api_tokens).where(api_tokens.c.id == parsed[0])
+                                   ).first()
+            if row is not None:
+                account = conn.execute(select(accounts).where(
+                    accounts.c.id == row.account_id)).first()
+                tampered = account is not None and not ident.account_intact(key, account)
+            if (row is not None and account is not None and not tampered
+                    and row.revoked_at is None and account.status == "active"
+                    and ident.digest_matches(key, row.id, row.account_id,
+                                             parsed[1], row.digest)):  # type: ignore[index]
+                self._log(conn, (account.id, account.role), "signed_in",
+                          detail={"method": "token"})
+                principal = ident.issue(account.id, account.role, "token", self.store_id)
             else:
-                who = (row.id, row.role) if row is not None else ("unknown", "none")
-                self._log(conn, who, "sign_in_failed", detail={"reason": "bad_token"})
+                who = (account.id, account.role) if account is not None else ("unknown",
+                                                                              "none")
+                self._log(conn, who, "sign_in_failed", detail={
+                    "reason": "account_integrity" if tampered else "bad_token"})
+        if tampered:
+            raise StoreError(Errors.G140.format(account=account.id))  # type: ignore[union-attr]
         if principal is None:
             raise StoreError(Errors.G131)
         return principal

@@ -9,8 +9,12 @@
   changed before the account acts on cases. After ``MAX_FAILURES`` failed sign-ins in a
   row the account is locked for ``LOCKOUT_SECONDS``. Every sign-in and every failure is an
   audit entry.
-- API tokens (``sct_<id>_<secret>``) are shown once and stored as the sha256 of their
-  secret part; they are revoked when the account is disabled or reset.
+- API tokens (``sct_<id>_<secret>``) are shown once and stored as an HMAC (under the
+  audit key) of their id, account and secret part; they are revoked when the account is
+  disabled or reset. Each account row carries an HMAC too, over its id, role, status,
+  password hash, TOTP secret and last TOTP step: someone who can write the database but
+  holds no key can neither add a token, nor change a role, nor reactivate a disabled
+  account (G131, G140).
 - A :class:`Principal` is what the guard's methods take instead of a name and a role. Only
   the sign-in and the token check make one: it cannot be constructed, copied, pickled or
   ``dataclasses.replace``-d elsewhere, a forged one (``object.__new__``) is not
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import Errors, StoreError
-from ._crypto import Sealed
+from ._crypto import AuditKey, Sealed
 
 __all__ = ["LOCKOUT_SECONDS", "MAX_FAILURES", "ROLES", "SECOND_FACTOR_ROLES", "AccountInfo",
            "Enrolment", "Principal", "canonical_id"]
@@ -150,15 +154,17 @@ def new_password() -> str:
     return secrets.token_urlsafe(15)  # 20 characters, 120 bits
 
 
-def new_token() -> tuple[str, str, str]:
+def new_token(key: AuditKey, account_id: str) -> tuple[str, str, str]:
     """(token id, the token shown once, the digest stored)."""
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    return token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}", token_digest(secret)
+    return (token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}",
+            token_digest(key, token_id, account_id, secret))
 
 
-def token_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def token_digest(key: AuditKey, token_id: str, account_id: str, secret: str) -> str:
+    """The HMAC a token is kept as: without the key nobody can make a row that matches."""
+    return key.mac(f"api_token\n{token_id}\n{account_id}\n{secret}".encode())
 
 
 def parse_token(token: object) -> tuple[str, str] | None:
@@ -167,8 +173,22 @@ def parse_token(token: object) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def digest_matches(secret: str, digest: str) -> bool:
-    return hmac.compare_digest(token_digest(secret), digest)
+def digest_matches(key: AuditKey, token_id: str, account_id: str, secret: str,
+                   digest: str) -> bool:
+    return hmac.compare_digest(token_digest(key, token_id, account_id, secret), digest)
+
+
+def account_mac_input(row: Any) -> bytes:
+    """What an account row's HMAC covers (the lockout counters are left out: they change on
+    every failure, and resetting them gains nothing without the password)."""
+    totp = hashlib.sha256(row.totp_secret).hexdigest() if row.totp_secret else "-"
+    return (f"account\n{row.id}\n{row.role}\n{row.status}\n{row.password_hash}\n"
+            f"{int(bool(row.must_change_password))}\n{totp}\n{int(row.totp_last_step or 0)}"
+            ).encode()
+
+
+def account_intact(key: AuditKey, row: Any) -> bool:
+    return key.check(account_mac_input(row), row.mac)
 
 
 def totp_step(secret: str, code: object, last_step: int, now: float) -> int | None:

@@ -63,7 +63,7 @@ from ._keystore import KeyStore, default_key_store
 
 __all__ = ["GENESIS", "SCHEMA_VERSION", "Store", "StoreError"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = MetaData()
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
@@ -179,12 +179,13 @@ accounts = Table(
     Column("failed_attempts", Integer, nullable=False, default=0),
     Column("locked_until", Float),
     Column("created_at", Float, nullable=False),
+    Column("mac", String(64)),  # HMAC under the audit key (_identity.account_mac_input)
 )
 api_tokens = Table(
     "api_tokens", metadata,
     Column("id", String(16), primary_key=True),
     Column("account_id", String(64), nullable=False),
-    Column("digest", String(64), nullable=False),  # sha256 of the secret part
+    Column("digest", String(64), nullable=False),  # HMAC of id, account and secret
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
 )
@@ -216,7 +217,7 @@ class Store:
 
     >>> store = Store("sqlite://", create=True)
     >>> store.migrate()  # the schema version
-    4
+    5
     """
 
     def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None,
@@ -311,6 +312,13 @@ class Store:
                 raise StoreError(Errors.G100.format(
                     url=self._shown_url, problem=f"schema {current} is newer than this "
                                                  f"library's {SCHEMA_VERSION}"))
+            if current == 4:  # schema 5 seals accounts and tokens with the audit key
+                conn.execute(text("ALTER TABLE accounts ADD COLUMN mac VARCHAR(64)"))
+                conn.execute(update(api_tokens).where(api_tokens.c.revoked_at.is_(None))
+                             .values(revoked_at=time.time()))
+                conn.execute(schema_version.delete())
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                return SCHEMA_VERSION
             if current:
                 entries = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
                 if entries:
