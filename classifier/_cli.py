@@ -113,7 +113,7 @@ def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "
     by_category: Counter[str] = Counter()
     rejected = 0
     start = time.perf_counter()
-    with open_output(output) as out:
+    with open_output(output, private=True) as out:
         for path in inputs:
             bad = _Rejections(path.name)
             for result in _progress(read_jsonl(path), f"extract {path.name}",
@@ -193,7 +193,7 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
     pending: list[tuple[int, Conversation]] = []
     pending_messages = 0
 
-    with open_output(output) as out:
+    with open_output(output, private=True) as out:
         assert out is not None
 
         def flush() -> None:
@@ -281,7 +281,7 @@ def _write_conversations(convs: Any, output: Path, errors: list[Any], extra: str
             subgroups[f"{conv.subgroup}"] += 1
             yield conv
 
-    with open_output(output) as fh:
+    with open_output(output, private=True) as fh:
         n = write_jsonl(counted(), fh)  # type: ignore[arg-type]
     for err in errors[:MAX_ERRORS_SHOWN]:
         say(str(err))

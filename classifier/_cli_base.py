@@ -108,11 +108,18 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def count_lines(path: Path) -> int | None:
-    """Non-blank lines of a file, for progress bars (None if it cannot be read)."""
+def count_lines(path: Path, *, block: int = 1 << 20) -> int | None:
+    """Lines of a file, for progress bars (None if it cannot be read), counted in blocks of
+    ``block`` bytes so that memory stays bounded however long a line is (blank lines
+    count too: the total only sizes a progress bar)."""
     try:
+        n = 0
+        last = b"\n"
         with open(path, "rb") as fh:
-            return sum(1 for line in fh if line.strip())
+            while chunk := fh.read(block):
+                n += chunk.count(b"\n")
+                last = chunk[-1:]
+        return n + (last != b"\n")
     except OSError:
         return None
 

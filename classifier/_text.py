@@ -146,7 +146,7 @@ class TextBoundary:
             counts[positions] = rows
         found = batch.ages_between(first, first + n_text)
         ages = {positions[r - first]: ev for r, ev in found.items()}
-        n_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts)
+        n_bytes = sum(map(_utf8_len, texts))
         times = np.fromiter((_epoch(m.ts) for m in messages), dtype=np.float64, count=n)
         return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
                               n_bytes)
@@ -170,7 +170,7 @@ class TextBoundary:
             ages = {positions[r]: ev for r, ev in batch.ages.items()}
         times = np.fromiter((m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
                              for m in messages), dtype=np.float64, count=n)
-        n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        n_bytes = sum(map(_utf8_len, texts))
         return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
                               n_bytes)
 
@@ -179,7 +179,7 @@ class TextBoundary:
         out: dict[str, int] = {}
         for m in messages:
             if m.text is not None:
-                out[m.region] = out.get(m.region, 0) + len(m.text.encode("utf-8"))
+                out[m.region] = out.get(m.region, 0) + _utf8_len(m.text)
         return out
 
     def evidence(self, conversation: Conversation, columns: MessageColumns, subject: str | None,
@@ -197,9 +197,15 @@ class TextBoundary:
             "messages": [{"index": i, "sender": msgs[i].sender,
                           "ts": msgs[i].ts.astimezone(UTC).isoformat(),
                           "text": msgs[i].text, "modality": msgs[i].modality} for i in keep],
-        }, ensure_ascii=False).encode("utf-8")
+        }, ensure_ascii=False).encode("utf-8", "replace")  # a lone surrogate becomes "?"
         last = msgs[keep[-1]].ts.astimezone(UTC).isoformat() if keep else None
         return EvidenceExcerpt(plaintext, len(keep), last)
+
+
+def _utf8_len(text: str) -> int:
+    """UTF-8 bytes of a text (a lone surrogate, which a Conversation built in code may
+    hold, counted as the three bytes it would take)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _year(ts: datetime | float) -> int:

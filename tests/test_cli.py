@@ -152,3 +152,20 @@ def test_the_demo_prints_the_cross_author_headline_beside_in_author_figures(tmp_
     meta["cross_author"] = {"authors": {}, "mean": None, "worst": None}
     (model / "metadata.json").write_text(json.dumps(meta))
     assert "no cross-author figures in this model's metadata" in cross_author_headline(model)
+
+
+def test_outputs_that_hold_ids_are_private_and_lines_are_counted_in_blocks(tmp_path):
+    """`score` and `extract` write conversation and account ids: 0600 from creation. The
+    progress total is counted in fixed blocks (bounded memory for any line length)."""
+    from classifier._cli_base import count_lines
+
+    for command in ("score", "extract"):
+        out = tmp_path / f"{command}.jsonl"
+        assert main([command, str(sample_path()), "-o", str(out)]) == 0
+        assert out.stat().st_mode & 0o777 == 0o600, command
+    lines = sample_path().read_bytes().count(b"\n")
+    assert count_lines(sample_path(), block=7) == count_lines(sample_path()) == lines
+    odd = tmp_path / "odd.jsonl"
+    odd.write_bytes(b"a\n\n" + b"x" * 50 + b"\nlast without newline")
+    assert count_lines(odd, block=4) == 4
+    assert count_lines(tmp_path / "missing.jsonl") is None

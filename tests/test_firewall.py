@@ -103,3 +103,28 @@ def test_only_the_text_boundary_reads_text():
             if rel not in TEXT_READERS:
                 offenders += [f"{rel}:{n}" for n in _text_reads(path.read_text("utf-8"))]
     assert offenders == [], "only the text boundary may read .text"
+
+
+def test_a_lone_surrogate_in_code_built_text_is_scored_metered_and_kept_out_of_errors():
+    """A Conversation built in code (not read from JSON, where it is E214) may hold a lone
+    surrogate: it is scored and metered and its evidence excerpt encodes, instead of a
+    UnicodeEncodeError that would carry the text in its arguments; a stream message with
+    one is refused with a coded error that quotes nothing."""
+    from datetime import UTC, datetime
+
+    from classifier import Conversation, Message, Participant, Pipeline, StateError, StreamScorer
+
+    t = datetime(2026, 9, 1, tzinfo=UTC)
+    bad = "how old are you \ud800 send me a selfie"
+    conv = Conversation("c", (Participant("a", 40), Participant("b", 12)),
+                        (Message("a", t, bad), Message("b", t, "12 \udfff")))
+    pipeline = Pipeline()
+    result = pipeline.score(conv)
+    assert result.status == "scored" and 0.0 <= result.score <= 1.0
+    columns = pipeline.boundary.extract([conv])[0]
+    assert columns.n_bytes == len(bad.encode("utf-8", "surrogatepass")) + 6
+    excerpt = pipeline.boundary.evidence(conv, columns, "a")
+    assert b"\xed\xa0\x80" not in excerpt.plaintext and excerpt.n_messages >= 1
+    with pytest.raises(StateError, match=r"\[E304\].*\[E211\]") as err:
+        StreamScorer(pipeline).add("s", "a", t, bad)
+    assert "selfie" not in str(err.value) and "selfie" not in repr(err.value.args)
