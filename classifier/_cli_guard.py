@@ -155,6 +155,17 @@ def review_release(case: str, token: TokenOpt = None, store: StoreOpt = DEFAULT_
     return EXIT_OK
 
 
+@review_app.command("release-claim")
+def review_release_claim(case: str, token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
+                         master_key_file: KeyOpt = None, audit_key_file: AuditKeyOpt = None,
+                         key_store: KeyStoreOpt = None) -> int:
+    """A supervisor gives back to the queue a case another reviewer holds."""
+    guard = _guard(store, master_key_file, audit_key_file, key_store)
+    guard.release_claim(case, _signed_in(guard, token))
+    say("released")
+    return EXIT_OK
+
+
 @review_app.command("show")
 def review_show(case: str, token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
                 master_key_file: KeyOpt = None, key_store: KeyStoreOpt = None) -> int:
@@ -241,14 +252,18 @@ def complaint_review(complaint: str,
 
 
 @complaint_app.command("decide")
-def complaint_decide(complaint: str, token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
+def complaint_decide(complaint: str,
+                     outcome: Annotated[str | None, typer.Option(
+                         help="upheld or rejected (default: as the re-review advises)")
+                     ] = None,
+                     token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
                      master_key_file: KeyOpt = None, audit_key_file: AuditKeyOpt = None,
                      key_store: KeyStoreOpt = None) -> int:
     """A supervisor decides the complaint: upheld or rejected (printed)."""
     from .guard import decide_complaint
 
     guard = _guard(store, master_key_file, audit_key_file, key_store)
-    print(decide_complaint(guard, complaint, _signed_in(guard, token)))
+    print(decide_complaint(guard, complaint, _signed_in(guard, token), outcome))
     return EXIT_OK
 
 

@@ -216,7 +216,6 @@ class Errors(metaclass=ErrorsWithCodes):
     W008 = "The API needs an API token: the header 'Authorization: Bearer <token>' (users token NAME)."
     W009 = "No such page."
     W010 = "The two new passwords differ."
-    W011 = "The outcome chosen is not the one the re-review leads to; nothing was done. Reload the page."
     W012 = "Cookies without the Secure flag are allowed only on a loopback address (127.0.0.1, ::1, localhost)."
     W013 = "Internal error ({type_name}); nothing of it is shown. The console's log names the type only."
     W014 = "The request is too large (more than {limit} bytes)."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -441,4 +442,69 @@ def test_sigkill_mid_decisions_loses_no_committed_decision(tmp_path, quick_argon
         assert status[case_id] == "dismissed"
         assert store.key_store.get(case_id) is None
     assert all(s in ("open", "claimed", "dismissed") for s in status.values())
+    assert guard.verify().intact
+
+
+def test_a_supervisor_may_decide_against_the_re_review_and_upholding_forgets_the_user(
+        guard, people, store):
+    from classifier.guard import (
+        decide_complaint,
+        file_complaint,
+        re_review,
+        view_complaint_evidence,
+    )
+    from classifier.guard._store import audit_log, complaints
+
+    case_id = confirmed_case(guard, people["ann"])
+    complaint = file_complaint(guard, case_id, user_id="adult-real-id")
+    with store.engine.connect() as conn:
+        lodged = conn.execute(select(complaints.c.lodged_by)).scalar()
+    assert lodged.startswith("user:") and len(lodged) > 10  # the user's pseudonym
+    view_complaint_evidence(guard, complaint, people["bob"])
+    re_review(guard, complaint, people["bob"], "confirm")  # advises: reject
+    with pytest.raises(StoreError, match=r"\[G129\]"):
+        decide_complaint(guard, complaint, people["cat"], "maybe")
+    assert decide_complaint(guard, complaint, people["cat"], "upheld") == "upheld"
+    with store.engine.connect() as conn:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        assert conn.execute(select(complaints.c.lodged_by)).scalar() == "user:-"
+        detail = conn.execute(select(audit_log.c.detail).where(
+            audit_log.c.action == "complaint_upheld")).scalar()
+    assert row.status == "reinstated" and row.subject_pseudonym is None
+    assert json.loads(detail)["re_review"] == "confirm"  # decided against the advice
+    assert lodged.encode() not in b"".join(p.read_bytes() for p in store.files())
+    assert guard.verify().intact
+
+
+def test_a_claim_left_behind_is_given_back(guard, people, store):
+    """A reviewer who leaves does not block a case: a supervisor gives it back, a claim
+    older than CLAIM_HOURS may be taken over, and signing out releases every held case
+    (each audited with the former holder)."""
+    from classifier.guard import _cases
+    from classifier.guard._store import audit_log
+
+    ann, bob, cat = people["ann"], people["bob"], people["cat"]
+    case_id = open_case(guard)
+    assert guard.claim(case_id, ann) and not guard.claim(case_id, bob)
+    with pytest.raises(StoreError, match=r"\[G107\]"):
+        guard.release_claim(case_id, bob)  # a reviewer cannot take a colleague's case
+    guard.release_claim(case_id, cat)
+    assert guard.claim(case_id, bob)
+    with pytest.raises(StoreError, match=r"\[G104\]"):
+        guard.view_evidence(case_id, ann)  # ann's claim is gone
+    assert not guard.claim(case_id, ann)
+    with store.write() as conn:  # CLAIM_HOURS later
+        conn.execute(update(cases).where(cases.c.id == case_id).values(
+            claimed_at=time.time() - _cases.CLAIM_HOURS * 3600.0 - 60.0))
+    assert guard.claim(case_id, ann)  # bob's claim had gone stale: taken over
+    other = open_case(guard, cid="second")
+    assert guard.claim(other, bob)
+    assert guard.release_all(bob) == 1 and guard.release_all(cat) == 0
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(audit_log.c.action, audit_log.c.detail).where(
+            audit_log.c.action.in_(("claim_released", "case_claimed", "case_released")))
+        ).all()
+    details = [json.loads(d) for a, d in rows if d and d != "{}"]
+    assert {"holder": "ann"} in details and {"taken_over_from": "bob"} in details
+    assert [a for a, _ in rows].count("case_released") == 1
     assert guard.verify().intact

@@ -88,8 +88,9 @@ class ReReview(BaseModel):
 
 
 class ComplaintDecision(BaseModel):
-    """The outcome the supervisor expects (the re-review decides it: a dismissal upholds
-    the complaint, a confirmation rejects it); a mismatch is refused (W011)."""
+    """The supervisor's decision. The re-review advises it (a dismissal upholds the
+    complaint, a confirmation rejects it); a decision against the advice is recorded as
+    such in the audit log."""
 
     outcome: Literal["upheld", "rejected"]
 
@@ -126,6 +127,12 @@ def install(app: Any, console: Console) -> None:
     @api.post("/cases/{case_id}/release", tags=["review"], summary="Release a case you hold")
     def release(case_id: str, p: Reviewer) -> dict[str, Any]:
         guard.release(case_id, p)
+        return {"released": True}
+
+    @api.post("/cases/{case_id}/release-claim", tags=["review"],
+              summary="A supervisor gives back a case another reviewer holds")
+    def release_claim(case_id: str, p: Supervisor) -> dict[str, Any]:
+        guard.release_claim(case_id, p)
         return {"released": True}
 
     @api.post("/cases/{case_id}/evidence", tags=["review"],
@@ -177,14 +184,9 @@ def install(app: Any, console: Console) -> None:
               summary="A supervisor decides the complaint: upheld or rejected")
     def complaint_decision(complaint_id: str, body: ComplaintDecision,
                            p: Supervisor) -> dict[str, Any]:
-        item = next((c for c in complaint_queue(guard, p)
-                     if c["complaint_id"] == complaint_id), None)
-        if item is None:
+        if not any(c["complaint_id"] == complaint_id for c in complaint_queue(guard, p)):
             raise Refusal(Errors.G124.format(complaint_id=shown(complaint_id)))
-        expected = "upheld" if item["re_review_outcome"] == "dismiss" else "rejected"
-        if body.outcome != expected:
-            raise Refusal(Errors.W011)
-        return {"outcome": decide_complaint(guard, complaint_id, p)}
+        return {"outcome": decide_complaint(guard, complaint_id, p, body.outcome)}
 
     @api.get("/aggregates", tags=["audit"],
              summary="Counters, retention, latency, error rate, the audit log's state")

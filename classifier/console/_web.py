@@ -139,9 +139,11 @@ def install(app: Any, console: Console) -> None:
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request, csrf: str = Form("")) -> Any:
         s = console.form(request, csrf, password_page=True)
+        released = guard.release_all(s.principal) if s.principal is not None else 0
         console.sessions.end(s)
         new = console.sessions.new()
-        new.flash.append(("ok", "You are signed out."))
+        new.flash.append(("ok", "You are signed out." + (
+            f" The {released} case(s) you held are back in the queue." if released else "")))
         response = RedirectResponse("/login", status_code=303)
         console.set_cookie(response, new)
         return response
@@ -220,6 +222,13 @@ def install(app: Any, console: Console) -> None:
         guard.release(case_id, s.principal)
         return back(s, "/queue", "ok", "Case released: it is back in the queue.")
 
+    @app.post("/cases/{case_id}/release-claim", include_in_schema=False)
+    def release_claim(request: Request, case_id: str, csrf: str = Form("")) -> Any:
+        s = console.form(request, csrf, "supervisor")
+        guard.release_claim(case_id, s.principal)
+        return back(s, "/queue", "ok", "The case is back in the queue: any reviewer may "
+                    "claim it (and views its evidence again).")
+
     # -- reports -------------------------------------------------------------------------
     @app.get("/reports", include_in_schema=False)
     def reports(request: Request) -> Any:
@@ -296,11 +305,8 @@ def install(app: Any, console: Console) -> None:
         s = console.form(request, csrf, "supervisor")
         if outcome not in ("upheld", "rejected"):
             raise Refusal(Errors.W007.format(field="outcome"))
-        item = complaint_item(s, complaint_id)
-        expected = "upheld" if item["re_review_outcome"] == "dismiss" else "rejected"
-        if outcome != expected:
-            raise Refusal(Errors.W011)
-        status = decide_complaint(guard, complaint_id, s.principal)
+        complaint_item(s, complaint_id)  # listed for this supervisor, or refused
+        status = decide_complaint(guard, complaint_id, s.principal, outcome)
         text = ("Complaint upheld: the user is reinstated and the evidence destroyed."
                 if status == "upheld" else "Complaint rejected: the decision stands.")
         return back(s, "/complaints", "ok", text)

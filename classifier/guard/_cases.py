@@ -64,6 +64,8 @@ DISMISS_REASONS = ("no_solicitation", "peer_conversation", "adult_conversation",
                    "family_or_professional", "insufficient_evidence")
 CONFIRM_REASONS = ("solicitation_of_a_child",)
 MAX_RETENTION_DAYS = 365  # Art 3(1)(i): at most 12 months from identification
+CLAIM_HOURS = ident.PRINCIPAL_HOURS  # after this a claim may be taken over: its holder's
+# sign-in has expired
 STORE_SECRET = "store-secret"
 SYSTEM, OPERATOR = ("system", "system"), ("operator", "operator")
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -616,17 +618,54 @@ class Guard(Sealed):
                 "minor_to_minor": bool(row.minor_to_minor)}
 
     def claim(self, case_id: str, principal: Principal) -> bool:
-        """Claim an open case; False if someone else holds it or it is not open."""
+        """Claim an open case; False if someone else holds it or it is not open.
+
+        A claim older than ``CLAIM_HOURS`` (a reviewer who left without releasing it) may
+        be taken over: the new claim views the evidence again, and the audit entry names
+        the former holder."""
+        now = time.time()
         with self.store.write() as conn:
             p = self._principal(conn, principal, "reviewer")
-            got = conn.execute(update(cases).where(cases.c.id == case_id,
-                                                   cases.c.status == "open",
-                                                   cases.c.claimed_by.is_(None))
+            row = conn.execute(select(cases.c.status, cases.c.claimed_by, cases.c.claimed_at)
+                               .where(cases.c.id == case_id).with_for_update()).first()
+            stale = (row is not None and row.status == "claimed" and row.claimed_at is not None
+                     and row.claimed_at < now - CLAIM_HOURS * 3600.0
+                     and row.claimed_by != p.account_id)
+            free = cases.c.claimed_by.is_(None) & (cases.c.status == "open")
+            if stale:
+                free = (cases.c.status == "claimed") & (cases.c.claimed_by == row.claimed_by)
+            got = conn.execute(update(cases).where(cases.c.id == case_id, free)
                                .values(status="claimed", claimed_by=p.account_id,
-                                       claimed_at=time.time(), viewed_in_claim=False)).rowcount
+                                       claimed_at=now, viewed_in_claim=False)).rowcount
             if got:
-                self._log(conn, p, "case_claimed", case_id)
+                self._log(conn, p, "case_claimed", case_id,
+                          {"taken_over_from": row.claimed_by} if stale else None)
             return bool(got)
+
+    def release_claim(self, case_id: str, principal: Principal) -> None:
+        """A supervisor gives back to the queue a case another reviewer holds (one who
+        left, or is away); audited with the former holder."""
+        with self.store.write() as conn:
+            p = self._principal(conn, principal, "supervisor")
+            row = conn.execute(select(cases.c.status, cases.c.claimed_by)
+                               .where(cases.c.id == case_id).with_for_update()).first()
+            if row is None:
+                raise StoreError(Errors.G103.format(case_id=shown(case_id)))
+            if row.status != "claimed":
+                raise StoreError(Errors.G112.format(case_id=shown(case_id), status=row.status))
+            conn.execute(update(cases).where(cases.c.id == case_id,
+                                             cases.c.claimed_by == row.claimed_by)
+                         .values(status="open", claimed_by=None, claimed_at=None,
+                                 viewed_in_claim=False))
+            self._log(conn, p, "claim_released", case_id, {"holder": row.claimed_by})
+
+    def release_all(self, principal: Principal) -> int:
+        """Release every case this reviewer holds (at sign-out); returns how many."""
+        held = [c["case_id"] for c in self.queue(principal, mine=True)] if (
+            ident.genuine(principal, self.store_id).role == "reviewer") else []
+        for case_id in held:
+            self.release(case_id, principal)
+        return len(held)
 
     def release(self, case_id: str, principal: Principal) -> None:
         """Give a claimed case back to the queue (a new claim views the evidence again)."""

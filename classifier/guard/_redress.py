@@ -170,10 +170,16 @@ def re_review(guard: Guard, complaint_id: str, principal: Principal, outcome: st
                    {"complaint": complaint_id, "outcome": outcome})
 
 
-def decide_complaint(guard: Guard, complaint_id: str, principal: Principal) -> str:
-    """A supervisor (neither the case's reviewer nor the re-reviewer) decides on the
-    re-review: ``upheld`` (the user is reinstated; the evidence, pseudonyms, score and
-    explanation are destroyed) or ``rejected``."""
+def decide_complaint(guard: Guard, complaint_id: str, principal: Principal,
+                     outcome: str | None = None) -> str:
+    """A supervisor (neither the case's reviewer nor the re-reviewer) decides the complaint
+    after its re-review: ``upheld`` (the user is reinstated; the evidence, pseudonyms,
+    score and explanation are destroyed, and so is the complainant's pseudonym) or
+    ``rejected`` (the decision stands). ``outcome`` None follows the re-review (a
+    dismissal upholds, a confirmation rejects); a supervisor may decide against it, and
+    the audit entry then records both."""
+    if outcome not in (None, "upheld", "rejected"):
+        raise StoreError(Errors.G129.format(what="outcome", expected="upheld or rejected"))
     with guard.store.write() as conn:
         p = guard._principal(conn, principal, "supervisor")
         c = _complaint(conn, complaint_id, "re_reviewed", "G124")
@@ -181,12 +187,16 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal) -> s
                             .with_for_update()).first()
         if p.account_id in (case.decided_by, c.re_reviewed_by):
             raise StoreError(Errors.G115)
-        upheld = c.re_review_outcome == "dismiss"
-        status = "upheld" if upheld else "rejected"
+        advised = "upheld" if c.re_review_outcome == "dismiss" else "rejected"
+        status = outcome or advised
+        upheld = status == "upheld"
+        values_c: dict[str, Any] = {"status": status, "decided_by": p.account_id,
+                                    "decided_at": time.time()}
+        if upheld and c.lodged_by.startswith("user:"):  # no suspicion remains: nor does
+            values_c["lodged_by"] = "user:-"              # the complainant's pseudonym
         if conn.execute(update(complaints).where(complaints.c.id == complaint_id,
                                                  complaints.c.status == "re_reviewed")
-                        .values(status=status, decided_by=p.account_id,
-                                decided_at=time.time())).rowcount != 1:
+                        .values(**values_c)).rowcount != 1:
             raise StoreError(Errors.G124.format(complaint_id=shown(complaint_id)))
         values: dict[str, Any] = {"open_complaint": None}
         stats: dict[str, int] = {}
@@ -196,7 +206,10 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal) -> s
             stats = _account_stat(guard, conn, case.stats_ref, case.created_at, confirmed=-1,
                                   dismissed=1)
         conn.execute(update(cases).where(cases.c.id == c.case_id).values(**values))
-        guard._log(conn, p, f"complaint_{status}", c.case_id, {"complaint": complaint_id},
+        detail: dict[str, Any] = {"complaint": complaint_id}
+        if status != advised:
+            detail["re_review"] = c.re_review_outcome  # decided against the re-review
+        guard._log(conn, p, f"complaint_{status}", c.case_id, detail,
                    counters={f"complaints.{status}": 1, **stats})
     if upheld:
         guard.store.truncate_wal()
