@@ -483,3 +483,52 @@ def test_no_input_value_reaches_an_error_or_the_log(world):
         assert err.value.code and CANARY not in str(err.value) + repr(err.value.args)
     with world.store.engine.connect() as conn:
         assert CANARY not in str(conn.execute(select(audit_log)).all())
+
+
+def test_entries_forged_after_the_verification_do_not_count(world, monkeypatch):
+    """The export verifies the log, then reads the case's entries in its own transaction:
+    entries written in between (sha256 recomputed, no audit key) are checked there too,
+    so a forged confirmation slipped into that window is refused (G110)."""
+    intact = world.guard.verify()
+    assert intact.intact
+
+    def verify_then_forge(*args, **kwargs):
+        with world.store.write() as conn:  # the window: after the verification
+            conn.execute(update(cases).where(cases.c.id == world.claimed).values(
+                status="confirmed", decided_by="ann", decided_at=0.0, viewed_in_claim=True))
+            for action in ("evidence_viewed", "case_confirmed"):
+                head = conn.execute(select(audit_head)).first()
+                body = canonical(head.seq + 1, 1.0, "ann", "reviewer", action, world.claimed,
+                                 "{}")
+                digest = entry_hash(head.hash, body)
+                conn.execute(insert(audit_log).values(
+                    seq=head.seq + 1, ts=1.0, actor="ann", role="reviewer", action=action,
+                    case_id=world.claimed, detail="{}", prev_hash=head.hash, hash=digest,
+                    mac="0" * 64))
+                conn.execute(update(audit_head).values(seq=head.seq + 1, hash=digest))
+        return intact
+
+    monkeypatch.setattr(world.guard, "verify", verify_then_forge)
+    with pytest.raises(ClassifierError) as err:
+        export_report(world.guard, world.claimed, world.cat)
+    assert err.value.code == "G110"
+
+
+def test_a_checkpoint_signs_only_what_its_verification_checked(world, monkeypatch):
+    """An entry appended between the verification and the signature (here by the guard
+    itself, as a concurrent process would) is not covered by the checkpoint."""
+    signer = CheckpointSigner(Ed25519PrivateKey.generate())
+    real = world.guard.verify
+
+    def verify_then_append(*args, **kwargs):
+        result = real(*args, **kwargs)
+        world.guard.claim(open_case(world.guard), world.bob)  # one more entry
+        return result
+
+    monkeypatch.setattr(world.guard, "verify", verify_then_append)
+    before = world.store.head()[0]
+    cp = world.guard.checkpoint(signer)
+    assert cp.seq == before < world.store.head()[0] - 1  # the claim and the export after it
+    monkeypatch.undo()
+    check = world.guard.verify(checkpoints=[("cp", cp)], public_key=signer.public_key)
+    assert check.intact and check.proven_through == cp.seq

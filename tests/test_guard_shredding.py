@@ -117,6 +117,33 @@ def test_nothing_of_a_shredded_case_can_be_carved_in_a_live_process(tmp_path, qu
     assert guard.verify().intact
 
 
+def test_a_reader_that_holds_the_wal_delays_its_truncation_but_not_for_ever(
+        tmp_path, quick_argon2, monkeypatch):
+    """A dismissal while another connection reads: SQLite refuses to truncate the WAL
+    (busy); the store says so (wal_pending) and the next write after the reader has gone
+    truncates it, so the dismissed case's ciphertext does not stay in -wal."""
+    import functools
+    import sqlite3
+
+    store = fresh_store("sqlite", tmp_path)
+    guard = Guard(store, Keys(MASTER))
+    p = {name: guard.authenticate(t) for name, t in tokens(guard).items()}
+    case_id, other = open_case(guard), open_case(guard)
+    captured = capture(guard, [case_id])
+    reader = sqlite3.connect(store.sqlite_path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM cases").fetchone()  # a read snapshot held open
+    guard.claim(case_id, p["bob"])
+    monkeypatch.setattr(store, "truncate_wal", functools.partial(store.truncate_wal, wait=0.1))
+    guard.decide(case_id, p["bob"], "dismiss", "no_solicitation")
+    assert store.wal_pending and store.truncate_wal(wait=0.05) is False
+    reader.rollback()
+    reader.close()
+    assert guard.claim(other, p["bob"])  # any later write retries the truncation
+    assert not store.wal_pending
+    assert traces(written_files(tmp_path), captured, [case_id]) == (set(), set())
+
+
 KILLED_WRITER = """
 import sys
 from classifier.guard import Guard, Keys, LocalKeyStore, Store

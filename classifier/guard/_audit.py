@@ -62,6 +62,18 @@ def entry_mac_input(digest: str) -> bytes:
     return b"entry\n" + digest.encode()
 
 
+def entry_problem(row: Any, key: AuditKey | None) -> str | None:
+    """Why one stored entry is not what the guard wrote (its fields against its hash,
+    with ``key`` its MAC), or None; the link to the entry before is the caller's."""
+    body = canonical(row.seq, row.ts, row.actor, row.role, row.action, row.case_id,
+                     row.detail)
+    if entry_hash(row.prev_hash, body) != row.hash:
+        return "its fields differ from its hash"
+    if key is not None and not key.check(entry_mac_input(row.hash), row.mac):
+        return "its MAC is wrong (written without the audit key)"
+    return None
+
+
 def head_mac_input(seq: int, digest: str) -> bytes:
     return f"head\n{seq}\n{digest}".encode()
 
@@ -226,6 +238,7 @@ class AuditVerification:
     counters_ok: bool | None = None
     stats_ok: bool | None = None
     checkpoints: tuple[CheckpointCheck, ...] = field(default=())
+    head_hash: str = GENESIS  # the hash of the last entry checked (what a checkpoint signs)
 
     @property
     def intact(self) -> bool:
@@ -315,7 +328,3 @@ def sum_counters(details: Iterable[str]) -> dict[str, int]:
         for name, delta in (changes or {}).items():
             total[name] = total.get(name, 0) + int(delta)
     return total
-
-
-def mac_ok(key: AuditKey, digest: str, tag: str | None) -> bool:
-    return key.check(entry_mac_input(digest), tag)

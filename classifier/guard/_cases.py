@@ -40,7 +40,7 @@ from .._errors import Errors, MasterKeyError, StoreError
 from .._pipeline import ScoreResult
 from .._text import EvidenceExcerpt
 from . import _identity as ident
-from ._audit import AuditVerification, Checkpoint, CheckpointSigner
+from ._audit import AuditVerification, Checkpoint, CheckpointSigner, entry_problem
 from ._crypto import AuditKey, Keys, Sealed, StoreKeys, new_data_key, seal, unseal
 from ._identity import ROLES, SECOND_FACTOR_ROLES, AccountInfo, Enrolment, Principal
 from ._store import (
@@ -537,9 +537,10 @@ class Guard(Sealed):
                 stats = _account_stat(self, conn, stats_ref, now, flags=1)
                 ks.put(case_id, keys.wrap(data_key, case_id.encode()))
                 key_written = True
+                # no score in the log: the case row's score is erased at a dismissal, and
+                # the audit log is never rewritten
                 self._log(conn, SYSTEM, "case_opened", case_id,
-                          {"score": round(float(result.score or 0), 6),
-                           "excerpt_messages": int(excerpt.n_messages)},
+                          {"excerpt_messages": int(excerpt.n_messages)},
                           counters={"cases.opened": 1, **stats})
         except IntegrityError:  # the same conversation, triaged at once elsewhere
             if key_written:
@@ -798,14 +799,13 @@ class Guard(Sealed):
 
     def checkpoint(self, signer: CheckpointSigner) -> Checkpoint:
         """Sign the head of a verified audit log (the caller writes it outside the
-        database); the export is itself an audit entry, after the signed head."""
+        database): the last entry that verification checked, never one appended after it;
+        the export is itself an audit entry, after the signed head."""
         result = self.verify()
         if not result.intact:
             raise StoreError(Errors.G108.format(entry=result.broken_at))
+        seq, digest = result.entries, result.head_hash
         with self.store.write() as conn:
-            head = conn.execute(select(audit_log.c.seq, audit_log.c.hash)
-                                .order_by(audit_log.c.seq.desc()).limit(1)).first()
-            seq, digest = (head.seq, head.hash) if head else (0, "0" * 64)
             cp = signer.sign(self.store_id, seq, digest)
             self._log(conn, SYSTEM, "audit_checkpoint",
                       detail={"seq": seq, "hash": digest, "key_id": signer.key_id})
@@ -911,14 +911,17 @@ def _account_stat(guard: Guard, conn: Any, pseudonym: str | None, ts: float, *,
     return {stats_counter(year, c): d for c, d in deltas.items() if d}
 
 
-def _confirmation_in_log(conn: Any, case_id: str, reviewer: str) -> bool:
+def _confirmation_in_log(conn: Any, key: AuditKey, case_id: str, reviewer: str) -> bool:
     """The log holds the reviewer's claim, evidence view and confirmation of the case,
-    in that order, with no other claim in between (the caller checked every MAC)."""
-    rows = conn.execute(select(audit_log.c.action, audit_log.c.actor, audit_log.c.role)
-                        .where(audit_log.c.case_id == case_id)
+    in that order, with no other claim in between; each of these entries read in the
+    export's own transaction and its hash and MAC checked there (an entry written after
+    the verification, without the key, does not count)."""
+    rows = conn.execute(select(audit_log).where(audit_log.c.case_id == case_id)
                         .order_by(audit_log.c.seq)).all()
+    if any(entry_problem(r, key) for r in rows):
+        return False
     claimed = viewed = False
-    for action, actor, role in rows:
+    for action, actor, role in ((r.action, r.actor, r.role) for r in rows):
         if action == "case_claimed":
             claimed, viewed = actor == reviewer and role == "reviewer", False
         elif action == "evidence_viewed" and claimed and actor == reviewer:
@@ -955,7 +958,7 @@ def export_report(guard: Guard, case_id: str, principal: Principal) -> Report:
             raise StoreError(Errors.G114.format(case_id=shown(case_id)))
         if row.decided_by == p.account_id:
             raise StoreError(Errors.G111)
-        if not _confirmation_in_log(conn, case_id, row.decided_by):
+        if not _confirmation_in_log(conn, guard._akey(), case_id, row.decided_by):
             raise StoreError(Errors.G110.format(case_id=shown(case_id)))
         done = conn.execute(update(cases).where(cases.c.id == case_id,
                                                 cases.c.status == "confirmed",

@@ -55,6 +55,7 @@ from ._audit import (
     check_checkpoints,
     entry_hash,
     entry_mac_input,
+    entry_problem,
     head_mac_input,
     sum_counters,
 )
@@ -223,6 +224,7 @@ class Store:
     def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None,
                  create: bool = False, key_store: KeyStore | None = None) -> None:
         self.url = url
+        self.wal_pending = False  # destroyed rows may still be in -wal (see truncate_wal)
         self._shown_url = url.split("@")[-1] if "@" in url else url  # no password shown
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.sqlite_path = Path(path) if path and path != ":memory:" else None
@@ -288,6 +290,8 @@ class Store:
             conn.execution_options(guard_write=True)
             with conn.begin():
                 yield conn
+        if self.wal_pending:  # a truncation a reader held off: try again, without waiting
+            self.truncate_wal(wait=0.0)
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -411,10 +415,8 @@ class Store:
                     problem = "a sequence number is missing or repeated"
                 elif row.prev_hash != prev:
                     problem = "it does not link to the entry before"
-                elif entry_hash(prev, body) != row.hash:
-                    problem = "its fields differ from its hash"
-                elif key is not None and not key.check(entry_mac_input(row.hash), row.mac):
-                    problem = "its MAC is wrong (written without the audit key)"
+                else:
+                    problem = entry_problem(row, key)
                 if problem:
                     broken = seq
                     continue
@@ -458,7 +460,8 @@ class Store:
             chain_ok=broken is None, broken_at=broken, problem=problem,
             macs_checked=key is not None, head_ok=head_ok, counters_ok=counters_ok,
             stats_ok=stats_ok,
-            checkpoints=check_checkpoints(checkpoints, store_id, hashes, public_key))
+            checkpoints=check_checkpoints(checkpoints, store_id, hashes, public_key),
+            head_hash=prev)
 
     def head(self) -> tuple[int, str]:
         """The last entry's sequence number and hash."""
@@ -478,14 +481,24 @@ class Store:
             return {r.name: r.value for r in conn.execute(select(counters))}
 
     # -- erasure ---------------------------------------------------------------------
-    def truncate_wal(self) -> None:
+    def truncate_wal(self, *, wait: float = 30.0) -> bool:
         """SQLite: move the WAL into the database and truncate it to zero bytes, so that
         destroyed rows leave no copy in ``-wal`` (the database overwrites them itself:
-        ``secure_delete``). Waits for readers; a no-op on PostgreSQL."""
+        ``secure_delete``); True when done (always on PostgreSQL, where it does nothing).
+
+        A reader that holds the WAL open makes SQLite wait (up to ``wait`` seconds), then
+        refuse: :attr:`wal_pending` is then set, and every later write transaction of this
+        store tries again when it ends, until one succeeds."""
         if not self.is_sqlite or self.sqlite_path is None:
-            return
+            return True
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            try:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+            finally:
+                conn.exec_driver_sql("PRAGMA busy_timeout=30000")
+        self.wal_pending = bool(busy)
+        return not busy
 
     def files(self) -> list[Path]:
         """Every file of the SQLite store (main, ``-wal``, ``-shm``, ``-journal``)."""
