@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ._errors import Errors, FirewallError, RecordError
+from ._errors import Errors, FirewallError, InputTypeError, RecordError
 
 __all__ = [
     "AGE_ASSURANCE",
@@ -599,6 +599,10 @@ def read_jsonl(source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[s
         with open(source, "rb") as fh:
             yield from read_jsonl(fh, limits=limits)
         return
+    if not isinstance(source, (io.IOBase, Iterable)) or isinstance(source, (bytes, bytearray)):
+        raise InputTypeError(Errors.E005.format(
+            name="read_jsonl's source", expected="a path, an open file or an iterable of "
+            "lines", got=type(source).__name__))
     seen: dict[bytes, int] = {}
     if isinstance(source, io.TextIOWrapper):
         source = source.buffer  # read bytes: invalid UTF-8 is then an error of its line

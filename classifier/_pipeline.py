@@ -167,6 +167,10 @@ class Pipeline:
         self.extractor = extractor
         self.model = model
         self.policy = policy or ScanPolicy()
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+                threshold, (int, float)) or not 0.0 <= threshold <= 1.0):
+            raise ConfigError(Errors.E005.format(name="threshold", expected="a number in "
+                                                 "[0, 1] or None", got=type(threshold).__name__))
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.explain = explain
         self.explain_top = explain_top

@@ -173,6 +173,21 @@ def test_idle_timeout_ends_the_session(console_guard, staff):
         client.close()
 
 
+def test_absolute_timeout_ends_a_busy_session(console_guard, staff):
+    """A session in constant use still ends after ``absolute_hours``."""
+    app = create_app(console_guard, ConsoleSettings(idle_minutes=10,
+                                                    absolute_hours=2 / 3600))
+    with running(app) as base:
+        client = Web(base)
+        client.sign_in(staff["eve"])
+        assert client.get("/audit").status_code == 200
+        for _ in range(5):  # busy: never idle for more than half a second
+            time.sleep(0.5)
+            last = client.get("/audit")
+        assert last.status_code == 303 and last.headers["location"] == "/login"
+        client.close()
+
+
 def test_sign_out_makes_the_cookie_worthless(web, staff):
     web.sign_in(staff["eve"])
     old = dict(web.jar)

@@ -117,3 +117,15 @@ def test_bundled_sample_is_valid():
     assert results and all(r.ok for r in results)
     assert any(not m.is_text for r in results for m in r.conversation.messages)
     assert isinstance(results[0].conversation, Conversation)
+
+
+def test_wrong_argument_types_are_coded_errors():
+    from classifier import ConfigError, InputTypeError, Pipeline, read_jsonl
+
+    for source in (12, b"raw bytes", None):
+        with pytest.raises(InputTypeError, match=r"\[E005\]"):
+            list(read_jsonl(source))
+    for threshold in ("x", 1.5, -0.1, True):
+        with pytest.raises(ConfigError, match=r"\[E005\]"):
+            Pipeline(threshold=threshold)
+    assert Pipeline(threshold=0.5).threshold == 0.5

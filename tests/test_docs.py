@@ -75,6 +75,19 @@ def test_user_facing_files_import_nothing_private():
     assert hits == []
 
 
+def test_docstring_examples_import_nothing_private():
+    """The runnable examples are user-facing too: they import only public names."""
+    hits = []
+    for path in sorted((ROOT / "classifier").rglob("*.py")) + sorted(
+            (ROOT / "evaluation").rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            example = line.strip()
+            if example.startswith((">>>", "...")) and re.search(
+                    r"(from|import) classifier(\.\w+)*\._", example):
+                hits.append(f"{path.relative_to(ROOT)}:{n}")
+    assert hits == []
+
+
 def test_nothing_points_outside_the_repository():
     hits = []
     for path in [*_user_files(), *sorted(ROOT.rglob("*.py"))]:

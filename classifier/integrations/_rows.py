@@ -70,7 +70,7 @@ def score_rows(scorer: Scorer, conversation_id: object, rows: Iterable[MessageRo
 
     Examples
     --------
-    >>> from classifier._message_rows import MessageRow
+    >>> from classifier import MessageRow
     >>> scorer = scorer_for()
     >>> first = score_rows(scorer, "c-1", [MessageRow("row 0", "u-1", 1_772_000_000,
     ...                                               "how old are you", declared_age=41)])
