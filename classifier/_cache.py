@@ -7,6 +7,11 @@ message text is ever cached.
 
 Location: ``$SOLICITATION_CACHE_DIR``, else ``$XDG_CACHE_HOME/solicitation-classifier``,
 else ``~/.cache/solicitation-classifier``; ``SOLICITATION_CACHE_DIR=off`` disables it.
+The package ships the entries of its bundled catalogues as built for the versions it was
+released with (``classifier/data/seed/``, written by ``scripts/update_seed_cache.py``):
+when the user's cache has no entry, the seed of the same name is used, so that even the
+first run after installing does not compile. A seed whose name (its versions) differs is
+simply not used.
 The directory is created 0700 and an entry is used only if it and its directory belong to
 the current user and are not writable by others (a deserialised Hyperscan database must
 be trusted), and if its content digest matches. Writes are atomic. Every failure simply
@@ -19,6 +24,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 __all__ = ["CACHE_ENV", "cache_dir", "read_entry", "write_entry"]
@@ -47,18 +53,34 @@ def _trusted(path: Path) -> bool:
 
 
 def read_entry(name: str) -> bytes | None:
-    """The bytes stored under ``name``, or None (missing, untrusted or damaged)."""
+    """The bytes stored under ``name``, or None (missing, untrusted or damaged): from the
+    user's cache, else from the package's seed."""
     directory = cache_dir()
     if directory is None:
         return None
     path = directory / name
-    if not (_trusted(directory) and _trusted(path)):
+    raw = None
+    if _trusted(directory) and _trusted(path):
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            raw = None
+    body = _body(raw)
+    return body if body is not None else _body(_seed(name))
+
+
+def _seed(name: str) -> bytes | None:
+    """The package's own entry ``name`` (as trusted as the package's code), or None."""
+    if "/" in name or "\\" in name or name.startswith("."):
         return None
     try:
-        raw = path.read_bytes()
-    except OSError:
+        return (resources.files("classifier") / "data" / "seed" / name).read_bytes()
+    except (OSError, ValueError):
         return None
-    if len(raw) < 36 or raw[:4] != _MAGIC:
+
+
+def _body(raw: bytes | None) -> bytes | None:
+    if raw is None or len(raw) < 36 or raw[:4] != _MAGIC:
         return None
     digest, body = raw[4:36], raw[36:]
     return body if hashlib.sha256(body).digest() == digest else None

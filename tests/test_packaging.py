@@ -80,3 +80,32 @@ def test_wheel_installs_one_package_and_no_authors_data(wheel_names):
     assert "classifier/evaluation/data/authors/authors.json" in wheel_names
     entry_points = [n for n in wheel_names if n.endswith("entry_points.txt")]
     assert entry_points
+
+
+def test_the_seed_cache_spares_the_first_run_its_compilation(tmp_path, monkeypatch):
+    """With an empty user cache the extractor loads its bundled catalogue and Hyperscan
+    database from the package's seed (classifier/data/seed/) without compiling either;
+    a stale seed (the catalogue changed) fails here: run scripts/update_seed_cache.py."""
+    from importlib.metadata import version
+
+    from classifier import _cache
+    from classifier.indicators import IndicatorExtractor, _catalogue, _prefilter
+
+    seeds = {p.name for p in (Path(_cache.__file__).parent / "data" / "seed").iterdir()}
+    spacy_tag = f"spacy{version('spacy')}"
+    if not any(spacy_tag in name for name in seeds):
+        pytest.skip(f"the seed was built for another spaCy than {version('spacy')}")
+    monkeypatch.setenv("SOLICITATION_CACHE_DIR", str(tmp_path / "empty"))
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled although the seed holds it")
+
+    monkeypatch.setattr(_catalogue, "_parse", no_compiling)
+    hyperscan_seeded = any(n.endswith(f"-{version('hyperscan')}.db") for n in seeds) if (
+        _prefilter.hyperscan_available()) else False
+    if hyperscan_seeded:
+        monkeypatch.setattr(_prefilter.Prefilter, "_compile_hyperscan", no_compiling)
+    ext = IndicatorExtractor()
+    assert ext.extract("how old are you").counts.sum() >= 1
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+    assert _cache._body(b"SCC1" + b"0" * 32 + b"damaged") is None
