@@ -170,3 +170,25 @@ def test_text_files_and_lines_read_the_same():
     # replaced, so only those lines may differ
     assert len(as_bytes) == len(as_text)
     assert sum(a != b for a, b in zip(as_bytes, as_text, strict=True)) < 300
+
+
+def test_score_on_a_damaged_file_keeps_every_good_record_and_quotes_nothing(
+        corpus, tmp_path, capsys):
+    """End to end through the CLI: 9,000 lines of the corpus (a third good) through
+    `score`: every good record is scored and written, once and in input order (so is a
+    damaged line that is still a valid record); the bad lines are counted, and nothing
+    the input holds reaches the terminal."""
+    from classifier._cli import main
+
+    lines = corpus[0].split(b"\n")[:9000]
+    src = tmp_path / "damaged.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    good = [cid for cid in corpus[1] if int(cid.split("-")[1]) < 9000]
+    out = tmp_path / "scores.jsonl"
+    code = main(["score", str(src), "-o", str(out)])
+    printed = capsys.readouterr()
+    written = [json.loads(line)["conversation_id"] for line in out.read_text().splitlines()]
+    order = [int(cid.split("-")[1]) for cid in written if cid.startswith("good-")]
+    assert code != 0 and set(good) <= set(written)  # every good record (and the damaged
+    assert order == sorted(set(order))  # lines still valid), once each, in input order
+    assert MARK not in printed.out + printed.err and "Traceback" not in printed.err
