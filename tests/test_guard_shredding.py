@@ -187,6 +187,47 @@ def test_nothing_of_a_shredded_case_can_be_carved_after_sigkill(tmp_path, quick_
     assert carved == set(ids) - shredded  # every case not dismissed is still readable
 
 
+KILLED_PURGER = """
+import sys
+from classifier.guard import Guard, Keys, LocalKeyStore, Store
+
+guard = Guard(Store(sys.argv[1], key_store=LocalKeyStore(sys.argv[2])), Keys(b"k" * 32))
+for deadline in range(1, int(sys.argv[3]) + 1):
+    guard.purge_expired(now=float(deadline))
+    print(deadline, flush=True)
+"""
+
+
+def test_nothing_of_a_purged_case_can_be_carved_after_sigkill(tmp_path, quick_argon2):
+    """The purge killed part way (one case reaches its deadline per call): every purged
+    case is gone from the files as the kill left them, every other one still readable."""
+    from sqlalchemy import update
+
+    store = fresh_store("sqlite", tmp_path)
+    guard = Guard(store, Keys(MASTER))
+    ids = [open_case(guard) for _ in range(10)]
+    captured = capture(guard, ids)
+    with store.write() as conn:  # deadlines 1, 2, ... seconds after the epoch
+        for n, case_id in enumerate(ids, 1):
+            conn.execute(update(cases).where(cases.c.id == case_id).values(expires_at=n))
+    store.engine.dispose()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PURGER, store.url,
+                             str(store.key_store.path), str(len(ids))],
+                            stdout=subprocess.PIPE, text=True)
+    for n, _ in enumerate(proc.stdout, 1):  # type: ignore[union-attr]
+        if n == 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    files = written_files(tmp_path)
+    with store.engine.connect() as conn:
+        left = {r.id for r in conn.execute(select(cases.c.id))}
+    purged = set(ids) - left
+    assert len(purged) >= 4 and not carve(files, captured) & purged
+    assert traces(files, captured, purged) == (set(), set())
+    assert carve(files, captured) == left
+
+
 @pytest.mark.skipif(not PG_URL, reason="needs SOLICITATION_TEST_POSTGRES_URL")
 def test_keys_never_enter_postgresql(tmp_path, quick_argon2):
     store = fresh_store("postgresql", tmp_path)
