@@ -29,4 +29,4 @@ def test_cold_start_benchmark_runs_and_reports_its_ratio():
                           capture_output=True, text=True, cwd=BENCH, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "solicitation-classifier score, one conversation" in proc.stdout
-    assert "first run (empty pattern cache)" in proc.stdout
+    assert "first run (empty user cache)" in proc.stdout

@@ -508,3 +508,42 @@ def test_a_claim_left_behind_is_given_back(guard, people, store):
     assert {"holder": "ann"} in details and {"taken_over_from": "bob"} in details
     assert [a for a, _ in rows].count("case_released") == 1
     assert guard.verify().intact
+
+
+def test_upholding_erases_the_user_from_earlier_complaints_too(guard, people, store):
+    """A user complained twice about the same case: rejected, then upheld. Both rows lose
+    the user's pseudonym, which equals the case's (erased) subject pseudonym."""
+    from classifier.guard import (
+        decide_complaint,
+        file_complaint,
+        re_review,
+        view_complaint_evidence,
+    )
+    from classifier.guard._store import complaints
+
+    case_id = confirmed_case(guard, people["ann"])
+    for outcome in ("rejected", "upheld"):
+        c = file_complaint(guard, case_id, user_id="adult-real-id")
+        view_complaint_evidence(guard, c, people["bob"])
+        re_review(guard, c, people["bob"], "confirm")
+        assert decide_complaint(guard, c, people["cat"], outcome) == outcome
+    with store.engine.connect() as conn:
+        assert [r for (r,) in conn.execute(select(complaints.c.lodged_by))] == ["user:-"] * 2
+
+
+def test_a_complaint_whose_case_row_is_gone_is_a_coded_error(guard, people, store):
+    from classifier.guard import (
+        decide_complaint,
+        file_complaint,
+        re_review,
+        view_complaint_evidence,
+    )
+
+    case_id = confirmed_case(guard, people["ann"])
+    c = file_complaint(guard, case_id, channel="in_app")
+    view_complaint_evidence(guard, c, people["bob"])
+    re_review(guard, c, people["bob"], "dismiss")
+    with store.write() as conn:
+        conn.execute(cases.delete().where(cases.c.id == case_id))
+    with pytest.raises(StoreError, match=r"\[G103\]"):
+        decide_complaint(guard, c, people["cat"])

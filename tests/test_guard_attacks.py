@@ -1,4 +1,4 @@
-"""The attack script: 33 attempts to get past the guard's gates and 16 tamperings with the
+"""The attack script: 36 attempts to get past the guard's gates and 16 tamperings with the
 audit log, on SQLite and PostgreSQL. Every attempt must fail with a coded error; every
 tampering must be detected by the verification (with the checkpoint exported before it).
 
@@ -185,6 +185,29 @@ def _disabled_account_reactivated_in_database(w):
     export_report(w.guard, w.confirmed, w.dan)  # signed in before the disabling
 
 
+def _second_report_after_status_reset(w):
+    genuine = confirmed_case(w.guard, w.bob)
+    export_report(w.guard, genuine, w.cat)
+    with w.store.write() as conn:  # reported -> confirmed by hand, for a second report
+        conn.execute(update(cases).where(cases.c.id == genuine).values(status="confirmed"))
+    export_report(w.guard, genuine, w.cat)
+
+
+def _export_after_clearing_the_open_complaint(w):
+    _complaint(w)
+    with w.store.write() as conn:
+        conn.execute(update(cases).where(cases.c.id == w.confirmed)
+                     .values(open_complaint=None))
+    export_report(w.guard, w.confirmed, w.cat)
+
+
+def _re_review_with_a_view_written_in_database(w):
+    c = _complaint(w)
+    with w.store.write() as conn:
+        conn.execute(update(complaints).where(complaints.c.id == c).values(viewed_by="bob"))
+    re_review(w.guard, c, w.bob, "dismiss")
+
+
 BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
     # forging a Report
     "report-constructor": (lambda w: Report({"reported_account": "x"}), {"G101"}),
@@ -237,6 +260,12 @@ BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
     "role-edited-in-database": (_role_edited_in_database, {"G140"}),
     "disabled-account-reactivated-in-database": (_disabled_account_reactivated_in_database,
                                                  {"G140"}),
+    # case and complaint rows edited: the case's audit entries say otherwise
+    "second-report-after-status-reset": (_second_report_after_status_reset, {"G109"}),
+    "export-after-clearing-the-open-complaint": (_export_after_clearing_the_open_complaint,
+                                                 {"G114"}),
+    "re-review-with-a-view-written-in-database": (_re_review_with_a_view_written_in_database,
+                                                  {"G138"}),
 }
 
 
@@ -255,8 +284,8 @@ def test_gate_bypass_fails_with_a_coded_error(world, name):
     assert statuses[world.confirmed] in ("confirmed", "reported")
 
 
-def test_there_are_thirty_three_bypass_attempts():
-    assert len(BYPASSES) == 33
+def test_there_are_thirty_six_bypass_attempts():
+    assert len(BYPASSES) == 36
 
 
 # -- tampering with the audit log ----------------------------------------------------

@@ -144,6 +144,31 @@ def test_a_reader_that_holds_the_wal_delays_its_truncation_but_not_for_ever(
     assert traces(written_files(tmp_path), captured, [case_id]) == (set(), set())
 
 
+def test_a_wal_left_by_an_earlier_process_is_truncated_by_the_next(tmp_path, quick_argon2):
+    """A process that ended while a reader held the WAL left the dismissed case's frames
+    in -wal; the next Guard on the store truncates it once its keys are checked."""
+    import sqlite3
+
+    store = fresh_store("sqlite", tmp_path)
+    guard = Guard(store, Keys(MASTER))
+    p = {name: guard.authenticate(t) for name, t in tokens(guard).items()}
+    case_id = open_case(guard)
+    captured = capture(guard, [case_id])
+    reader = sqlite3.connect(store.sqlite_path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM cases").fetchone()
+    store.truncate_wal = lambda wait=30.0: False  # this process cannot truncate, and exits
+    guard.claim(case_id, p["bob"])
+    guard.decide(case_id, p["bob"], "dismiss", "no_solicitation")
+    reader.rollback()
+    reader.close()
+    wal = store.sqlite_path.with_name("guard.db-wal")
+    assert wal.stat().st_size > 0
+    Guard(type(store)(store.url, key_store=store.key_store), Keys(MASTER))  # the next one
+    assert wal.stat().st_size == 0
+    assert traces(written_files(tmp_path), captured, [case_id]) == (set(), set())
+
+
 KILLED_WRITER = """
 import sys
 from classifier.guard import Guard, Keys, LocalKeyStore, Store

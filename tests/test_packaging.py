@@ -71,6 +71,8 @@ def test_wheel_carries_every_module_and_data_file(wheel_names):
             "classifier/indicators/data/en.jsonl"} <= expected
     missing = sorted(expected - set(wheel_names))
     assert not missing, missing
+    seeds = [n for n in wheel_names if n.startswith("classifier/data/seed/")]
+    assert {n.rsplit(".", 1)[-1] for n in seeds} == {"json", "db"}, seeds  # both entries
 
 
 def test_wheel_installs_one_package_and_no_authors_data(wheel_names):
@@ -107,5 +109,6 @@ def test_the_seed_cache_spares_the_first_run_its_compilation(tmp_path, monkeypat
         monkeypatch.setattr(_prefilter.Prefilter, "_compile_hyperscan", no_compiling)
     ext = IndicatorExtractor()
     assert ext.extract("how old are you").counts.sum() >= 1
-    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+    written = sorted(p.name for p in (tmp_path / "empty").glob("*"))
+    assert written == [], written
     assert _cache._body(b"SCC1" + b"0" * 32 + b"damaged") is None

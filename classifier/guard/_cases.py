@@ -176,6 +176,9 @@ class Guard(Sealed):
             if expected != audit_key.fingerprint:
                 raise MasterKeyError(Errors.G013.format(got=audit_key.fingerprint,
                                                         expected=expected or "(unbound)"))
+        if store.wal_at_open:  # left by a process that could not truncate it
+            store.wal_at_open = False
+            store.truncate_wal(wait=0.0)
 
     def __repr__(self) -> str:
         return f"Guard({self.store!r})"
@@ -911,15 +914,32 @@ def _account_stat(guard: Guard, conn: Any, pseudonym: str | None, ts: float, *,
     return {stats_counter(year, c): d for c, d in deltas.items() if d}
 
 
-def _confirmation_in_log(conn: Any, key: AuditKey, case_id: str, reviewer: str) -> bool:
-    """The log holds the reviewer's claim, evidence view and confirmation of the case,
-    in that order, with no other claim in between; each of these entries read in the
-    export's own transaction and its hash and MAC checked there (an entry written after
-    the verification, without the key, does not count)."""
+def case_entries(conn: Any, key: AuditKey, case_id: str) -> list[Any] | None:
+    """A case's audit entries in order, each one's hash and MAC checked in the caller's
+    transaction (None if any fails: written without the key). The log, not the case
+    row, is what a state change without the guard cannot fake."""
     rows = conn.execute(select(audit_log).where(audit_log.c.case_id == case_id)
                         .order_by(audit_log.c.seq)).all()
-    if any(entry_problem(r, key) for r in rows):
-        return False
+    return None if any(entry_problem(r, key) for r in rows) else list(rows)
+
+
+def _open_complaints(rows: list[Any]) -> set[str]:
+    """Complaints the log shows lodged and not yet decided."""
+    open_: set[str] = set()
+    for r in rows:
+        complaint = json.loads(r.detail or "{}").get("complaint")
+        if r.action == "complaint_received":
+            open_.add(complaint)
+        elif r.action in ("complaint_upheld", "complaint_rejected"):
+            open_.discard(complaint)
+    return open_
+
+
+def _confirmation_in_log(rows: list[Any], reviewer: str) -> bool:
+    """The log holds the reviewer's claim, evidence view and confirmation of the case,
+    in that order, with no other claim in between (``rows``: :func:`case_entries`, read
+    in the export's own transaction, so an entry written after the verification without
+    the key does not count)."""
     claimed = viewed = False
     for action, actor, role in ((r.action, r.actor, r.role) for r in rows):
         if action == "case_claimed":
@@ -958,8 +978,13 @@ def export_report(guard: Guard, case_id: str, principal: Principal) -> Report:
             raise StoreError(Errors.G114.format(case_id=shown(case_id)))
         if row.decided_by == p.account_id:
             raise StoreError(Errors.G111)
-        if not _confirmation_in_log(conn, guard._akey(), case_id, row.decided_by):
+        rows = case_entries(conn, guard._akey(), case_id)
+        if rows is None or not _confirmation_in_log(rows, row.decided_by):
             raise StoreError(Errors.G110.format(case_id=shown(case_id)))
+        if any(r.action == "report_exported" for r in rows):  # the status was reset
+            raise StoreError(Errors.G109.format(case_id=shown(case_id), status="reported"))
+        if _open_complaints(rows):  # the row's open_complaint was cleared by hand
+            raise StoreError(Errors.G114.format(case_id=shown(case_id)))
         done = conn.execute(update(cases).where(cases.c.id == case_id,
                                                 cases.c.status == "confirmed",
                                                 cases.c.open_complaint.is_(None))

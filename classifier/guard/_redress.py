@@ -25,7 +25,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 
 from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
-from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, shown
+from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, case_entries, shown
 from ._identity import Principal
 from ._store import (
     STATS_COLUMNS,
@@ -159,7 +159,11 @@ def re_review(guard: Guard, complaint_id: str, principal: Principal, outcome: st
         c = _complaint(conn, complaint_id, "open", "G122")
         if _decider(conn, c.case_id) == p.account_id:
             raise StoreError(Errors.G123)
-        if c.viewed_by != p.account_id:
+        rows = case_entries(conn, guard._akey(), c.case_id) or []
+        viewed_in_log = any(
+            r.action == "evidence_viewed" and r.actor == p.account_id
+            and json.loads(r.detail or "{}").get("complaint") == complaint_id for r in rows)
+        if c.viewed_by != p.account_id or not viewed_in_log:
             raise StoreError(Errors.G138.format(complaint_id=shown(complaint_id)))
         if conn.execute(update(complaints).where(complaints.c.id == complaint_id,
                                                  complaints.c.status == "open")
@@ -185,6 +189,8 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal,
         c = _complaint(conn, complaint_id, "re_reviewed", "G124")
         case = conn.execute(select(cases).where(cases.c.id == c.case_id)
                             .with_for_update()).first()
+        if case is None:
+            raise StoreError(Errors.G103.format(case_id=shown(c.case_id)))
         if p.account_id in (case.decided_by, c.re_reviewed_by):
             raise StoreError(Errors.G115)
         advised = "upheld" if c.re_review_outcome == "dismiss" else "rejected"
@@ -192,12 +198,14 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal,
         upheld = status == "upheld"
         values_c: dict[str, Any] = {"status": status, "decided_by": p.account_id,
                                     "decided_at": time.time()}
-        if upheld and c.lodged_by.startswith("user:"):  # no suspicion remains: nor does
-            values_c["lodged_by"] = "user:-"              # the complainant's pseudonym
         if conn.execute(update(complaints).where(complaints.c.id == complaint_id,
                                                  complaints.c.status == "re_reviewed")
                         .values(**values_c)).rowcount != 1:
             raise StoreError(Errors.G124.format(complaint_id=shown(complaint_id)))
+        if upheld:  # no suspicion remains: nor does any complainant's pseudonym, in this
+            conn.execute(update(complaints).where(  # complaint or an earlier one
+                complaints.c.case_id == c.case_id, complaints.c.lodged_by.like("user:%"))
+                .values(lodged_by="user:-"))
         values: dict[str, Any] = {"open_complaint": None}
         stats: dict[str, int] = {}
         if upheld:

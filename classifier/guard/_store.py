@@ -225,6 +225,10 @@ class Store:
                  create: bool = False, key_store: KeyStore | None = None) -> None:
         self.url = url
         self.wal_pending = False  # destroyed rows may still be in -wal (see truncate_wal)
+        # a process that ended while a reader held the WAL could not truncate it: a Guard
+        # that finds frames in it at open truncates it once its keys are checked
+        wal = Path(f"{url[len('sqlite:///'):]}-wal") if url.startswith("sqlite:///") else None
+        self.wal_at_open = bool(wal and wal.is_file() and wal.stat().st_size > 0)
         self._shown_url = url.split("@")[-1] if "@" in url else url  # no password shown
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.sqlite_path = Path(path) if path and path != ":memory:" else None
