@@ -561,3 +561,20 @@ def test_a_checkpoint_signs_only_what_its_verification_checked(world, monkeypatc
     monkeypatch.undo()
     check = world.guard.verify(checkpoints=[("cp", cp)], public_key=signer.public_key)
     assert check.intact and check.proven_through == cp.seq
+
+
+def test_principals_and_reports_changed_with_object_setattr_are_refused(world):
+    """Frozen dataclasses can still be changed with object.__setattr__: a principal made
+    a supervisor, moved into the future or freed of its password change, and a report
+    given another account, are no longer recognised."""
+    report = genuine_report(world)
+    object.__setattr__(report, "fields", {**report.fields, "reported_account": "x"})
+    with pytest.raises(ClassifierError, match=r"\[G101\]"):
+        report.to_json()
+    for name, value in (("account_id", "cat"), ("role", "supervisor"),
+                        ("signed_in_at", world.ann.signed_in_at + 10**9),
+                        ("must_change_password", True)):
+        p = world.guard.authenticate(world.guard.issue_token("ann"))
+        object.__setattr__(p, name, value)
+        with pytest.raises(ClassifierError, match=r"\[G118\]"):
+            world.guard.queue(p)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import time
+import types
 
 import pyotp
 import pytest
@@ -147,9 +149,14 @@ def test_a_principal_cannot_be_made_copied_pickled_or_replaced(guard, people, st
     with pytest.raises(StoreError, match=r"\[G118\]"):
         guard.queue(ann)
     bob = people["bob"]
-    object.__setattr__(bob, "signed_in_at", 0.0)
-    with pytest.raises(StoreError, match=r"\[G136\]"):
+    object.__setattr__(bob, "signed_in_at", 0.0)  # its sign-in time edited
+    with pytest.raises(StoreError, match=r"\[G118\]"):
         guard.queue(bob)
+    later = time.time() + identity.PRINCIPAL_HOURS * 3600.0 + 60.0
+    with pytest.MonkeyPatch.context() as mp:  # 12 hours later: expired
+        mp.setattr(identity, "time", types.SimpleNamespace(time=lambda: later))
+        with pytest.raises(StoreError, match=r"\[G136\]"):
+            guard.queue(people["cat"])
     other = Guard(fresh_store("sqlite", store.key_store.path.parent, "other"), Keys(MASTER))
     with pytest.raises(StoreError, match=r"\[G118\]"):
         other.queue(people["cat"])  # a principal of another store

@@ -79,6 +79,7 @@ def shown(identifier: object) -> str:
 # -- the report ----------------------------------------------------------------------
 _REPORT_GRANTS: set[int] = set()
 _REPORTS: weakref.WeakValueDictionary[int, Report] = weakref.WeakValueDictionary()
+_REPORT_TEXT: dict[int, str] = {}  # each genuine report as made, to compare
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +98,11 @@ class Report(Sealed):
         _REPORT_GRANTS.discard(self._grant)
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
         _REPORTS[id(self)] = self
+        _REPORT_TEXT[id(self)] = self._text()
+        weakref.finalize(self, _REPORT_TEXT.pop, id(self), None)
+
+    def _text(self) -> str:
+        return json.dumps(dict(self.fields), ensure_ascii=False, indent=2)
 
     def __repr__(self) -> str:
         return f"Report(case_id={self.fields.get('case_id')!r})"
@@ -108,12 +114,13 @@ class Report(Sealed):
         """The report as JSON (G101 for anything export_report did not make)."""
         if not is_genuine(self):
             raise StoreError(Errors.G101)
-        return json.dumps(dict(self.fields), ensure_ascii=False, indent=2)
+        return self._text()
 
 
 def is_genuine(report: object) -> bool:
     """True only for a :class:`Report` that :func:`export_report` made in this process."""
-    return isinstance(report, Report) and _REPORTS.get(id(report)) is report
+    return (isinstance(report, Report) and _REPORTS.get(id(report)) is report
+            and _REPORT_TEXT.get(id(report)) == report._text())  # fields not replaced
 
 
 def _new_report(fields: dict[str, Any]) -> Report:

@@ -52,6 +52,7 @@ _SPACE = re.compile(r"\s+")
 # one-time grants: a Principal can be made only with a grant the sign-in just created
 _GRANTS: set[int] = set()
 _ISSUED: weakref.WeakValueDictionary[int, Principal] = weakref.WeakValueDictionary()
+_AS_ISSUED: dict[int, tuple[Any, ...]] = {}  # each issued principal's fields, to compare
 
 
 def canonical_id(name: object) -> str:
@@ -98,6 +99,12 @@ class Principal(Sealed):
             raise StoreError(Errors.G118)
         _GRANTS.discard(self._grant)
         _ISSUED[id(self)] = self
+        _AS_ISSUED[id(self)] = self._fields()
+        weakref.finalize(self, _AS_ISSUED.pop, id(self), None)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.account_id, self.role, self.method, self.signed_in_at, self.store_id,
+                self.must_change_password)
 
     def _refusal(self) -> Exception:
         return StoreError(Errors.G118)
@@ -118,6 +125,7 @@ def issue(account_id: str, role: str, method: str, store_id: str,
 def genuine(principal: object, store_id: str) -> Principal:
     """``principal`` if the guard issued it for this store and it has not expired."""
     if (not isinstance(principal, Principal) or _ISSUED.get(id(principal)) is not principal
+            or _AS_ISSUED.get(id(principal)) != principal._fields()  # object.__setattr__
             or principal.store_id != store_id):
         raise StoreError(Errors.G118)
     if time.time() > principal.expires_at:
