@@ -176,7 +176,10 @@ def test_a_schema_4_store_is_upgraded_and_its_accounts_must_be_reset(guard, stor
     guard.add_account("ann", "auditor")
     token = guard.issue_token("ann")
     with store.write() as conn:  # back to schema 4: no account MAC, the old token digest
-        conn.execute(text("ALTER TABLE accounts DROP COLUMN mac"))
+        conn.execute(text("DROP INDEX ix_audit_actor_action"))
+        for table, column in (("accounts", "mac"), ("accounts", "generation"),
+                              ("accounts", "tokens_from"), ("api_tokens", "generation")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(update(schema_version).values(version=4))
     assert store.migrate() == SCHEMA_VERSION == 5
     for refused in (lambda: guard.authenticate(token), lambda: guard.issue_token("ann"),
@@ -189,3 +192,25 @@ def test_a_schema_4_store_is_upgraded_and_its_accounts_must_be_reset(guard, stor
     p = guard.sign_in("ann", enrolment.password)
     assert (p.account_id, p.role) == ("ann", "auditor")
     assert guard.authenticate(guard.issue_token("ann")).account_id == "ann"
+
+
+def test_an_older_sealed_account_row_put_back_is_refused(guard, store):
+    """Someone who can write the database saved the sealed row before a sign-in (or a
+    reset) and puts it back, to use the same TOTP code again or the old password: the
+    row's MAC holds, but its generation is not the one the account's last audit entry
+    recorded (G140)."""
+    e = guard.add_account("ann", "reviewer")
+    with store.engine.connect() as conn:
+        saved = dict(conn.execute(select(accounts).where(accounts.c.id == "ann")).first()
+                     ._mapping)
+    code = pyotp.TOTP(e.totp_secret).now()
+    guard.sign_in("ann", e.password, code)
+    with store.write() as conn:
+        conn.execute(update(accounts).where(accounts.c.id == "ann").values(**saved))
+    with pytest.raises(StoreError, match=r"\[G140\]"):
+        guard.sign_in("ann", e.password, code)  # the code again, on the old row
+    guard.reset_account("ann")
+    with store.write() as conn:
+        conn.execute(update(accounts).where(accounts.c.id == "ann").values(**saved))
+    with pytest.raises(StoreError, match=r"\[G140\]"):
+        guard.sign_in("ann", e.password, pyotp.TOTP(e.totp_secret).now())  # pre-reset

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
@@ -64,6 +64,9 @@ DISMISS_REASONS = ("no_solicitation", "peer_conversation", "adult_conversation",
                    "family_or_professional", "insufficient_evidence")
 CONFIRM_REASONS = ("solicitation_of_a_child",)
 MAX_RETENTION_DAYS = 365  # Art 3(1)(i): at most 12 months from identification
+# the audit entries that record an account's generation (see Guard._account_intact)
+ACCOUNT_ACTIONS = ("account_added", "account_reset", "account_disabled", "password_changed",
+                   "signed_in")
 CLAIM_HOURS = ident.PRINCIPAL_HOURS  # after this a claim may be taken over: its holder's
 # sign-in has expired
 STORE_SECRET = "store-secret"
@@ -270,7 +273,7 @@ class Guard(Sealed):
         row = conn.execute(select(accounts).where(accounts.c.id == p.account_id)).first()
         if row is None or row.status != "active" or row.role != p.role:
             raise StoreError(Errors.G118)
-        if not ident.account_intact(self._akey(), row):
+        if not self._account_intact(conn, row):
             raise StoreError(Errors.G140.format(account=p.account_id))
         if p.must_change_password and not allow_password_change:
             raise StoreError(Errors.G134)
@@ -286,9 +289,9 @@ class Guard(Sealed):
             with self.store.write() as conn:
                 conn.execute(insert(accounts).values(id=account_id, role=role, status="active",
                                                      created_at=time.time(), **values))
-                self._seal_account(conn, account_id)
-                self._log(conn, OPERATOR, "account_added",
-                          detail={"account": account_id, "role": role})
+                generation = self._seal_account(conn, account_id, revoke=True)
+                self._log(conn, OPERATOR, "account_added", detail={
+                    "account": account_id, "role": role, "generation": generation})
         except IntegrityError:
             raise StoreError(Errors.G132) from None
         return enrolment
@@ -322,10 +325,10 @@ class Guard(Sealed):
             enrolment, values = self._credentials(skeys, account_id, row.role)
             conn.execute(update(accounts).where(accounts.c.id == account_id)
                          .values(status="active", **values))
-            self._seal_account(conn, account_id)
+            generation = self._seal_account(conn, account_id, revoke=True)
             revoked = self._revoke_tokens(conn, account_id)
-            self._log(conn, OPERATOR, "account_reset",
-                      detail={"account": account_id, "tokens_revoked": revoked})
+            self._log(conn, OPERATOR, "account_reset", detail={
+                "account": account_id, "tokens_revoked": revoked, "generation": generation})
         return enrolment
 
     def disable_account(self, name: str) -> None:
@@ -336,16 +339,42 @@ class Guard(Sealed):
             if not conn.execute(update(accounts).where(accounts.c.id == account_id)
                                 .values(status="disabled")).rowcount:
                 raise StoreError(Errors.G133)
-            self._seal_account(conn, account_id)
+            generation = self._seal_account(conn, account_id, revoke=True)
             revoked = self._revoke_tokens(conn, account_id)
-            self._log(conn, OPERATOR, "account_disabled",
-                      detail={"account": account_id, "tokens_revoked": revoked})
+            self._log(conn, OPERATOR, "account_disabled", detail={
+                "account": account_id, "tokens_revoked": revoked, "generation": generation})
 
-    def _seal_account(self, conn: Any, account_id: str) -> None:
-        """Renew an account row's HMAC after the guard changed it."""
+    def _seal_account(self, conn: Any, account_id: str, *, revoke: bool = False) -> int:
+        """After the guard changed an account row: count its generation up (``revoke``:
+        every token issued before is void), renew its HMAC, and return the generation,
+        which the caller's audit entry records (:meth:`_account_fresh`)."""
         row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        generation = int(row.generation or 0) + 1
+        values = {"generation": generation,
+                  "tokens_from": generation if revoke else int(row.tokens_from or 0)}
+        sealed = SimpleNamespace(**{**row._mapping, **values})
         conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-            mac=self._akey().mac(ident.account_mac_input(row))))
+            mac=self._akey().mac(ident.account_mac_input(sealed)), **values))
+        return generation
+
+    def _account_intact(self, conn: Any, row: Any) -> bool:
+        """The row's HMAC holds, and it is the latest the guard wrote: its generation is
+        the one the account's last audit entry recorded (an older sealed copy of the row
+        put back in the database, to undo a disabling, a reset or a used TOTP code, is
+        refused)."""
+        key = self._akey()
+        if not ident.account_intact(key, row):
+            return False
+        for entry in conn.execute(
+                select(audit_log).where(audit_log.c.actor.in_((row.id, OPERATOR[0])),
+                                        audit_log.c.action.in_(ACCOUNT_ACTIONS))
+                .order_by(audit_log.c.seq.desc())):
+            detail = json.loads(entry.detail or "{}")
+            if detail.get("account") == row.id and "generation" in detail:
+                if entry_problem(entry, key) is not None:  # the log itself was written
+                    raise StoreError(Errors.G108.format(entry=entry.seq))
+                return int(detail["generation"]) == int(row.generation or 0)
+        return False
 
     @staticmethod
     def _revoke_tokens(conn: Any, account_id: str) -> int:
@@ -369,15 +398,17 @@ class Guard(Sealed):
         """A new API token for an account (operator), shown once, kept as a hash."""
         key = self._akey()
         account_id = ident.canonical_id(name)
-        token_id, token, digest = ident.new_token(key, account_id)
         with self.store.write() as conn:
             row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
             if row is None or row.status != "active":
                 raise StoreError(Errors.G133)
-            if not ident.account_intact(key, row):
+            if not self._account_intact(conn, row):
                 raise StoreError(Errors.G140.format(account=account_id))
+            generation = int(row.generation)
+            token_id, token, digest = ident.new_token(key, account_id, generation)
             conn.execute(insert(api_tokens).values(id=token_id, account_id=account_id,
-                                                   digest=digest, created_at=time.time()))
+                                                   digest=digest, generation=generation,
+                                                   created_at=time.time()))
             self._log(conn, OPERATOR, "token_issued", detail={"account": account_id})
         return token
 
@@ -386,7 +417,7 @@ class Guard(Sealed):
 
         Every attempt is audited; ``MAX_FAILURES`` failures in a row lock the account for
         ``LOCKOUT_SECONDS``. Every failure is the same error (G130)."""
-        key = self._akey()
+        self._akey()
         try:
             account_id: str | None = ident.canonical_id(name)
         except StoreError:
@@ -399,7 +430,7 @@ class Guard(Sealed):
             password_ok = ident.password_matches(row.password_hash if row else None, password)
             if row is None:
                 failure = "unknown_account"
-            elif not ident.account_intact(key, row):
+            elif not self._account_intact(conn, row):
                 failure = "account_integrity"
             elif row.status != "active":
                 failure = "disabled"
@@ -421,9 +452,12 @@ class Guard(Sealed):
                 conn.execute(update(accounts).where(accounts.c.id == row.id).values(
                     failed_attempts=0, locked_until=None,
                     totp_last_step=step if step is not None else row.totp_last_step))
-                self._seal_account(conn, row.id)
                 method = "password+totp" if step is not None else "password"
-                self._log(conn, (row.id, row.role), "signed_in", detail={"method": method})
+                detail: dict[str, Any] = {"method": method}
+                if step is not None:  # the code used is sealed in the row: no replay
+                    detail |= {"account": row.id,
+                               "generation": self._seal_account(conn, row.id)}
+                self._log(conn, (row.id, row.role), "signed_in", detail=detail)
                 principal = ident.issue(row.id, row.role, method, self.store_id,
                                         bool(row.must_change_password))
         if failure == "account_integrity":
@@ -463,8 +497,9 @@ class Guard(Sealed):
                 raise StoreError(Errors.G135.format(n=ident.MIN_PASSWORD))
             conn.execute(update(accounts).where(accounts.c.id == p.account_id).values(
                 password_hash=ident.hasher().hash(new_password), must_change_password=False))
-            self._seal_account(conn, p.account_id)
-            self._log(conn, p, "password_changed")
+            generation = self._seal_account(conn, p.account_id)
+            self._log(conn, p, "password_changed",
+                      detail={"account": p.account_id, "generation": generation})
         return ident.issue(p.account_id, p.role, p.method, self.store_id)
 
     def authenticate(self, token: str) -> Principal:
@@ -481,10 +516,11 @@ class Guard(Sealed):
             if row is not None:
                 account = conn.execute(select(accounts).where(
                     accounts.c.id == row.account_id)).first()
-                tampered = account is not None and not ident.account_intact(key, account)
+                tampered = account is not None and not self._account_intact(conn, account)
             if (row is not None and account is not None and not tampered
                     and row.revoked_at is None and account.status == "active"
-                    and ident.digest_matches(key, row.id, row.account_id,
+                    and int(row.generation) >= int(account.tokens_from)  # not revoked since
+                    and ident.digest_matches(key, row.id, row.account_id, int(row.generation),
                                              parsed[1], row.digest)):  # type: ignore[index]
                 self._log(conn, (account.id, account.role), "signed_in",
                           detail={"method": "token"})

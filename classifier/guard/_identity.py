@@ -162,17 +162,20 @@ def new_password() -> str:
     return secrets.token_urlsafe(15)  # 20 characters, 120 bits
 
 
-def new_token(key: AuditKey, account_id: str) -> tuple[str, str, str]:
+def new_token(key: AuditKey, account_id: str, generation: int) -> tuple[str, str, str]:
     """(token id, the token shown once, the digest stored)."""
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     return (token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}",
-            token_digest(key, token_id, account_id, secret))
+            token_digest(key, token_id, account_id, generation, secret))
 
 
-def token_digest(key: AuditKey, token_id: str, account_id: str, secret: str) -> str:
-    """The HMAC a token is kept as: without the key nobody can make a row that matches."""
-    return key.mac(f"api_token\n{token_id}\n{account_id}\n{secret}".encode())
+def token_digest(key: AuditKey, token_id: str, account_id: str, generation: int,
+                 secret: str) -> str:
+    """The HMAC a token is kept as: without the key nobody can make a row that matches,
+    nor move a token to another account or generation."""
+    return key.mac(f"api_token\n{token_id}\n{account_id}\n{int(generation)}\n{secret}"
+                   .encode())
 
 
 def parse_token(token: object) -> tuple[str, str] | None:
@@ -181,9 +184,10 @@ def parse_token(token: object) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def digest_matches(key: AuditKey, token_id: str, account_id: str, secret: str,
-                   digest: str) -> bool:
-    return hmac.compare_digest(token_digest(key, token_id, account_id, secret), digest)
+def digest_matches(key: AuditKey, token_id: str, account_id: str, generation: int,
+                   secret: str, digest: str) -> bool:
+    return hmac.compare_digest(token_digest(key, token_id, account_id, generation, secret),
+                               digest)
 
 
 def account_mac_input(row: Any) -> bytes:
@@ -191,8 +195,8 @@ def account_mac_input(row: Any) -> bytes:
     every failure, and resetting them gains nothing without the password)."""
     totp = hashlib.sha256(row.totp_secret).hexdigest() if row.totp_secret else "-"
     return (f"account\n{row.id}\n{row.role}\n{row.status}\n{row.password_hash}\n"
-            f"{int(bool(row.must_change_password))}\n{totp}\n{int(row.totp_last_step or 0)}"
-            ).encode()
+            f"{int(bool(row.must_change_password))}\n{totp}\n{int(row.totp_last_step or 0)}\n"
+            f"{int(row.generation or 0)}\n{int(row.tokens_from or 0)}").encode()
 
 
 def account_intact(key: AuditKey, row: Any) -> bool:

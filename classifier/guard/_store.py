@@ -30,6 +30,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -121,6 +122,9 @@ audit_log = Table(
 )
 # The chain's head (last seq, hash and a MAC of both): appenders lock this row, so the log
 # grows one entry at a time on both backends.
+# an account's audit entries are found by actor (the account, or the operator) and action
+_AUDIT_ACTOR_INDEX = Index("ix_audit_actor_action", audit_log.c.actor, audit_log.c.action)
+
 audit_head = Table(
     "audit_head", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
@@ -181,12 +185,16 @@ accounts = Table(
     Column("locked_until", Float),
     Column("created_at", Float, nullable=False),
     Column("mac", String(64)),  # HMAC under the audit key (_identity.account_mac_input)
+    # every change by the guard counts up; the audit entry of the change records it
+    Column("generation", Integer, nullable=False, default=0),
+    Column("tokens_from", Integer, nullable=False, default=0),  # older tokens are void
 )
 api_tokens = Table(
     "api_tokens", metadata,
     Column("id", String(16), primary_key=True),
     Column("account_id", String(64), nullable=False),
-    Column("digest", String(64), nullable=False),  # HMAC of id, account and secret
+    Column("digest", String(64), nullable=False),  # HMAC of id, account, generation, secret
+    Column("generation", Integer, nullable=False, default=0),  # the account's, at issue
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
 )
@@ -322,6 +330,11 @@ class Store:
                                                  f"library's {SCHEMA_VERSION}"))
             if current == 4:  # schema 5 seals accounts and tokens with the audit key
                 conn.execute(text("ALTER TABLE accounts ADD COLUMN mac VARCHAR(64)"))
+                for table, column in (("accounts", "generation"), ("accounts", "tokens_from"),
+                                      ("api_tokens", "generation")):
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER "
+                                      "NOT NULL DEFAULT 0"))
+                _AUDIT_ACTOR_INDEX.create(conn, checkfirst=True)
                 conn.execute(update(api_tokens).where(api_tokens.c.revoked_at.is_(None))
                              .values(revoked_at=time.time()))
                 conn.execute(schema_version.delete())
