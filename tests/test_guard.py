@@ -547,3 +547,32 @@ def test_a_complaint_whose_case_row_is_gone_is_a_coded_error(guard, people, stor
         conn.execute(cases.delete().where(cases.c.id == case_id))
     with pytest.raises(StoreError, match=r"\[G103\]"):
         decide_complaint(guard, c, people["cat"])
+
+
+def test_a_complaint_whose_re_reviewer_left_can_be_taken_over(guard, people, store):
+    """The reviewer who viewed a complaint's evidence is disabled before re-reviewing it:
+    another reviewer may view it and re-review (audited with the former holder); while
+    that reviewer is active nobody else may."""
+    from classifier.guard import (
+        decide_complaint,
+        file_complaint,
+        re_review,
+        view_complaint_evidence,
+    )
+    from classifier.guard._store import audit_log
+
+    guard.add_account("fay", "reviewer")
+    fay = guard.authenticate(guard.issue_token("fay"))
+    case_id = confirmed_case(guard, people["ann"])
+    c = file_complaint(guard, case_id, channel="in_app")
+    view_complaint_evidence(guard, c, people["bob"])
+    with pytest.raises(StoreError, match=r"\[G117\]"):
+        view_complaint_evidence(guard, c, fay)  # bob holds it
+    guard.disable_account("bob")
+    assert CANARY in json.dumps(view_complaint_evidence(guard, c, fay))
+    re_review(guard, c, fay, "dismiss")
+    assert decide_complaint(guard, c, people["cat"]) == "upheld"
+    with store.engine.connect() as conn:
+        details = [json.loads(d) for (d,) in conn.execute(
+            select(audit_log.c.detail).where(audit_log.c.action == "evidence_viewed"))]
+    assert {"complaint": c, "taken_over_from": "bob"} in details

@@ -30,6 +30,7 @@ from ._identity import Principal
 from ._store import (
     STATS_COLUMNS,
     Store,
+    accounts,
     audit_log,
     cases,
     complaints,
@@ -137,15 +138,19 @@ def view_complaint_evidence(guard: Guard, complaint_id: str, principal: Principa
         c = _complaint(conn, complaint_id, "open", "G122")
         if _decider(conn, c.case_id) == p.account_id:
             raise StoreError(Errors.G123)
-        if c.viewed_by not in (None, p.account_id):
+        holder = c.viewed_by
+        gone = holder not in (None, p.account_id) and conn.execute(
+            select(accounts.c.status).where(accounts.c.id == holder)).scalar() != "active"
+        if holder not in (None, p.account_id) and not gone:
             raise StoreError(Errors.G117.format(case_id=shown(c.case_id), status="open"))
         if conn.execute(update(complaints).where(
                 complaints.c.id == complaint_id, complaints.c.status == "open",
-                complaints.c.viewed_by.is_(None) | (complaints.c.viewed_by == p.account_id))
+                complaints.c.viewed_by.is_(None) | (complaints.c.viewed_by == holder))
                 .values(viewed_by=p.account_id)).rowcount != 1:
             raise StoreError(Errors.G117.format(case_id=shown(c.case_id), status="open"))
         plain = guard._decrypt(conn, c.case_id)
-        guard._log(conn, p, "evidence_viewed", c.case_id, {"complaint": complaint_id})
+        detail = {"complaint": complaint_id} | ({"taken_over_from": holder} if gone else {})
+        guard._log(conn, p, "evidence_viewed", c.case_id, detail)
     return plain
 
 
