@@ -576,3 +576,19 @@ def test_a_complaint_whose_re_reviewer_left_can_be_taken_over(guard, people, sto
         details = [json.loads(d) for (d,) in conn.execute(
             select(audit_log.c.detail).where(audit_log.c.action == "evidence_viewed"))]
     assert {"complaint": c, "taken_over_from": "bob"} in details
+
+
+def test_sign_out_with_an_expired_or_disabled_sign_in_releases_nothing_and_raises_nothing(
+        guard, people, monkeypatch):
+    from types import SimpleNamespace
+
+    from classifier.guard import _identity
+
+    case_id = open_case(guard)
+    assert guard.claim(case_id, people["bob"])
+    later = time.time() + _identity.PRINCIPAL_HOURS * 3600.0 + 60.0
+    with monkeypatch.context() as mp:
+        mp.setattr(_identity, "time", SimpleNamespace(time=lambda: later))
+        assert guard.release_all(people["bob"]) == 0  # expired: nothing, no error
+    guard.disable_account("bob")
+    assert guard.release_all(people["bob"]) == 0

@@ -347,7 +347,7 @@ class Guard(Sealed):
     def _seal_account(self, conn: Any, account_id: str, *, revoke: bool = False) -> int:
         """After the guard changed an account row: count its generation up (``revoke``:
         every token issued before is void), renew its HMAC, and return the generation,
-        which the caller's audit entry records (:meth:`_account_fresh`)."""
+        which the caller's audit entry records (:meth:`_account_intact`)."""
         row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
         generation = int(row.generation or 0) + 1
         values = {"generation": generation,
@@ -361,7 +361,8 @@ class Guard(Sealed):
         """The row's HMAC holds, and it is the latest the guard wrote: its generation is
         the one the account's last audit entry recorded (an older sealed copy of the row
         put back in the database, to undo a disabling, a reset or a used TOTP code, is
-        refused)."""
+        refused). Every sign-in records the generation too, so the latest entry of the
+        account answers (no walk back through its sign-ins)."""
         key = self._akey()
         if not ident.account_intact(key, row):
             return False
@@ -453,11 +454,11 @@ class Guard(Sealed):
                     failed_attempts=0, locked_until=None,
                     totp_last_step=step if step is not None else row.totp_last_step))
                 method = "password+totp" if step is not None else "password"
-                detail: dict[str, Any] = {"method": method}
-                if step is not None:  # the code used is sealed in the row: no replay
-                    detail |= {"account": row.id,
-                               "generation": self._seal_account(conn, row.id)}
-                self._log(conn, (row.id, row.role), "signed_in", detail=detail)
+                # a code used is sealed in the row (no replay): a new generation
+                generation = (self._seal_account(conn, row.id) if step is not None
+                              else int(row.generation))
+                self._log(conn, (row.id, row.role), "signed_in", detail={
+                    "method": method, "account": row.id, "generation": generation})
                 principal = ident.issue(row.id, row.role, method, self.store_id,
                                         bool(row.must_change_password))
         if failure == "account_integrity":
@@ -522,8 +523,9 @@ class Guard(Sealed):
                     and int(row.generation) >= int(account.tokens_from)  # not revoked since
                     and ident.digest_matches(key, row.id, row.account_id, int(row.generation),
                                              parsed[1], row.digest)):  # type: ignore[index]
-                self._log(conn, (account.id, account.role), "signed_in",
-                          detail={"method": "token"})
+                self._log(conn, (account.id, account.role), "signed_in", detail={
+                    "method": "token", "account": account.id,
+                    "generation": int(account.generation)})
                 principal = ident.issue(account.id, account.role, "token", self.store_id)
             else:
                 who = (account.id, account.role) if account is not None else ("unknown",
@@ -707,9 +709,15 @@ class Guard(Sealed):
             self._log(conn, p, "claim_released", case_id, {"holder": row.claimed_by})
 
     def release_all(self, principal: Principal) -> int:
-        """Release every case this reviewer holds (at sign-out); returns how many."""
-        held = [c["case_id"] for c in self.queue(principal, mine=True)] if (
-            ident.genuine(principal, self.store_id).role == "reviewer") else []
+        """Release every case this reviewer holds (at sign-out); returns how many. A
+        sign-in that has expired, or an account disabled meanwhile, releases nothing (its
+        claims may be taken over after ``CLAIM_HOURS``) and does not stop the sign-out."""
+        try:
+            if ident.genuine(principal, self.store_id).role != "reviewer":
+                return 0
+            held = [c["case_id"] for c in self.queue(principal, mine=True)]
+        except StoreError:
+            return 0
         for case_id in held:
             self.release(case_id, principal)
         return len(held)

@@ -10,11 +10,12 @@
   row the account is locked for ``LOCKOUT_SECONDS``. Every sign-in and every failure is an
   audit entry.
 - API tokens (``sct_<id>_<secret>``) are shown once and stored as an HMAC (under the
-  audit key) of their id, account and secret part; they are revoked when the account is
-  disabled or reset. Each account row carries an HMAC too, over its id, role, status,
-  password hash, TOTP secret and last TOTP step: someone who can write the database but
-  holds no key can neither add a token, nor change a role, nor reactivate a disabled
-  account (G131, G140).
+  audit key) of their id, account, the account's generation at issue and secret part;
+  a reset or a disabling voids every token issued before it. Each account row carries an
+  HMAC too, over its id, role, status, password hash, TOTP secret, last TOTP step and
+  generation, which the guard counts up at every change and records in the change's
+  audit entry: someone who can write the database but holds no key can neither add or
+  revive a token, nor change a role, nor put back an older copy of a row (G131, G140).
 - A :class:`Principal` is what the guard's methods take instead of a name and a role. Only
   the sign-in and the token check make one: it cannot be constructed, copied, pickled or
   ``dataclasses.replace``-d elsewhere, a forged one (``object.__new__``) is not

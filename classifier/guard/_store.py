@@ -120,11 +120,10 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
 )
-# The chain's head (last seq, hash and a MAC of both): appenders lock this row, so the log
-# grows one entry at a time on both backends.
 # an account's audit entries are found by actor (the account, or the operator) and action
 _AUDIT_ACTOR_INDEX = Index("ix_audit_actor_action", audit_log.c.actor, audit_log.c.action)
-
+# The chain's head (last seq, hash and a MAC of both): appenders lock this row, so the log
+# grows one entry at a time on both backends.
 audit_head = Table(
     "audit_head", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
@@ -232,14 +231,14 @@ class Store:
     def __init__(self, url: str = "sqlite:///guard.db", *, engine: Engine | None = None,
                  create: bool = False, key_store: KeyStore | None = None) -> None:
         self.url = url
-        self.wal_pending = False  # destroyed rows may still be in -wal (see truncate_wal)
-        # a process that ended while a reader held the WAL could not truncate it: a Guard
-        # that finds frames in it at open truncates it once its keys are checked
-        wal = Path(f"{url[len('sqlite:///'):]}-wal") if url.startswith("sqlite:///") else None
-        self.wal_at_open = bool(wal and wal.is_file() and wal.stat().st_size > 0)
         self._shown_url = url.split("@")[-1] if "@" in url else url  # no password shown
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         self.sqlite_path = Path(path) if path and path != ":memory:" else None
+        self.wal_pending = False  # destroyed rows may still be in -wal (see truncate_wal)
+        # a process that ended while a reader held the WAL could not truncate it: a Guard
+        # that finds frames in it at open truncates it once its keys are checked
+        wal = Path(f"{self.sqlite_path}-wal") if self.sqlite_path else None
+        self.wal_at_open = bool(wal and wal.is_file() and wal.stat().st_size > 0)
         if engine is None and self.sqlite_path is not None:
             if not create and not self.sqlite_path.exists():
                 raise StoreError(Errors.G128.format(url=url))
