@@ -112,8 +112,8 @@ def main() -> None:
         e = guard.add_account(name, role)
         p = guard.sign_in(name, e.password, pyotp.TOTP(e.totp_secret).now()
                           if e.totp_secret else None)
-        guard.change_password(p, "benchmark-password")
-        people[name] = (e.totp_secret, guard.issue_token(name))
+        p = guard.change_password(p, "benchmark-password")
+        people[name] = (e.totp_secret, guard.issue_token(p))
     bob = guard.authenticate(people["bob"][1])
     for case_id in ids[-min(20, len(ids) // 3):]:  # some confirmed cases await export
         guard.claim(case_id, bob)

@@ -95,23 +95,32 @@ def _guard(url: str, key_file: Path | None = None, audit_key_file: Path | None =
     return Guard(_store(url, key_store), keys, audit_key=audit)
 
 
-def _signed_in(guard: Any, token: str | None) -> Any:
-    """The principal of a token or, on a terminal, of an interactive sign-in."""
+def _signed_in(guard: Any, token: str | None, *, from_stdin: bool = False) -> Any:
+    """The principal of a token or of a sign-in: on a terminal, interactive; with
+    ``from_stdin``, the answers read from standard input, one per line."""
     if token:
         return guard.authenticate(token.strip())
-    if not sys.stdin.isatty():
+    if from_stdin:
+        answers = iter(sys.stdin.read().splitlines())
+
+        def ask(_prompt: str) -> str:
+            return next(answers, "")
+        secret = ask
+    elif sys.stdin.isatty():
+        import getpass
+
+        ask, secret = input, getpass.getpass
+    else:
         from .guard import StoreError
 
         raise StoreError(Errors.G139)
-    import getpass
-
-    name = input("account: ")
-    password = getpass.getpass("password: ")
-    code = input("TOTP code (empty if your account has none): ").strip() or None
+    name = ask("account: ")
+    password = secret("password: ")
+    code = ask("TOTP code (empty if your account has none): ").strip() or None
     principal = guard.sign_in(name, password, code)
     if principal.must_change_password:
         say("your password was issued once: choose a new one")
-        principal = guard.change_password(principal, getpass.getpass("new password: "))
+        principal = guard.change_password(principal, secret("new password: "))
     return principal
 
 
@@ -359,7 +368,16 @@ def transparency(year: Annotated[int, typer.Option()],
 
 
 # -- users ---------------------------------------------------------------------------
-def _print_enrolment(e: Any) -> None:
+JsonOpt = Annotated[bool, typer.Option("--json", help=(
+    "print the enrolment as one JSON object (account_id, role, password, totp_secret, "
+    "otpauth_uri) for a script that hands it over"))]
+
+
+def _print_enrolment(e: Any, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps({"account_id": e.account_id, "role": e.role, "password": e.password,
+                          "totp_secret": e.totp_secret, "otpauth_uri": e.otpauth_uri}))
+        return
     print(f"account: {e.account_id} ({e.role})")
     print(f"password (shown once; to be changed at the first sign-in): {e.password}")
     if e.totp_secret:
@@ -371,19 +389,19 @@ def _print_enrolment(e: Any) -> None:
 def users_add(name: str, role: Annotated[str, typer.Option(help=(
                   "reviewer, supervisor or auditor"))],
               store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None,
-              key_store: KeyStoreOpt = None) -> int:
+              key_store: KeyStoreOpt = None, as_json: JsonOpt = False) -> int:
     """Add an account; prints its one-time password (and TOTP secret) once."""
     _print_enrolment(_guard(store, master_key_file, key_store=key_store,
-                            need="master").add_account(name, role))
+                            need="master").add_account(name, role), as_json)
     return EXIT_OK
 
 
 @users_app.command("reset")
 def users_reset(name: str, store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None,
-                key_store: KeyStoreOpt = None) -> int:
+                key_store: KeyStoreOpt = None, as_json: JsonOpt = False) -> int:
     """New password and TOTP secret, unlocked, tokens revoked; printed once."""
     _print_enrolment(_guard(store, master_key_file, key_store=key_store,
-                            need="master").reset_account(name))
+                            need="master").reset_account(name), as_json)
     return EXIT_OK
 
 
@@ -410,8 +428,24 @@ def users_list(store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None,
 @users_app.command("token")
 def users_token(name: str, store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None,
                 audit_key_file: AuditKeyOpt = None, key_store: KeyStoreOpt = None) -> int:
-    """A new API token for an account, printed once (kept as a hash)."""
+    """The operator: a new API token for an auditor account, printed once (kept as a
+    hash). Reviewers and supervisors make their own with `users sign-in`."""
     print(_guard(store, master_key_file, audit_key_file, key_store).issue_token(name))
+    return EXIT_OK
+
+
+@users_app.command("sign-in")
+def users_sign_in(store: StoreOpt = DEFAULT_STORE, master_key_file: KeyOpt = None,
+                  audit_key_file: AuditKeyOpt = None, key_store: KeyStoreOpt = None,
+                  stdin: Annotated[bool, typer.Option(
+                      "--stdin", help=("read the account, password, TOTP code (an empty "
+                                       "line if none) and, the first time, the new "
+                                       "password from standard input, one per line"))] = False,
+                  ) -> int:
+    """Sign in (the first time, replacing the issued password) and print a new API
+    token for your own account, once (kept as a hash)."""
+    guard = _guard(store, master_key_file, audit_key_file, key_store)
+    print(guard.issue_token(_signed_in(guard, None, from_stdin=stdin)))
     return EXIT_OK
 
 

@@ -204,6 +204,10 @@ class Errors(metaclass=ErrorsWithCodes):
     G139 = "Sign in with --token or $SOLICITATION_TOKEN (or interactively, on a terminal)."
     G140 = ("Account {account!r} fails its integrity check (its row was written outside the "
             "guard, or it predates schema 5): the operator resets it with `users reset`.")
+    G141 = ("A token for a {role} account is made by its holder after signing in (`users "
+            "sign-in`, or Guard.issue_token(principal)); the operator makes tokens for "
+            "auditor accounts only.")
+    G142 = "A new token needs a sign-in with your password (and TOTP code), not a token."
 
     # Review console (W0xx): web pages and the JSON API
     W001 = "Sign in to use the review console."
@@ -213,7 +217,7 @@ class Errors(metaclass=ErrorsWithCodes):
     W005 = "Too many sign-in attempts from this address; wait a minute and try again."
     W006 = "The request did not come from this console (another origin); nothing was done."
     W007 = "The form field {field!r} is missing or not one of the choices offered."
-    W008 = "The API needs an API token: the header 'Authorization: Bearer <token>' (users token NAME)."
+    W008 = "The API needs an API token: the header 'Authorization: Bearer <token>' (users sign-in)."
     W009 = "No such page."
     W010 = "The two new passwords differ."
     W012 = "Cookies without the Secure flag are allowed only on a loopback address (127.0.0.1, ::1, localhost)."

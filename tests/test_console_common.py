@@ -63,9 +63,11 @@ def enrol(guard: Guard, name: str, role: str, *, change: bool = True) -> Person:
     person = Person(e.account_id, role, e.password, e.totp_secret)
     if change:
         p = guard.sign_in(name, e.password, person.code() or None)
-        guard.change_password(p, PASSWORD)
+        p = guard.change_password(p, PASSWORD)
         person.password = PASSWORD
-    person.token = guard.issue_token(name)
+        person.token = guard.issue_token(p)  # the person's own token
+    elif role == "auditor":
+        person.token = guard.issue_token(name)  # the operator's, for an auditor
     return person
 
 

@@ -14,7 +14,9 @@ from test_guard_common import (
     CANARY,
     LINES,
     MASTER,
+    account_token,
     benign,
+    clock_at,
     confirmed_case,
     fresh_store,
     grooming,
@@ -193,11 +195,15 @@ def test_release_returns_the_case_and_a_new_claim_views_again(guard, people):
     assert summary["risk_factors"] and "messages" not in summary
 
 
-def test_retention_purges_at_the_deadline_without_the_master_key(guard, scorer, store):
+def test_retention_purges_at_the_deadline_without_the_master_key(guard, scorer, store,
+                                                                 monkeypatch):
+    from classifier.guard import _cases
+
     case_id = open_case(guard, scorer)
     purger = Guard(store, audit_key=guard._audit)  # the audit key alone
     assert purger.purge_expired() == 0
-    assert purger.purge_expired(now=datetime.now(UTC).timestamp() + 366 * 86400) == 1
+    clock_at(monkeypatch, _cases, time.time() + 366 * 86400)
+    assert purger.purge_expired() == 1
     with store.engine.connect() as conn:
         assert conn.execute(select(cases).where(cases.c.id == case_id)).first() is None
         assert conn.execute(text("SELECT count(*) FROM evidence")).scalar() == 0
@@ -214,8 +220,7 @@ def test_two_reviewers_never_hold_the_same_case(guard, store):
     case_id = open_case(guard)
     toks = []
     for i in range(8):
-        guard.add_account(f"rev-{i}", "reviewer")
-        toks.append(guard.issue_token(f"rev-{i}"))
+        toks.append(account_token(guard, f"rev-{i}", "reviewer"))
 
     def attempt(token):
         other = Guard(Store(store.url, key_store=store.key_store), Keys(MASTER))
@@ -229,18 +234,22 @@ def test_two_reviewers_never_hold_the_same_case(guard, store):
     assert results.count(True) == 1
 
 
-def test_complaints_are_accepted_for_six_months(guard, people):
+def test_complaints_are_accepted_for_six_months(guard, people, monkeypatch):
     from classifier.guard import file_complaint
 
     case_id = confirmed_case(guard, people["ann"])
-    later = datetime.now(UTC).timestamp() + 180 * 86400
+    from classifier.guard import _redress
+
+    later = time.time() + 180 * 86400
+    clock_at(monkeypatch, _redress, later + 10 * 86400)
     with pytest.raises(StoreError, match=r"\[G127\]"):
-        file_complaint(guard, case_id, channel="in_app", now=later + 10 * 86400)
+        file_complaint(guard, case_id, channel="in_app")
+    clock_at(monkeypatch, _redress, later)
     with pytest.raises(StoreError, match=r"\[G126\]"):
         file_complaint(guard, case_id, channel="in_app", window_days=90)
     with pytest.raises(StoreError, match=r"\[G137\]"):
         file_complaint(guard, case_id)  # who lodged it is recorded
-    assert file_complaint(guard, case_id, user_id="adult-real-id", now=later)
+    assert file_complaint(guard, case_id, user_id="adult-real-id")
     with pytest.raises(StoreError, match=r"\[G116\]"):  # one open complaint per case
         file_complaint(guard, case_id, channel="email")
 
@@ -249,8 +258,7 @@ def test_store_holds_no_clear_text_or_real_ids(tmp_path, scorer):
     path = tmp_path / "plain.db"
     store = Store(f"sqlite:///{path}", create=True)
     guard = Guard(store, Keys(MASTER))
-    guard.add_account("ann", "reviewer")
-    ann = guard.authenticate(guard.issue_token("ann"))
+    ann = guard.authenticate(account_token(guard, "ann", "reviewer"))
     case_id = open_case(guard, scorer)
     guard.claim(case_id, ann)
     guard.view_evidence(case_id, ann)
@@ -561,8 +569,7 @@ def test_a_complaint_whose_re_reviewer_left_can_be_taken_over(guard, people, sto
     )
     from classifier.guard._store import audit_log
 
-    guard.add_account("fay", "reviewer")
-    fay = guard.authenticate(guard.issue_token("fay"))
+    fay = guard.authenticate(account_token(guard, "fay", "reviewer"))
     case_id = confirmed_case(guard, people["ann"])
     c = file_complaint(guard, case_id, channel="in_app")
     view_complaint_evidence(guard, c, people["bob"])

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, insert, select, update
-from test_guard_common import MASTER, confirmed_case, fresh_store, open_case
+from test_guard_common import MASTER, confirmed_case, fresh_store, open_case, own_token
 
 from classifier import ClassifierError
 from classifier.guard import (
@@ -27,6 +27,7 @@ from classifier.guard import (
     Keys,
     Principal,
     Report,
+    Store,
     decide_complaint,
     export_report,
     file_complaint,
@@ -172,7 +173,7 @@ def _token_row_written_in_database(w):
 
 
 def _role_edited_in_database(w):
-    token = w.guard.issue_token("bob")
+    token = own_token(w.guard, "bob")
     with w.store.write() as conn:  # bob, a reviewer, made a supervisor
         conn.execute(update(accounts).where(accounts.c.id == "bob").values(role="supervisor"))
     export_report(w.guard, w.confirmed, w.guard.authenticate(token))  # signs in again
@@ -209,7 +210,7 @@ def _re_review_with_a_view_written_in_database(w):
 
 
 def _token_revived_after_a_reset(w):
-    token = w.guard.issue_token("dan")
+    token = own_token(w.guard, "dan")
     w.guard.reset_account("dan")
     with w.store.write() as conn:  # the revocation undone in the database
         conn.execute(update(api_tokens).where(api_tokens.c.account_id == "dan")
@@ -218,7 +219,7 @@ def _token_revived_after_a_reset(w):
 
 
 def _account_row_put_back_after_disabling(w):
-    token = w.guard.issue_token("dan")
+    token = own_token(w.guard, "dan")
     with w.store.engine.connect() as conn:  # a copy of the sealed, active row
         saved = dict(conn.execute(select(accounts).where(accounts.c.id == "dan")).first()
                      ._mapping)
@@ -228,6 +229,14 @@ def _account_row_put_back_after_disabling(w):
         conn.execute(update(api_tokens).where(api_tokens.c.account_id == "dan")
                      .values(revoked_at=None))
     export_report(w.guard, w.confirmed, w.guard.authenticate(token))
+
+
+def _schema_version_edited(w):
+    from classifier.guard._store import schema_version
+
+    with w.store.write() as conn:  # back to 4: the upgrade's columns exist already
+        conn.execute(update(schema_version).values(version=4))
+    Guard(Store(w.store.url, key_store=w.store.key_store), Keys(MASTER))
 
 
 BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
@@ -291,6 +300,10 @@ BYPASSES: dict[str, tuple[Callable[[SimpleNamespace], object], set[str]]] = {
                                                  {"G114"}),
     "re-review-with-a-view-written-in-database": (_re_review_with_a_view_written_in_database,
                                                   {"G138"}),
+    # impersonation: a token made for someone else, or by a token
+    "operator-makes-a-reviewers-token": (lambda w: w.guard.issue_token("bob"), {"G141"}),
+    "token-makes-another-token": (lambda w: w.guard.issue_token(w.bob), {"G142"}),
+    "schema-version-edited": (_schema_version_edited, {"G100"}),
 }
 
 
@@ -309,8 +322,34 @@ def test_gate_bypass_fails_with_a_coded_error(world, name):
     assert statuses[world.confirmed] in ("confirmed", "reported")
 
 
-def test_there_are_thirty_eight_bypass_attempts():
-    assert len(BYPASSES) == 38
+def test_there_are_forty_one_bypass_attempts():
+    assert len(BYPASSES) == 41
+
+
+def test_a_deadline_edited_in_the_row_neither_keeps_nor_deletes_a_case(world, monkeypatch):
+    """The deadline recorded in the case's audit entry applies: a row's deadline moved
+    into the past deletes nothing early, one moved years ahead keeps nothing longer, and
+    the aggregates count both as altered."""
+    import time
+
+    from test_guard_common import clock_at
+
+    from classifier.guard import _cases
+
+    early, late = open_case(world.guard), open_case(world.guard)
+    with world.store.write() as conn:
+        conn.execute(update(cases).where(cases.c.id == early).values(expires_at=1.0))
+        conn.execute(update(cases).where(cases.c.id == late)
+                     .values(expires_at=time.time() + 10 * 366 * 86400))
+    assert world.guard.purge_expired() == 0
+    retention = world.guard.aggregates(world.eve)["retention"]
+    assert (retention["deadlines_altered"], retention["past_deadline"]) == (2, 0)
+    with world.store.engine.connect() as conn:
+        held = {r.id for r in conn.execute(select(cases.c.id))}
+    clock_at(monkeypatch, _cases, time.time() + 366 * 86400)
+    assert world.guard.purge_expired() == len(held) >= 4  # every case, the late one too
+    with world.store.engine.connect() as conn:
+        assert conn.execute(select(cases.c.id)).first() is None
 
 
 # -- tampering with the audit log ----------------------------------------------------
@@ -600,7 +639,7 @@ def test_principals_and_reports_changed_with_object_setattr_are_refused(world):
     for name, value in (("account_id", "cat"), ("role", "supervisor"),
                         ("signed_in_at", world.ann.signed_in_at + 10**9),
                         ("must_change_password", True)):
-        p = world.guard.authenticate(world.guard.issue_token("ann"))
+        p = world.guard.authenticate(own_token(world.guard, "ann"))
         object.__setattr__(p, name, value)
         with pytest.raises(ClassifierError, match=r"\[G118\]"):
             world.guard.queue(p)

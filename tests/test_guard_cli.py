@@ -35,11 +35,27 @@ def run(capsys, *args):
     return code, out.out, out.err
 
 
-def add(capsys, url, name, role):
-    code, out, _ = run(capsys, "users", "add", name, "--role", role, "--store", url)
-    assert code == 0 and "password" in out and ("TOTP secret" in out) == (role != "auditor")
-    code, token, _ = run(capsys, "users", "token", name, "--store", url)
-    assert code == 0
+def add(capsys, url, name, role, monkeypatch):
+    """An account added by the operator; its holder signs in once from standard input
+    (replacing the issued password) and makes their own token."""
+    import io
+
+    import pyotp
+
+    code, out, _ = run(capsys, "users", "add", name, "--role", role, "--json", "--store", url)
+    e = json.loads(out)
+    assert code == 0 and e["password"] and bool(e["totp_secret"]) == (role != "auditor")
+    code, token, err = run(capsys, "users", "token", name, "--store", url)
+    if role != "auditor":  # the operator cannot make a reviewer's or supervisor's token
+        assert code == 1 and "[G141]" in err
+    else:  # an auditor's, made by the operator, waits for the password change too
+        code, _, err = run(capsys, "audit", "summary", "--store", url, "--token", token.strip())
+        assert code == 1 and "[G134]" in err
+    totp = pyotp.TOTP(e["totp_secret"]).now() if e["totp_secret"] else ""
+    monkeypatch.setattr("sys.stdin", io.StringIO(
+        f"{name}\n{e['password']}\n{totp}\na long new passphrase\n"))
+    code, token, err = run(capsys, "users", "sign-in", "--stdin", "--store", url)
+    assert code == 0, err
     return token.strip()
 
 
@@ -49,8 +65,8 @@ def test_cli_review_report_complaint_purge_audit_transparency(env, capsys, monke
                        "--queue", url)
     assert code == 0 and "1 cases opened for human review" in err
     assert oct((env / "q.db").stat().st_mode & 0o777) == "0o600"
-    ann, bob = add(capsys, url, "Ann", "reviewer"), add(capsys, url, "bob", "reviewer")
-    cat, eve = add(capsys, url, "cat", "supervisor"), add(capsys, url, "eve", "auditor")
+    ann, bob, cat, eve = (add(capsys, url, name, role, monkeypatch) for name, role in (
+        ("Ann", "reviewer"), ("bob", "reviewer"), ("cat", "supervisor"), ("eve", "auditor")))
     code, _, err = run(capsys, "users", "add", "ANN ", "--role", "supervisor", "--store", url)
     assert code == 1 and "[G132]" in err  # the same person, whatever the spelling
     code, out, _ = run(capsys, "users", "list", "--store", url)
@@ -151,7 +167,7 @@ def test_cli_dismissal_disable_reset_and_rotation(env, capsys, monkeypatch):
     url = f"sqlite:///{env / 'q.db'}"
     assert run(capsys, "score", str(sample_path()), "-o", str(env / "s.jsonl"),
                "--queue", url)[0] == 0
-    ann = add(capsys, url, "ann", "reviewer")
+    ann = add(capsys, url, "ann", "reviewer", monkeypatch)
     case_id = run(capsys, "review", "list", "--store", url, "--token", ann)[1].split()[0]
     assert run(capsys, "review", "claim", case_id, "--store", url, "--token", ann)[0] == 0
     assert run(capsys, "review", "release", case_id, "--store", url, "--token", ann)[0] == 0

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from argon2 import PasswordHasher
@@ -101,13 +103,43 @@ def guard(store, quick_argon2):
     return Guard(store, Keys(MASTER))
 
 
+def clock_at(monkeypatch, module, at: float) -> None:
+    """Set the clock of one guard module (``_cases``: deadlines; ``_redress``: the
+    complaint window) to ``at``; the guard's API takes no time from its callers."""
+    fake = SimpleNamespace(**vars(time))
+    fake.time = lambda: at
+    monkeypatch.setattr(module, "time", fake)
+
+
 def tokens(guard: Guard) -> dict[str, str]:
-    """An account and an API token for each of PEOPLE."""
-    out = {}
-    for name, role in PEOPLE.items():
-        guard.add_account(name, role)
-        out[name] = guard.issue_token(name)
-    return out
+    """An account, signed in once to replace its issued password, and an API token for
+    each of PEOPLE."""
+    return {name: account_token(guard, name, role) for name, role in PEOPLE.items()}
+
+
+def account_token(guard: Guard, name: str, role: str) -> str:
+    """A new account, signed in once to replace its issued password (G134 until then,
+    for its tokens too), and the API token its holder makes."""
+    import pyotp
+
+    e = guard.add_account(name, role)
+    code = pyotp.TOTP(e.totp_secret).now() if e.totp_secret else None
+    p = guard.change_password(guard.sign_in(name, e.password, code), "a long new passphrase")
+    SIGNED_IN.setdefault(guard.store_id, {})[ident_of(name)] = p
+    return guard.issue_token(p)  # the person's own (the operator's: auditors only, G141)
+
+
+SIGNED_IN: dict[str, dict[str, object]] = {}  # store id -> account -> its password sign-in
+
+
+def ident_of(name: str) -> str:
+    return identity.canonical_id(name)
+
+
+def own_token(guard: Guard, name: str) -> str:
+    """Another token, made by the account's holder from the sign-in of :func:`account_token`
+    (a second TOTP sign-in would wait for the next step)."""
+    return guard.issue_token(SIGNED_IN[guard.store_id][ident_of(name)])
 
 
 @pytest.fixture

@@ -107,10 +107,28 @@ def test_lockout_and_every_attempt_audited(guard, store):
 
 
 def test_tokens_are_hashed_shown_once_and_revoked(guard, store):
-    guard.add_account("cat", "supervisor")
-    token = guard.issue_token("CAT")
+    import pyotp
+
+    e = guard.add_account("cat", "supervisor")
+    with pytest.raises(StoreError, match=r"\[G141\]"):
+        guard.issue_token("CAT")  # the operator cannot make a supervisor's token
+    signed = guard.sign_in("CAT", e.password, pyotp.TOTP(e.totp_secret).now())
+    with pytest.raises(StoreError, match=r"\[G134\]"):
+        guard.issue_token(signed)  # nor the holder before replacing the issued password
+    token = guard.issue_token(guard.change_password(signed, "a long new passphrase"))
     p = guard.authenticate(token)
     assert (p.account_id, p.role, p.method) == ("cat", "supervisor", "token")
+    with pytest.raises(StoreError, match=r"\[G142\]"):
+        guard.issue_token(p)  # a token does not make another
+    with store.engine.connect() as conn:
+        issued = conn.execute(select(audit_log.c.actor, audit_log.c.detail)
+                              .where(audit_log.c.action == "token_issued")).all()
+    assert [actor for actor, _ in issued] == ["cat"]  # made by its holder, audited so
+    guard.add_account("eve", "auditor")  # the operator's token for an auditor account
+    auditor = guard.authenticate(guard.issue_token("eve"))
+    assert auditor.must_change_password  # a token does not skip the password's change
+    with pytest.raises(StoreError, match=r"\[G134\]"):
+        guard.aggregates(auditor)
     raw = b"".join(path.read_bytes() for path in store.files()) if store.files() else b""
     with store.engine.connect() as conn:
         raw += str(conn.execute(select(audit_log)).all()).encode()

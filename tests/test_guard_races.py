@@ -13,7 +13,14 @@ from collections import Counter
 
 import pytest
 from sqlalchemy import select
-from test_guard_common import MASTER, confirmed_case, fresh_store, open_case, tokens
+from test_guard_common import (
+    MASTER,
+    account_token,
+    confirmed_case,
+    fresh_store,
+    open_case,
+    tokens,
+)
 
 from classifier.guard import Guard, Keys
 from classifier.guard._store import audit_log, cases
@@ -91,8 +98,7 @@ def racing(backend, tmp_path, quick_argon2):
     store = fresh_store(backend, tmp_path)
     guard = Guard(store, Keys(MASTER))
     toks = tokens(guard)
-    guard.add_account("fay", "supervisor")
-    toks["fay"] = guard.issue_token("fay")
+    toks["fay"] = account_token(guard, "fay", "supervisor")
     yield guard, toks
     store.engine.dispose()
 

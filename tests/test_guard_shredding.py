@@ -14,7 +14,7 @@ import pickle
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,11 @@ from test_guard_common import (
     CANARY,
     MASTER,
     PG_URL,
+    clock_at,
     confirmed_case,
     fresh_store,
     open_case,
+    own_token,
     tokens,
 )
 
@@ -37,6 +39,7 @@ from classifier.guard import (
     Keys,
     LocalKeyStore,
     MasterKeySource,
+    _cases,
     decide_complaint,
     file_complaint,
     re_review,
@@ -90,7 +93,8 @@ def traces(files, captured, ids):
     return keys, texts
 
 
-def test_nothing_of_a_shredded_case_can_be_carved_in_a_live_process(tmp_path, quick_argon2):
+def test_nothing_of_a_shredded_case_can_be_carved_in_a_live_process(tmp_path, quick_argon2,
+                                                                     monkeypatch):
     store = fresh_store("sqlite", tmp_path)
     guard = Guard(store, Keys(MASTER))
     p = {name: guard.authenticate(t) for name, t in tokens(guard).items()}
@@ -110,7 +114,8 @@ def test_nothing_of_a_shredded_case_can_be_carved_in_a_live_process(tmp_path, qu
         re_review(guard, c, p["bob"], "dismiss")
         assert decide_complaint(guard, c, p["cat"]) == "upheld"
     assert carve(written_files(tmp_path), captured) == set(kept)
-    assert guard.purge_expired(now=datetime.now(UTC).timestamp() + 366 * 86400) == 13
+    clock_at(monkeypatch, _cases, time.time() + 366 * 86400)
+    assert guard.purge_expired() == 13
     assert carve(written_files(tmp_path), captured) == set()
     assert traces(written_files(tmp_path), captured, captured) == (set(), set())
     assert store.sqlite_path.with_name("guard.db-wal").stat().st_size == 0  # truncated
@@ -213,28 +218,27 @@ def test_nothing_of_a_shredded_case_can_be_carved_after_sigkill(tmp_path, quick_
 
 
 KILLED_PURGER = """
-import sys
+import sys, time, types
 from classifier.guard import Guard, Keys, LocalKeyStore, Store
+from classifier.guard import _cases
 
 guard = Guard(Store(sys.argv[1], key_store=LocalKeyStore(sys.argv[2])), Keys(b"k" * 32))
-for deadline in range(1, int(sys.argv[3]) + 1):
-    guard.purge_expired(now=float(deadline))
-    print(deadline, flush=True)
+with guard.store.engine.connect() as conn:
+    deadlines = sorted(d for _, _, d in _cases._deadlines(conn))
+for n, deadline in enumerate(deadlines, 1):  # the clock at one case's deadline per call
+    _cases.time = types.SimpleNamespace(**{**vars(time), "time": lambda d=deadline: d})
+    guard.purge_expired()
+    print(n, flush=True)
 """
 
 
 def test_nothing_of_a_purged_case_can_be_carved_after_sigkill(tmp_path, quick_argon2):
     """The purge killed part way (one case reaches its deadline per call): every purged
     case is gone from the files as the kill left them, every other one still readable."""
-    from sqlalchemy import update
-
     store = fresh_store("sqlite", tmp_path)
     guard = Guard(store, Keys(MASTER))
     ids = [open_case(guard) for _ in range(10)]
     captured = capture(guard, ids)
-    with store.write() as conn:  # deadlines 1, 2, ... seconds after the epoch
-        for n, case_id in enumerate(ids, 1):
-            conn.execute(update(cases).where(cases.c.id == case_id).values(expires_at=n))
     store.engine.dispose()
     proc = subprocess.Popen([sys.executable, "-c", KILLED_PURGER, store.url,
                              str(store.key_store.path), str(len(ids))],
@@ -299,7 +303,7 @@ def test_rotation_rewraps_every_key_and_resumes_after_an_interruption(guard, peo
     with pytest.raises(ClassifierError, match=r"\[G004\]"):
         Guard(store, old)
     rotated = Guard(store, new)
-    cat = rotated.authenticate(rotated.issue_token("cat"))
+    cat = rotated.authenticate(own_token(rotated, "cat"))
     from classifier.guard import export_report
 
     assert export_report(rotated, ids[0], cat).fields["reported_account"] == "adult-real-id"

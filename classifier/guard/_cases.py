@@ -275,7 +275,9 @@ class Guard(Sealed):
             raise StoreError(Errors.G118)
         if not self._account_intact(conn, row):
             raise StoreError(Errors.G140.format(account=p.account_id))
-        if p.must_change_password and not allow_password_change:
+        # the row decides: a token's principal (or one issued before a reset) must change
+        # the issued password too
+        if (p.must_change_password or row.must_change_password) and not allow_password_change:
             raise StoreError(Errors.G134)
         return p
 
@@ -395,22 +397,37 @@ class Guard(Sealed):
                             r.totp_secret is not None, int(tokens.get(r.id, 0)), r.created_at)
                 for r in rows]
 
-    def issue_token(self, name: str) -> str:
-        """A new API token for an account (operator), shown once, kept as a hash."""
+    def issue_token(self, who: str | Principal) -> str:
+        """A new API token, shown once, kept as an HMAC.
+
+        ``who`` is a principal signed in with a password (and TOTP code): a token for
+        the person's own account, audited as theirs. ``who`` is a name: the operator's
+        token for an auditor account (a script that reads the aggregates). A reviewer or
+        supervisor makes their own token, so that whoever holds the operator's keys cannot
+        act as them without a reset the person would notice (G141); a principal of a
+        token cannot make another (G142)."""
         key = self._akey()
-        account_id = ident.canonical_id(name)
         with self.store.write() as conn:
+            if isinstance(who, str):
+                account_id, actor = ident.canonical_id(who), OPERATOR
+            else:
+                p = self._principal(conn, who, *ROLES)
+                if p.method == "token":
+                    raise StoreError(Errors.G142)
+                account_id, actor = p.account_id, (p.account_id, p.role)
             row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
             if row is None or row.status != "active":
                 raise StoreError(Errors.G133)
             if not self._account_intact(conn, row):
                 raise StoreError(Errors.G140.format(account=account_id))
+            if actor == OPERATOR and row.role in SECOND_FACTOR_ROLES:
+                raise StoreError(Errors.G141.format(role=row.role))
             generation = int(row.generation)
             token_id, token, digest = ident.new_token(key, account_id, generation)
             conn.execute(insert(api_tokens).values(id=token_id, account_id=account_id,
                                                    digest=digest, generation=generation,
                                                    created_at=time.time()))
-            self._log(conn, OPERATOR, "token_issued", detail={"account": account_id})
+            self._log(conn, actor, "token_issued", detail={"account": account_id})
         return token
 
     def sign_in(self, name: str, password: str, code: str | None = None) -> Principal:
@@ -526,7 +543,8 @@ class Guard(Sealed):
                 self._log(conn, (account.id, account.role), "signed_in", detail={
                     "method": "token", "account": account.id,
                     "generation": int(account.generation)})
-                principal = ident.issue(account.id, account.role, "token", self.store_id)
+                principal = ident.issue(account.id, account.role, "token", self.store_id,
+                                        bool(account.must_change_password))
             else:
                 who = (account.id, account.role) if account is not None else ("unknown",
                                                                               "none")
@@ -567,6 +585,7 @@ class Guard(Sealed):
                 if found is not None:
                     return str(found)
                 now = time.time()
+                expires_at = round(now + self.retention_days * 86400.0, 6)
                 subject = result.subject or ""
                 stats_ref = skeys.stats_pseudonym(subject)
                 data_key = new_data_key()
@@ -574,7 +593,7 @@ class Guard(Sealed):
                     id=case_id, conversation_pseudonym=conversation,
                     subject_pseudonym=skeys.pseudonym(subject), stats_ref=stats_ref,
                     region=region, created_at=now,
-                    expires_at=now + self.retention_days * 86400.0, status="open",
+                    expires_at=expires_at, status="open",
                     score=float(result.score or 0.0), threshold=float(result.threshold or 0.0),
                     model_version=model_version, explanation=json.dumps(dict(result.risk_factors)),
                     excerpt_messages=int(excerpt.n_messages), minor_to_minor=False,
@@ -587,8 +606,11 @@ class Guard(Sealed):
                 key_written = True
                 # no score in the log: the case row's score is erased at a dismissal, and
                 # the audit log is never rewritten
+                # the deadline is kept in the log as well: one changed in the row later
+                # neither keeps a case longer nor deletes it earlier (purge_expired)
                 self._log(conn, SYSTEM, "case_opened", case_id,
-                          {"excerpt_messages": int(excerpt.n_messages)},
+                          {"excerpt_messages": int(excerpt.n_messages),
+                           "expires_at": expires_at},
                           counters={"cases.opened": 1, **stats})
         except IntegrityError:  # the same conversation, triaged at once elsewhere
             if key_written:
@@ -813,15 +835,19 @@ class Guard(Sealed):
             self.store.truncate_wal()
 
     # -- retention -------------------------------------------------------------------
-    def purge_expired(self, now: float | None = None) -> int:
+    def purge_expired(self) -> int:
         """Delete every case whose deadline has passed (evidence, key, complaints, row),
-        then every key no case holds (left by a crash). Needs the audit key only."""
+        then every key no case holds (left by a crash). Needs the audit key only.
+
+        The deadline is the one recorded in the case's ``case_opened`` audit entry (the
+        row's copy only for a case opened before it was recorded there), and the time is
+        this host's clock: neither a caller nor an edit of the row moves it."""
         self._akey()
-        now = time.time() if now is None else now
+        now = time.time()
         with self.store.write() as conn:
-            ids = [r.id for r in conn.execute(select(cases.c.id)
-                                              .where(cases.c.expires_at <= now)
-                                              .with_for_update())]
+            due = [case_id for case_id, _, deadline in _deadlines(conn) if deadline <= now]
+            ids = [r.id for r in conn.execute(select(cases.c.id).where(cases.c.id.in_(due))
+                                              .with_for_update())] if due else []
             for case_id in ids:
                 self._shred(conn, case_id)
                 conn.execute(delete(complaints).where(complaints.c.case_id == case_id))
@@ -890,6 +916,18 @@ class Guard(Sealed):
                                    retention_days=self.retention_days)
 
 
+def _deadlines(conn: Any) -> list[tuple[str, float, float]]:
+    """Every case held: (id, the row's deadline, its deadline), the latter as recorded
+    in its ``case_opened`` entry (the row's for a case opened before schema 5 recorded
+    it there)."""
+    logged = {case_id: json.loads(detail).get("expires_at") for case_id, detail in conn.execute(
+        select(audit_log.c.case_id, audit_log.c.detail)
+        .where(audit_log.c.action == "case_opened",
+               audit_log.c.case_id.in_(select(cases.c.id))))}
+    return [(case_id, float(row), float(logged.get(case_id) or row))
+            for case_id, row in conn.execute(select(cases.c.id, cases.c.expires_at))]
+
+
 _FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
            "score": None, "threshold": None, "explanation": None}
 
@@ -901,9 +939,8 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
     with store.snapshot() as conn:
         by_status = dict(conn.execute(select(cases.c.status, func.count())
                                       .group_by(cases.c.status)).all())
-        held = conn.execute(select(func.count(), func.min(cases.c.created_at),
-                                   func.min(cases.c.expires_at))).first()
-        past = conn.execute(select(func.count()).where(cases.c.expires_at <= now)).scalar()
+        held = conn.execute(select(func.count(), func.min(cases.c.created_at))).first()
+        deadlines = _deadlines(conn)
         # counted in the database: a store holds tens of thousands of cases and accounts
         opened, decided = audit_log.alias("opened"), audit_log.alias("decided")
         latency = sorted((ts or 0.0) / 3600.0 for (ts,) in conn.execute(
@@ -927,8 +964,12 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
         "cases_by_status": by_status,
         "retention": {"retention_days": guard.retention_days, "cases_held": held[0],
                       "oldest_case_age_days": (now - held[1]) / 86400.0 if held[1] else None,
-                      "next_deadline_in_days": (held[2] - now) / 86400.0 if held[2] else None,
-                      "past_deadline": past},
+                      "next_deadline_in_days": (min(d for _, _, d in deadlines) - now)
+                      / 86400.0 if deadlines else None,
+                      "past_deadline": sum(d <= now for _, _, d in deadlines),
+                      # a row whose deadline differs from the one its case_opened entry
+                      # recorded was edited in the database (the log's deadline applies)
+                      "deadlines_altered": sum(abs(r - d) > 1e-3 for _, r, d in deadlines)},
         "decision_latency_hours": {
             "decisions": len(latency),
             "median": latency[len(latency) // 2] if latency else None,

@@ -49,13 +49,13 @@ _CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
                    channel: str | None = None, principal: Principal | None = None,
-                   now: float | None = None, window_days: int = COMPLAINT_WINDOW_DAYS) -> str:
+                   window_days: int = COMPLAINT_WINDOW_DAYS) -> str:
     """Register a complaint about a confirmed or reported case; returns its id.
 
     Who lodged it is recorded: the affected user's id (kept as a pseudonym) or the channel
     it came through (``in_app``, ``email``, ...); ``principal`` is the staff member who
     entered it, if any. One complaint per case is open at a time (G116), accepted for at
-    least six months after the decision.
+    least six months after the decision, by this host's clock (no caller can move it).
     """
     if window_days < COMPLAINT_WINDOW_DAYS:
         raise StoreError(Errors.G126.format(days=COMPLAINT_WINDOW_DAYS))
@@ -69,7 +69,6 @@ def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
         lodged_by = "user:" + skeys.pseudonym(str(user_id))
     else:
         lodged_by = f"channel:{channel}"
-    now = time.time() if now is None else now
     cid = uuid.uuid4().hex
     with guard.store.write() as conn:
         who = (guard._principal(conn, principal, "reviewer", "supervisor")
@@ -81,6 +80,7 @@ def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
         if row.open_complaint is not None:
             raise StoreError(Errors.G116.format(case_id=shown(case_id),
                                                 complaint_id=row.open_complaint))
+        now = time.time()
         if now - row.decided_at > window_days * 86400.0:
             raise StoreError(Errors.G127.format(days=window_days, case_id=shown(case_id)))
         if conn.execute(update(cases).where(cases.c.id == case_id,
@@ -88,7 +88,7 @@ def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
                         .values(open_complaint=cid)).rowcount != 1:
             raise StoreError(Errors.G117.format(case_id=shown(case_id), status=row.status))
         conn.execute(insert(complaints).values(
-            id=cid, case_id=case_id, received_at=time.time(), status="open",
+            id=cid, case_id=case_id, received_at=now, status="open",
             lodged_by=lodged_by,
             registered_by=who.account_id if isinstance(who, Principal) else None))
         guard._log(conn, who, "complaint_received", case_id,

@@ -46,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from .._errors import Errors, MasterKeyError, StoreError
 from ._audit import (
@@ -318,6 +319,14 @@ class Store:
 
         A store of schema 1-3 (an unkeyed audit log) is upgraded only while it holds no
         audit entry; one that does is refused (G100): its entries cannot be proven."""
+        try:
+            return self._migrate()
+        except DBAPIError as exc:  # a schema_version that does not match the tables
+            raise StoreError(Errors.G100.format(
+                url=self._shown_url, problem="its tables do not match the schema version it "
+                f"records ({type(exc.orig).__name__}); restore it from a backup")) from None
+
+    def _migrate(self) -> int:
         with self.write() as conn:
             metadata.create_all(conn, tables=[schema_version])
             current = conn.execute(select(schema_version.c.version)).scalar() or 0
