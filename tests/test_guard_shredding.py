@@ -219,12 +219,14 @@ def test_nothing_of_a_shredded_case_can_be_carved_after_sigkill(tmp_path, quick_
 
 KILLED_PURGER = """
 import sys, time, types
+from sqlalchemy import select
 from classifier.guard import Guard, Keys, LocalKeyStore, Store
 from classifier.guard import _cases
 
 guard = Guard(Store(sys.argv[1], key_store=LocalKeyStore(sys.argv[2])), Keys(b"k" * 32))
 with guard.store.engine.connect() as conn:
-    deadlines = sorted(d for _, _, d in _cases._deadlines(conn))
+    held = _cases._deadlines(conn)
+    deadlines = sorted(conn.execute(select(held.c.deadline)).scalars())
 for n, deadline in enumerate(deadlines, 1):  # the clock at one case's deadline per call
     _cases.time = types.SimpleNamespace(**{**vars(time), "time": lambda d=deadline: d})
     guard.purge_expired()

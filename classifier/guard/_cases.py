@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import Float, case, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .._errors import Errors, MasterKeyError, StoreError
@@ -845,7 +845,8 @@ class Guard(Sealed):
         self._akey()
         now = time.time()
         with self.store.write() as conn:
-            due = [case_id for case_id, _, deadline in _deadlines(conn) if deadline <= now]
+            held = _deadlines(conn)
+            due = [r.id for r in conn.execute(select(held.c.id).where(held.c.deadline <= now))]
             ids = [r.id for r in conn.execute(select(cases.c.id).where(cases.c.id.in_(due))
                                               .with_for_update())] if due else []
             for case_id in ids:
@@ -916,16 +917,21 @@ class Guard(Sealed):
                                    retention_days=self.retention_days)
 
 
-def _deadlines(conn: Any) -> list[tuple[str, float, float]]:
-    """Every case held: (id, the row's deadline, its deadline), the latter as recorded
-    in its ``case_opened`` entry (the row's for a case opened before schema 5 recorded
-    it there)."""
-    logged = {case_id: json.loads(detail).get("expires_at") for case_id, detail in conn.execute(
-        select(audit_log.c.case_id, audit_log.c.detail)
-        .where(audit_log.c.action == "case_opened",
-               audit_log.c.case_id.in_(select(cases.c.id))))}
-    return [(case_id, float(row), float(logged.get(case_id) or row))
-            for case_id, row in conn.execute(select(cases.c.id, cases.c.expires_at))]
+def _deadlines(conn: Any) -> Any:
+    """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
+    ``deadline``, the one its ``case_opened`` entry recorded (the row's for a case opened
+    before the entry recorded it). Computed in the database, which reads the entry's JSON."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        logged = cast(cast(audit_log.c.detail, JSONB)["expires_at"].astext, Float)
+    else:
+        logged = cast(func.json_extract(audit_log.c.detail, "$.expires_at"), Float)
+    return (select(cases.c.id, cases.c.expires_at.label("row_deadline"),
+                   func.coalesce(logged, cases.c.expires_at).label("deadline"))
+            .select_from(cases.outerjoin(audit_log, (audit_log.c.case_id == cases.c.id)
+                                         & (audit_log.c.action == "case_opened")))
+            .subquery())
 
 
 _FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
@@ -940,7 +946,12 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
         by_status = dict(conn.execute(select(cases.c.status, func.count())
                                       .group_by(cases.c.status)).all())
         held = conn.execute(select(func.count(), func.min(cases.c.created_at))).first()
-        deadlines = _deadlines(conn)
+        d = _deadlines(conn)
+        deadlines = conn.execute(select(
+            func.min(d.c.deadline), func.count().filter(d.c.deadline <= now),
+            # a row whose deadline differs from the one its case_opened entry recorded
+            # was edited in the database (the entry's applies)
+            func.count().filter(func.abs(d.c.row_deadline - d.c.deadline) > 1e-3))).first()
         # counted in the database: a store holds tens of thousands of cases and accounts
         opened, decided = audit_log.alias("opened"), audit_log.alias("decided")
         latency = sorted((ts or 0.0) / 3600.0 for (ts,) in conn.execute(
@@ -964,12 +975,9 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
         "cases_by_status": by_status,
         "retention": {"retention_days": guard.retention_days, "cases_held": held[0],
                       "oldest_case_age_days": (now - held[1]) / 86400.0 if held[1] else None,
-                      "next_deadline_in_days": (min(d for _, _, d in deadlines) - now)
-                      / 86400.0 if deadlines else None,
-                      "past_deadline": sum(d <= now for _, _, d in deadlines),
-                      # a row whose deadline differs from the one its case_opened entry
-                      # recorded was edited in the database (the log's deadline applies)
-                      "deadlines_altered": sum(abs(r - d) > 1e-3 for _, r, d in deadlines)},
+                      "next_deadline_in_days": (deadlines[0] - now) / 86400.0
+                      if deadlines[0] is not None else None,
+                      "past_deadline": deadlines[1], "deadlines_altered": deadlines[2]},
         "decision_latency_hours": {
             "decisions": len(latency),
             "median": latency[len(latency) // 2] if latency else None,

@@ -123,6 +123,8 @@ audit_log = Table(
 )
 # an account's audit entries are found by actor (the account, or the operator) and action
 _AUDIT_ACTOR_INDEX = Index("ix_audit_actor_action", audit_log.c.actor, audit_log.c.action)
+# and a case's entries by case and action (its deadline, decision latency, the export)
+_AUDIT_CASE_INDEX = Index("ix_audit_case_action", audit_log.c.case_id, audit_log.c.action)
 # The chain's head (last seq, hash and a MAC of both): appenders lock this row, so the log
 # grows one entry at a time on both backends.
 audit_head = Table(
@@ -331,6 +333,7 @@ class Store:
             metadata.create_all(conn, tables=[schema_version])
             current = conn.execute(select(schema_version.c.version)).scalar() or 0
             if current == SCHEMA_VERSION:
+                _AUDIT_CASE_INDEX.create(conn, checkfirst=True)  # added within schema 5
                 return current
             if current > SCHEMA_VERSION:
                 raise StoreError(Errors.G100.format(
@@ -343,6 +346,7 @@ class Store:
                     conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER "
                                       "NOT NULL DEFAULT 0"))
                 _AUDIT_ACTOR_INDEX.create(conn, checkfirst=True)
+                _AUDIT_CASE_INDEX.create(conn, checkfirst=True)
                 conn.execute(update(api_tokens).where(api_tokens.c.revoked_at.is_(None))
                              .values(revoked_at=time.time()))
                 conn.execute(schema_version.delete())
