@@ -208,6 +208,7 @@ class Errors(metaclass=ErrorsWithCodes):
             "sign-in`, or Guard.issue_token(principal)); the operator makes tokens for "
             "auditor accounts only.")
     G142 = "A new token needs a sign-in with your password (and TOTP code), not a token."
+    G143 = "Changing the password needs a sign-in with your password (and TOTP code), not a token."
 
     # Review console (W0xx): web pages and the JSON API
     W001 = "Sign in to use the review console."

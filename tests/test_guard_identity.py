@@ -129,6 +129,8 @@ def test_tokens_are_hashed_shown_once_and_revoked(guard, store):
     assert auditor.must_change_password  # a token does not skip the password's change
     with pytest.raises(StoreError, match=r"\[G134\]"):
         guard.aggregates(auditor)
+    with pytest.raises(StoreError, match=r"\[G143\]"):  # nor can its holder take the
+        guard.change_password(auditor, "the operator's own passphrase")  # account over
     raw = b"".join(path.read_bytes() for path in store.files()) if store.files() else b""
     with store.engine.connect() as conn:
         raw += str(conn.execute(select(audit_log)).all()).encode()

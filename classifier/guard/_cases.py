@@ -509,6 +509,8 @@ class Guard(Sealed):
             raise StoreError(Errors.G135.format(n=ident.MIN_PASSWORD))
         with self.store.write() as conn:
             p = self._principal(conn, principal, *ROLES, allow_password_change=True)
+            if p.method == "token":  # whoever holds a token cannot take over the account
+                raise StoreError(Errors.G143)
             old = conn.execute(select(accounts.c.password_hash)
                                .where(accounts.c.id == p.account_id)).scalar()
             if ident.password_matches(old, new_password):

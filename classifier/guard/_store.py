@@ -320,16 +320,12 @@ class Store:
         """Create or upgrade the schema; returns its version.
 
         A store of schema 1-3 (an unkeyed audit log) is upgraded only while it holds no
-        audit entry; one that does is refused (G100): its entries cannot be proven."""
-        try:
-            return self._migrate()
-        except DBAPIError as exc:  # a schema_version that does not match the tables
-            raise StoreError(Errors.G100.format(
-                url=self._shown_url, problem="its tables do not match the schema version it "
-                f"records ({type(exc.orig).__name__}); restore it from a backup")) from None
-
-    def _migrate(self) -> int:
+        audit entry; one that does is refused (G100): its entries cannot be proven. A
+        store whose tables do not match the version it records (a hand-edited
+        ``schema_version``) is refused too (G100)."""
         with self.write() as conn:
+            if not self.is_sqlite:  # processes opening one store at once migrate in turn
+                conn.execute(text("SELECT pg_advisory_xact_lock(7283459012)"))
             metadata.create_all(conn, tables=[schema_version])
             current = conn.execute(select(schema_version.c.version)).scalar() or 0
             if current == SCHEMA_VERSION:
@@ -339,19 +335,28 @@ class Store:
                 raise StoreError(Errors.G100.format(
                     url=self._shown_url, problem=f"schema {current} is newer than this "
                                                  f"library's {SCHEMA_VERSION}"))
-            if current == 4:  # schema 5 seals accounts and tokens with the audit key
-                conn.execute(text("ALTER TABLE accounts ADD COLUMN mac VARCHAR(64)"))
-                for table, column in (("accounts", "generation"), ("accounts", "tokens_from"),
-                                      ("api_tokens", "generation")):
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER "
-                                      "NOT NULL DEFAULT 0"))
-                _AUDIT_ACTOR_INDEX.create(conn, checkfirst=True)
-                _AUDIT_CASE_INDEX.create(conn, checkfirst=True)
-                conn.execute(update(api_tokens).where(api_tokens.c.revoked_at.is_(None))
-                             .values(revoked_at=time.time()))
-                conn.execute(schema_version.delete())
-                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-                return SCHEMA_VERSION
+            try:
+                self._upgrade(conn, current)
+            except DBAPIError as exc:  # the tables are not those of schema `current`
+                raise StoreError(Errors.G100.format(
+                    url=self._shown_url, problem=f"its tables do not match the schema "
+                    f"{current} it records ({type(exc.orig).__name__}); restore it from a "
+                    "backup")) from None
+        return SCHEMA_VERSION
+
+    def _upgrade(self, conn: Connection, current: int) -> None:
+        """From schema ``current`` (0: none) to SCHEMA_VERSION, in the caller's transaction."""
+        if current == 4:  # schema 5 seals accounts and tokens with the audit key
+            conn.execute(text("ALTER TABLE accounts ADD COLUMN mac VARCHAR(64)"))
+            for table, column in (("accounts", "generation"), ("accounts", "tokens_from"),
+                                  ("api_tokens", "generation")):
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER "
+                                  "NOT NULL DEFAULT 0"))
+            _AUDIT_ACTOR_INDEX.create(conn, checkfirst=True)
+            _AUDIT_CASE_INDEX.create(conn, checkfirst=True)
+            conn.execute(update(api_tokens).where(api_tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=time.time()))
+        else:
             if current:
                 entries = conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
                 if entries:
@@ -364,9 +369,8 @@ class Store:
             metadata.create_all(conn)
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS, mac=None))
             conn.execute(insert(meta).values(name="store_id", value=uuid.uuid4().hex))
-            conn.execute(schema_version.delete())
-            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-        return SCHEMA_VERSION
+        conn.execute(schema_version.delete())
+        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
 
     # -- metadata --------------------------------------------------------------------
     def meta(self, conn: Connection, name: str) -> str | None:
