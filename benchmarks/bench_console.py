@@ -23,8 +23,7 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from classifier._pipeline import ScoreResult
-from classifier._text import EvidenceExcerpt
+from classifier import EvidenceExcerpt, ScoreResult
 from classifier.console import ConsoleSettings, create_app, running
 from classifier.guard import Guard, Keys, LocalKeyStore, Store
 

@@ -40,11 +40,19 @@ from ._errors import (
     StoreError,
     TableSchemaError,
 )
-from ._features import FEATURE_NAMES, RISK_FACTORS, RiskFactorBuilder, peer_gate
+from ._features import (
+    FEATURE_NAMES,
+    PEER_GATE,
+    RISK_FACTORS,
+    FactorContext,
+    RiskFactorBuilder,
+    gate,
+    peer_gate,
+)
 from ._message_rows import MessageRow, RejectedRow, StreamMessage
 from ._model import RiskModel
 from ._pipeline import Explanation, FactorContribution, Pipeline, ScoreResult, conversation_state
-from ._scope import LegalBasis, ScanDecision, ScanPolicy
+from ._scope import LegalBasis, ScanDecision, ScanPolicy, refusal_reason
 from ._scoring import ConversationStream, Scorer
 from ._state import ConversationState, ParticipantState, merge_states
 from ._stream import StreamFlag, StreamScorer
@@ -61,6 +69,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "FEATURE_NAMES",
+    "PEER_GATE",
     "RISK_FACTORS",
     "Catalogue",
     "CatalogueError",
@@ -72,6 +81,7 @@ __all__ = [
     "Errors",
     "EvidenceExcerpt",
     "Explanation",
+    "FactorContext",
     "FactorContribution",
     "FirewallError",
     "IndicatorExtractor",
@@ -111,10 +121,12 @@ __all__ = [
     "conversation_from_dict",
     "conversation_state",
     "conversation_to_dict",
+    "gate",
     "load_catalogue",
     "merge_states",
     "peer_gate",
     "read_jsonl",
+    "refusal_reason",
     "sample_path",
     "write_jsonl",
 ]

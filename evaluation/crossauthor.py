@@ -34,15 +34,16 @@ from classifier import (
     FEATURE_NAMES,
     Conversation,
     ConversationState,
+    FactorContext,
     IndicatorExtractor,
     Pipeline,
     RiskFactorBuilder,
     RiskModel,
     TextBoundary,
+    gate,
     load_catalogue,
+    refusal_reason,
 )
-from classifier._features import FactorContext, gate
-from classifier._scope import refusal_reason
 from classifier.training import ThresholdPolicy, fit_model
 
 from .authors import GENERATOR, HARD_NEGATIVE_SUBGROUPS, Author, authors, load_author

@@ -409,7 +409,7 @@ def _log_onnx(mlflow: Any, model_dir: Path) -> None:
     import onnx
     from mlflow.models import infer_signature
 
-    from classifier._features import FEATURE_NAMES
+    from classifier import FEATURE_NAMES
 
     example = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32)
     signature = infer_signature(example, np.zeros((1, 2), dtype=np.float32))

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier import FEATURE_NAMES
-from classifier._features import PEER_GATE
+from classifier import FEATURE_NAMES, PEER_GATE
 from classifier.training import export_onnx, onnx_parity, write_model_dir
 
 from .crossauthor import (

@@ -603,7 +603,7 @@ class Guard(Sealed):
                 conn.execute(insert(evidence).values(
                     case_id=case_id, ciphertext=seal(data_key, excerpt.plaintext,
                                                      case_id.encode())))
-                stats = _account_stat(self, conn, stats_ref, now, flags=1)
+                stats = account_stat(self, conn, stats_ref, now, flags=1)
                 ks.put(case_id, keys.wrap(data_key, case_id.encode()))
                 key_written = True
                 # no score in the log: the case row's score is erased at a dismissal, and
@@ -825,11 +825,11 @@ class Guard(Sealed):
                                       "decided_at": time.time(), "decision_reason": reason,
                                       "minor_to_minor": bool(minor_to_minor)}
             if not confirm:
-                values |= _FORGET
+                values |= FORGET
             self._transition(conn, case_id, p, viewed=confirm, **values)
             if not confirm:
                 self._shred(conn, case_id)
-            stats = _account_stat(self, conn, row.stats_ref, row.created_at, **{status: 1})
+            stats = account_stat(self, conn, row.stats_ref, row.created_at, **{status: 1})
             self._log(conn, p, f"case_{status}", case_id,
                       {"reason": reason, "minor_to_minor": bool(minor_to_minor)},
                       counters={f"cases.{status}": 1, **stats})
@@ -936,8 +936,8 @@ def _deadlines(conn: Any) -> Any:
             .subquery())
 
 
-_FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
-           "score": None, "threshold": None, "explanation": None}
+FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
+          "score": None, "threshold": None, "explanation": None}
 
 
 def aggregates(guard: Guard, verification: AuditVerification | None = None
@@ -996,8 +996,8 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
     }
 
 
-def _account_stat(guard: Guard, conn: Any, pseudonym: str | None, ts: float, *,
-                  flags: int = 0, confirmed: int = 0, dismissed: int = 0) -> dict[str, int]:
+def account_stat(guard: Guard, conn: Any, pseudonym: str | None, ts: float, *,
+                 flags: int = 0, confirmed: int = 0, dismissed: int = 0) -> dict[str, int]:
     """Change a flagged account's tallies for the year of ``ts`` (its row's MAC renewed);
     returns the counter changes for the caller's audit entry."""
     if pseudonym is None:

@@ -25,7 +25,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 
 from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
-from ._cases import _FORGET, MAX_RETENTION_DAYS, Guard, _account_stat, case_entries, shown
+from ._cases import FORGET, MAX_RETENTION_DAYS, Guard, account_stat, case_entries, shown
 from ._identity import Principal
 from ._store import (
     STATS_COLUMNS,
@@ -214,10 +214,10 @@ def decide_complaint(guard: Guard, complaint_id: str, principal: Principal,
         values: dict[str, Any] = {"open_complaint": None}
         stats: dict[str, int] = {}
         if upheld:
-            values |= {"status": "reinstated", **_FORGET}
+            values |= {"status": "reinstated", **FORGET}
             guard._shred(conn, c.case_id)
-            stats = _account_stat(guard, conn, case.stats_ref, case.created_at, confirmed=-1,
-                                  dismissed=1)
+            stats = account_stat(guard, conn, case.stats_ref, case.created_at, confirmed=-1,
+                                 dismissed=1)
         conn.execute(update(cases).where(cases.c.id == c.case_id).values(**values))
         detail: dict[str, Any] = {"complaint": complaint_id}
         if status != advised:
