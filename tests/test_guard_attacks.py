@@ -328,8 +328,9 @@ def test_there_are_forty_one_bypass_attempts():
 
 def test_a_deadline_edited_in_the_row_neither_keeps_nor_deletes_a_case(world, monkeypatch):
     """The deadline recorded in the case's audit entry applies: a row's deadline moved
-    into the past deletes nothing early, one moved years ahead keeps nothing longer, and
-    the aggregates count both as altered."""
+    into the past deletes nothing early, one moved years ahead keeps nothing longer, the
+    queue and the case page show the recorded one, and the aggregates count both as
+    altered."""
     import time
 
     from test_guard_common import clock_at
@@ -337,6 +338,7 @@ def test_a_deadline_edited_in_the_row_neither_keeps_nor_deletes_a_case(world, mo
     from classifier.guard import _cases
 
     early, late = open_case(world.guard), open_case(world.guard)
+    shown_before = {c["case_id"]: c["expires_at"] for c in world.guard.queue(world.ann)}
     with world.store.write() as conn:
         conn.execute(update(cases).where(cases.c.id == early).values(expires_at=1.0))
         conn.execute(update(cases).where(cases.c.id == late)
@@ -344,6 +346,11 @@ def test_a_deadline_edited_in_the_row_neither_keeps_nor_deletes_a_case(world, mo
     assert world.guard.purge_expired() == 0
     retention = world.guard.aggregates(world.eve)["retention"]
     assert (retention["deadlines_altered"], retention["past_deadline"]) == (2, 0)
+    # the queue and the case page show the recorded deadline, not the row's
+    shown_after = {c["case_id"]: c["expires_at"] for c in world.guard.queue(world.ann)}
+    assert shown_after == shown_before
+    assert shown_after[early] > time.time() + 300 * 86400
+    assert world.guard.case_summary(late, world.ann)["expires_at"] == shown_before[late]
     with world.store.engine.connect() as conn:
         held = {r.id for r in conn.execute(select(cases.c.id))}
     clock_at(monkeypatch, _cases, time.time() + 366 * 86400)

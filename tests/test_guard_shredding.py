@@ -236,11 +236,17 @@ for n, deadline in enumerate(deadlines, 1):  # the clock at one case's deadline 
 
 def test_nothing_of_a_purged_case_can_be_carved_after_sigkill(tmp_path, quick_argon2):
     """The purge killed part way (one case reaches its deadline per call): every purged
-    case is gone from the files as the kill left them, every other one still readable."""
+    case is gone from the files as the kill left them, every other one still readable but
+    the one being purged when the kill came (its key is destroyed before its row is
+    deleted, so a kill between the two leaves a due row without a key: the next purge
+    deletes it)."""
     store = fresh_store("sqlite", tmp_path)
     guard = Guard(store, Keys(MASTER))
     ids = [open_case(guard) for _ in range(10)]
     captured = capture(guard, ids)
+    with store.engine.connect() as conn:
+        by_deadline = [r.id for r in conn.execute(select(cases.c.id)
+                                                  .order_by(cases.c.expires_at))]
     store.engine.dispose()
     proc = subprocess.Popen([sys.executable, "-c", KILLED_PURGER, store.url,
                              str(store.key_store.path), str(len(ids))],
@@ -256,7 +262,8 @@ def test_nothing_of_a_purged_case_can_be_carved_after_sigkill(tmp_path, quick_ar
     purged = set(ids) - left
     assert len(purged) >= 4 and not carve(files, captured) & purged
     assert traces(files, captured, purged) == (set(), set())
-    assert carve(files, captured) == left
+    in_flight = set(by_deadline[len(purged):len(purged) + 1])
+    assert left - in_flight <= carve(files, captured) <= left
 
 
 @pytest.mark.skipif(not PG_URL, reason="needs SOLICITATION_TEST_POSTGRES_URL")

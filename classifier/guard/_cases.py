@@ -644,8 +644,10 @@ class Guard(Sealed):
         this person holds."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "reviewer", "supervisor")
+            joined, deadline = _opened_join(conn)
             query = (select(cases.c.id, cases.c.status, cases.c.score, cases.c.model_version,
-                            cases.c.created_at, cases.c.expires_at, cases.c.claimed_by)
+                            cases.c.created_at, deadline.label("deadline"),
+                            cases.c.claimed_by).select_from(joined)
                      .where(cases.c.status.in_(("open", "claimed")))
                      .order_by(cases.c.created_at, cases.c.id))
             if mine:
@@ -656,7 +658,7 @@ class Guard(Sealed):
             rows = conn.execute(query)
             return [{"case_id": r.id, "status": r.status, "score": r.score,
                      "model_version": r.model_version, "opened_at": r.created_at,
-                     "expires_at": r.expires_at, "mine": r.claimed_by == p.account_id}
+                     "expires_at": r.deadline, "mine": r.claimed_by == p.account_id}
                     for r in rows]
 
     def confirmed_cases(self, principal: Principal) -> list[dict[str, Any]]:
@@ -665,13 +667,14 @@ class Guard(Sealed):
         no open complaint)."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "supervisor")
+            joined, deadline = _opened_join(conn)
             rows = conn.execute(select(cases.c.id, cases.c.decided_at, cases.c.decided_by,
-                                       cases.c.decision_reason, cases.c.expires_at,
-                                       cases.c.open_complaint)
+                                       cases.c.decision_reason, deadline.label("deadline"),
+                                       cases.c.open_complaint).select_from(joined)
                                 .where(cases.c.status == "confirmed")
                                 .order_by(cases.c.decided_at))
             return [{"case_id": r.id, "decided_at": r.decided_at, "reason": r.decision_reason,
-                     "expires_at": r.expires_at, "open_complaint": r.open_complaint is not None,
+                     "expires_at": r.deadline, "open_complaint": r.open_complaint is not None,
                      "may_export": r.decided_by != p.account_id and r.open_complaint is None}
                     for r in rows]
 
@@ -680,14 +683,16 @@ class Guard(Sealed):
         contributions, status, deadline (reviewers and supervisors)."""
         with self.store.engine.connect() as conn:
             self._principal(conn, principal, "reviewer", "supervisor")
-            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+            joined, deadline = _opened_join(conn)
+            row = conn.execute(select(cases, deadline.label("deadline")).select_from(joined)
+                               .where(cases.c.id == case_id)).first()
         if row is None:
             raise StoreError(Errors.G103.format(case_id=shown(case_id)))
         return {"case_id": row.id, "status": row.status, "score": row.score,
                 "threshold": row.threshold, "model_version": row.model_version,
                 "risk_factors": json.loads(row.explanation) if row.explanation else {},
                 "excerpt_messages": row.excerpt_messages, "opened_at": row.created_at,
-                "expires_at": row.expires_at, "decision_reason": row.decision_reason,
+                "expires_at": row.deadline, "decision_reason": row.decision_reason,
                 "minor_to_minor": bool(row.minor_to_minor)}
 
     def claim(self, case_id: str, principal: Principal) -> bool:
@@ -919,21 +924,28 @@ class Guard(Sealed):
                                    retention_days=self.retention_days)
 
 
-def _deadlines(conn: Any) -> Any:
-    """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
-    ``deadline``, the one its ``case_opened`` entry recorded (the row's for a case opened
-    before the entry recorded it). Computed in the database, which reads the entry's JSON."""
+def _opened_join(conn: Any) -> tuple[Any, Any]:
+    """``cases`` joined to each case's ``case_opened`` audit entry, and the deadline that
+    entry recorded (the row's copy for a case opened before the entry recorded it).
+    Computed in the database, which reads the entry's JSON: one changed in the row is
+    neither believed nor shown."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import JSONB
 
         logged = cast(cast(audit_log.c.detail, JSONB)["expires_at"].astext, Float)
     else:
         logged = cast(func.json_extract(audit_log.c.detail, "$.expires_at"), Float)
+    joined = cases.outerjoin(audit_log, (audit_log.c.case_id == cases.c.id)
+                             & (audit_log.c.action == "case_opened"))
+    return joined, func.coalesce(logged, cases.c.expires_at)
+
+
+def _deadlines(conn: Any) -> Any:
+    """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
+    ``deadline``, the one its ``case_opened`` entry recorded (see :func:`_opened_join`)."""
+    joined, deadline = _opened_join(conn)
     return (select(cases.c.id, cases.c.expires_at.label("row_deadline"),
-                   func.coalesce(logged, cases.c.expires_at).label("deadline"))
-            .select_from(cases.outerjoin(audit_log, (audit_log.c.case_id == cases.c.id)
-                                         & (audit_log.c.action == "case_opened")))
-            .subquery())
+                   deadline.label("deadline")).select_from(joined).subquery())
 
 
 FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
