@@ -117,40 +117,48 @@ def _age(value: Any) -> int | None:
     return age
 
 
-def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
-    if _missing(row.sender):
-        raise _RowCheck("sender")
-    if not isinstance(row.sender, str) or not row.sender:
-        raise _RowCheck("sender", "must be a non-empty string")
-    if len(row.sender) > MAX_ID_CHARS or not is_encodable(row.sender):
+def _check_values(sender: Any, ts: Any, text: Any, modality: Any, protected_role: Any,
+                  e2ee: Any) -> tuple[datetime, str, str, str | None, bool]:
+    """A row's values checked, in field order: (ts, text, modality, role, e2ee). The
+    common value of each field (a string, an aware datetime, a bool) is checked first."""
+    if not isinstance(sender, str) or not sender:
+        raise _RowCheck("sender") if _missing(sender) else \
+            _RowCheck("sender", "must be a non-empty string")
+    if len(sender) > MAX_ID_CHARS or not is_encodable(sender):
         raise _RowCheck("sender", f"must be UTF-8 of at most {MAX_ID_CHARS} characters")
-    if _missing(row.ts):
+    if _missing(ts):
         raise _RowCheck("ts")
-    ts = parse_timestamp(row.ts)
-    if ts is None:
+    when = parse_timestamp(ts)
+    if when is None:
         raise _RowCheck("ts", "not epoch seconds, nor ISO 8601 with a time zone")
-    modality = TEXT_MODALITY if _missing(row.modality) else row.modality
     if not isinstance(modality, str):
-        raise _RowCheck("modality", "must be a string")
-    text = row.text
+        if not _missing(modality):
+            raise _RowCheck("modality", "must be a string")
+        modality = TEXT_MODALITY
     if modality == TEXT_MODALITY:
-        if _missing(text):
-            raise _RowCheck("text")
         if not isinstance(text, str):
-            raise _RowCheck("text", "must be a string")
+            raise _RowCheck("text") if _missing(text) else \
+                _RowCheck("text", "must be a string")
         if len(text) > DEFAULT_LIMITS.max_message_chars:
             raise _RowCheck("text", f"longer than {DEFAULT_LIMITS.max_message_chars} characters")
         if not is_encodable(text):
             raise _RowCheck("text", "holds a lone surrogate (not encodable as UTF-8)")
     else:
         text = ""  # a non-text message is counted, never scanned
-    role = None if _missing(row.protected_role) else row.protected_role
+    role = None if protected_role is None or _missing(protected_role) else protected_role
     if role is not None and role not in PROTECTED_ROLES:
         raise _RowCheck("protected_role", f"must be null or one of {', '.join(PROTECTED_ROLES)}")
-    e2ee = False if _missing(row.e2ee) else row.e2ee
-    if e2ee not in (True, False):  # also numpy.bool_
-        raise _RowCheck("e2ee", "must be true or false")
-    return Message(row.sender, ts, text, modality), _age(row.declared_age), role, bool(e2ee)
+    if e2ee is not False and e2ee is not True:
+        e2ee = False if _missing(e2ee) else e2ee
+        if e2ee not in (True, False):  # also numpy.bool_
+            raise _RowCheck("e2ee", "must be true or false")
+    return when, text, modality, role, bool(e2ee)
+
+
+def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
+    ts, text, modality, role, e2ee = _check_values(row.sender, row.ts, row.text, row.modality,
+                                                   row.protected_role, row.e2ee)
+    return Message(row.sender, ts, text, modality), _age(row.declared_age), role, e2ee
 
 
 def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> RejectedRow:
@@ -159,27 +167,42 @@ def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> Rejec
                        template.format(field=bad.field_name, problem=bad.problem))
 
 
+def _problem(conversation_id: Any, sender: Any, ts: Any, text: Any, modality: Any,
+             protected_role: Any, e2ee: Any, declared_age: Any) -> _RowCheck | None:
+    """The first problem of a row (its conversation id, then its fields), or None."""
+    if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
+        return _RowCheck("conversation_id")
+    try:
+        _check_values(sender, ts, text, modality, protected_role, e2ee)
+        _age(declared_age)
+    except _RowCheck as bad:
+        return bad
+    return None
+
+
+def _named(conversation_id: Any, record: str, bad: _RowCheck) -> RejectedRow:
+    """The rejection of a row, under its conversation unless its id is what is wrong."""
+    return _rejected(None if bad.field_name == "conversation_id" else conversation_id, record,
+                     bad)
+
+
 def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
     """Why one row (of a stream, say) cannot be used, or None if it can."""
-    if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
-        return _rejected(None, row.record, _RowCheck("conversation_id"))
-    try:
-        _check(row)
-    except _RowCheck as bad:
-        return _rejected(conversation_id, row.record, bad)
-    return None
+    bad = _problem(conversation_id, row.sender, row.ts, row.text, row.modality,
+                   row.protected_role, row.e2ee, row.declared_age)
+    return None if bad is None else _named(conversation_id, row.record, bad)
 
 
 def check_stream_message(message: StreamMessage, position: int) -> RejectedRow | None:
     """Why a stream message cannot be used (named by its position in the micro-batch)."""
+    cid = message.conversation_id
     if message.region not in REGIONS:
-        return _rejected(message.conversation_id if isinstance(message.conversation_id, str)
-                         else None, f"micro-batch row {position}",
+        return _rejected(cid if isinstance(cid, str) else None, f"micro-batch row {position}",
                          _RowCheck("region", f"must be one of {', '.join(REGIONS)}"))
-    return check_row(message.conversation_id, MessageRow(
-        f"micro-batch row {position}", message.sender, message.ts, message.text,
-        TEXT_MODALITY if message.text is not None else "not_text",
-        protected_role=message.protected_role, e2ee=message.e2ee))
+    bad = _problem(cid, message.sender, message.ts, message.text,
+                   TEXT_MODALITY if message.text is not None else "not_text",
+                   message.protected_role, message.e2ee, None)
+    return None if bad is None else _named(cid, f"micro-batch row {position}", bad)
 
 
 def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],

@@ -23,7 +23,7 @@ when the parts cover consecutive stretches of time (incremental batches); otherw
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,14 +44,20 @@ AGE_ANSWER_WINDOW = 4  # a bare number answers an age question asked this many m
 _FAR = 255
 
 
-def _epoch(ts: datetime | float | int, index: int = 0) -> float:
+def _epoch(ts: datetime | float | int, state: ConversationState | None = None) -> float:
+    """Epoch seconds of a message's time (an error names its index in ``state``, counted
+    only then)."""
+    if isinstance(ts, float):
+        return float(ts)
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
-            raise StateError(Errors.E303.format(index=index, type_name="naive datetime"))
+            raise StateError(Errors.E303.format(index=state.n_messages if state else 0,
+                                                type_name="naive datetime"))
         return ts.timestamp()
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+    if isinstance(ts, int) and not isinstance(ts, bool):
         return float(ts)
-    raise StateError(Errors.E303.format(index=index, type_name=type(ts).__name__))
+    raise StateError(Errors.E303.format(index=state.n_messages if state else 0,
+                                        type_name=type(ts).__name__))
 
 
 _LAYOUTS: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -256,7 +262,13 @@ class ConversationState:
         scanned : bool
             False for non-text modalities, which are counted but never scanned.
         """
-        t = _epoch(ts, self.n_messages)
+        self._update(sender, _epoch(ts, self), indicators.counts if scanned and indicators
+                     is not None else None, indicators.ages if indicators is not None else ())
+
+    def _update(self, sender: str, t: float, counts: np.ndarray | None,
+                ages: Sequence[Any]) -> None:
+        """:meth:`update` of a message at epoch seconds ``t`` with its indicator counts
+        (None: not scanned) and age evidence."""
         key = self._key(sender)
         p = self.participants[key]
         continuing = key == self.last_sender
@@ -266,17 +278,16 @@ class ConversationState:
         aq = False
         pair = self._pair(key, addressee)
         pair[-1] += 1
-        if scanned and indicators is not None:
+        if counts is not None:
             p.n_scanned += 1
-            counts = indicators.counts
-            if counts.any():
+            if np.count_nonzero(counts):  # (cheaper than counts.any() on one row)
                 p.n_with_indicators += 1
                 p.counts += counts
                 hit = np.unique(self._indicator_category[np.flatnonzero(counts)])
                 p.first_seen[hit] = np.minimum(p.first_seen[hit], t)
                 pair[hit] += 1
                 aq = bool(counts[self._aq_indicators].any())
-            for ev in indicators.ages:
+            for ev in ages:
                 _add_age(p, ev, t, answers_aq)
         else:
             p.n_not_scanned += 1
@@ -306,11 +317,10 @@ class ConversationState:
             self._add_many(columns)
 
     def _add_one(self, columns: MessageColumns, i: int) -> None:
-        scanned = bool(columns.scanned[i])
-        indicators = (MessageIndicators(columns.counts[i], columns.ages.get(i, ()))
-                      if scanned else None)
-        self.update(columns.senders[i], float(columns.times[i]), indicators,
-                    scanned=scanned)
+        scanned = columns.scanned[i]
+        self._update(columns.senders[i], float(columns.times[i]),
+                     columns.counts[i] if scanned else None,
+                     columns.ages.get(i, ()) if scanned else ())
 
     def replay(self, columns: MessageColumns) -> Iterator[int]:
         """Add messages one at a time, yielding each position once it is added (what a

@@ -155,20 +155,23 @@ class StreamScorer:
         mats: list[tuple[np.ndarray, list[tuple[str, str]]]] = []
         queued: list[tuple[_Open, str, int]] = []
         pair_matrix = pipeline.factors.pair_matrix
+        opened, times, ages = self._open, columns.times.tolist(), columns.ages
         for i, m in enumerate(scan):
-            t = float(columns.times[i])
-            conv = self._open.pop(m.conversation_id, None)
+            t = times[i]
+            cid = m.conversation_id
+            conv = opened.get(cid)
             if conv is None:
-                conv = _Open(ConversationState(m.conversation_id,
-                                               pipeline.extractor.catalogue), {})
+                conv = opened[cid] = _Open(ConversationState(cid, pipeline.extractor.catalogue),
+                                           {})
+            else:
+                opened.move_to_end(cid)  # most recently active last
             changed_ages = False
-            if m.declared_ages:
-                before = dict(conv.declared)
-                conv.declared.update(m.declared_ages)
-                changed_ages = conv.declared != before
-            self._open[m.conversation_id] = conv  # most recently active last
-            shape = (len(conv.state.participants), len(conv.state.pairs))
-            conv.state.add(columns if len(scan) == 1 else columns.slice(i, i + 1))  # state
+            if m.declared_ages and not m.declared_ages.items() <= conv.declared.items():
+                conv.declared.update(m.declared_ages)  # (items not all there already)
+                changed_ages = True
+            state = conv.state
+            shape = (len(state.participants), len(state.pairs))
+            state.add(columns if len(scan) == 1 else columns.slice(i, i + 1))  # state
             index = conv.n_messages
             conv.n_messages += 1
             conv.last_seen = max(conv.last_seen, t)
@@ -176,12 +179,12 @@ class StreamScorer:
             # indicator a factor reads, age evidence, a new participant or pair, new
             # profile ages (a plain message can only lower it: the factors are monotone,
             # see _features)
-            relevant = (index == 0 or changed_ages or i in columns.ages
-                        or shape != (len(conv.state.participants), len(conv.state.pairs))
-                        or self._changes_factors(conv.state, m.sender, columns.counts[i]))
-            if conv.flagged_at is None and (relevant or not self.skip_plain):
-                mats.append(pair_matrix(conv.state, conv.declared))  # factors now
-                queued.append((conv, m.conversation_id, index))
+            if conv.flagged_at is None and (
+                    not self.skip_plain or index == 0 or changed_ages or i in ages
+                    or shape != (len(state.participants), len(state.pairs))
+                    or self._changes_factors(state, m.sender, columns.counts[i])):
+                mats.append(pair_matrix(state, conv.declared))  # factors now
+                queued.append((conv, cid, index))
             else:
                 self.skipped += 1
             self.evict(now=t)
@@ -198,7 +201,7 @@ class StreamScorer:
         """Whether a message's indicators (added to ``state`` already) can change a risk
         factor: not when it carries none, nor when all are context indicators past the age
         estimate's cap (:meth:`RiskFactorBuilder.inert`)."""
-        if not row.any():
+        if not np.count_nonzero(row):  # (cheaper than row.any() on one row)
             return False
         p = state.participants.get(sender)
         if p is None:  # pooled with other senders: score it
@@ -209,28 +212,35 @@ class StreamScorer:
         return not factors.inert(row, child - row_child, adult - row_adult)
 
     def _meter(self, scan: Sequence[StreamMessage], columns: MessageColumns) -> None:
+        """Count the bytes scanned, the messages not scanned and the conversations opened,
+        per region (one record when the micro-batch is of one region: a single message)."""
         if not scan:
             return
-        opened = {m.conversation_id for m in scan if m.conversation_id not in self._open}
-        regions = {m.region for m in scan}
-        n_bytes = ({scan[0].region: columns.n_bytes} if len(regions) == 1
-                   else self.pipeline.boundary.bytes_by_region(scan))
-        for region in sorted(regions):
-            rows = [i for i, m in enumerate(scan) if m.region == region]
+        region = scan[0].region
+        by_region: Mapping[str, Sequence[int]]
+        if all(m.region == region for m in scan):
+            by_region, n_bytes = {region: range(len(scan))}, {region: columns.n_bytes}
+        else:
+            rows_of: dict[str, list[int]] = {}
+            for i, m in enumerate(scan):
+                rows_of.setdefault(m.region, []).append(i)
+            by_region, n_bytes = rows_of, self.pipeline.boundary.bytes_by_region(scan)
+        scanned = columns.scanned.tolist()
+        for region in sorted(by_region):
+            rows = by_region[region]
             self.pipeline.policy.record_scan(
-                region, n_bytes.get(region, 0), sum(1 for i in rows if not columns.scanned[i]),
-                conversations=len({scan[i].conversation_id for i in rows} & opened))
+                region, n_bytes.get(region, 0), sum(1 for i in rows if not scanned[i]),
+                conversations=len({scan[i].conversation_id for i in rows
+                                   if scan[i].conversation_id not in self._open}))
 
     def evict(self, *, now: float) -> int:
         """Evict idle conversations and any beyond ``max_open``; returns how many."""
         n = 0
-        while self._open:
-            cid, oldest = next(iter(self._open.items()))
-            if len(self._open) > self.max_open or oldest.last_seen < now - self.idle_timeout:
-                del self._open[cid]
-                n += 1
-            else:
-                break
+        opened, oldest_kept = self._open, now - self.idle_timeout
+        while opened and (len(opened) > self.max_open
+                          or next(iter(opened.values())).last_seen < oldest_kept):
+            opened.popitem(last=False)
+            n += 1
         self.evicted += n
         return n
 

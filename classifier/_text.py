@@ -154,25 +154,30 @@ class TextBoundary:
     def extract_messages(self, messages: Sequence[Any]) -> MessageColumns:
         """Stream messages (objects with ``sender``, ``ts`` and ``text``, None for a non-text
         message), in arrival order, as one run of columns (one extraction batch)."""
-        positions = [i for i, m in enumerate(messages) if m.text is not None]
-        texts = [messages[i].text for i in positions]
-        years = [_year(messages[i].ts) for i in positions]
-        batch = self.extractor.extract_batch(texts, reference_year=years)
         n = len(messages)
-        if len(positions) == n:  # the common micro-batch: text only
-            scanned, counts = np.ones(n, dtype=bool), batch.counts
-            ages = dict(batch.ages)
+        texts = [m.text for m in messages]
+        if None in texts:  # non-text messages: counted, never scanned
+            positions = [i for i, text in enumerate(texts) if text is not None]
+            texts = [texts[i] for i in positions]
+        else:  # the common micro-batch (and a single message): text only
+            positions = None
+        years = [_year(m.ts) for m in messages] if positions is None else \
+            [_year(messages[i].ts) for i in positions]
+        batch = self.extractor.extract_batch(texts, reference_year=years)
+        if positions is None:
+            scanned = np.array([True]) if n == 1 else np.ones(n, dtype=bool)  # (cheaper)
+            counts, ages = batch.counts, dict(batch.ages)
         else:
             scanned = np.zeros(n, dtype=bool)
             scanned[positions] = True
             counts = np.zeros((n, batch.counts.shape[1]), dtype=batch.counts.dtype)
             counts[positions] = batch.counts
             ages = {positions[r]: ev for r, ev in batch.ages.items()}
-        times = np.fromiter((m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
-                             for m in messages), dtype=np.float64, count=n)
+        times = np.array([m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts)
+                          for m in messages], dtype=np.float64)
         n_bytes = sum(map(_utf8_len, texts))
-        return MessageColumns(tuple(m.sender for m in messages), times, scanned, counts, ages,
-                              n_bytes)
+        return MessageColumns(tuple([m.sender for m in messages]), times, scanned, counts,
+                              ages, n_bytes)
 
     def bytes_by_region(self, messages: Sequence[Any]) -> dict[str, int]:
         """UTF-8 bytes of the text of stream messages (with ``region``), per region."""

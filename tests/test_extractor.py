@@ -285,3 +285,13 @@ def test_one_message_at_a_time_equals_the_batch(extractor, texts):
         one = extractor.extract_batch([text], reference_year=2026)
         np.testing.assert_array_equal(one.counts[0], batch.counts[i])
         assert one.ages.get(0, ()) == batch.ages.get(i, ())
+
+
+def test_the_re_prefilter_reads_a_lone_surrogate_as_the_matcher_does(catalogue, full_extractor):
+    """A lone surrogate is tokenised as "?" (it cannot be hashed): the portable prefilter
+    sees the same "?", so a template anchored at the message end still matches."""
+    ext = IndicatorExtractor(catalogue=catalogue, prefilter="re")
+    batch = ["u alone \ud800", "hi", "u alone \ud800"]
+    np.testing.assert_array_equal(ext.extract_batch(batch).counts,
+                                  full_extractor.extract_batch(batch).counts)
+    assert ext.extract_batch(batch).counts[0].any()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import random
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from classifier import Scorer, StreamMessage, StreamScorer, read_jsonl, sample_path
 
@@ -182,3 +186,62 @@ def test_a_stream_message_with_an_unknown_region_is_rejected_by_name(scorer):
     assert stream.add_many([StreamMessage("c-1", "u-1", 1_790_000_000.0, "hi",
                                           region="mars")]) == []
     assert stream.rejected[-1].field == "region" and "mars" not in stream.rejected[-1].reason
+
+
+@functools.cache
+def _author_conversations(author):
+    """An author's conversations, each cut to its first 40 messages (so that scoring every
+    prefix stays quick)."""
+    from dataclasses import replace
+
+    from classifier.evaluation.authors import load_author
+
+    return tuple(replace(c, messages=c.messages[:40])
+                 for c in load_author(author, generator_n=120))
+
+
+@settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.generate],  # no shrinking:
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # an example takes 1 s
+@given(author=st.sampled_from(["a01_sms", "a06_groups", "generator"]),
+       seed=st.integers(0, 2**16), size=st.integers(2, 200))
+def test_one_at_a_time_equals_micro_batches_and_scoring_every_prefix(scorer, author, seed,
+                                                                      size):
+    """The single-message path (add) and micro-batches (add_many) give the same flags,
+    scores, subjects and states; each flag is at the first prefix whose batch score reaches
+    the threshold, with that prefix's score and subject, and each state is the batch state
+    of the whole conversation (bundled evaluation data, flagged and unflagged; nothing
+    evicted, and without the metadata a stream message cannot carry: age assurance and
+    the relationship)."""
+    from dataclasses import replace
+
+    from classifier import Pipeline, conversation_state
+
+    pool = [replace(c, relationship=None, participants=tuple(
+        replace(p, age_assurance=None) for p in c.participants))
+        for c in _author_conversations(author)]
+    rng = random.Random(seed)
+    flagged = [c for c in pool if c.label == 1]
+    convs = rng.sample(flagged, min(3, len(flagged))) + rng.sample(pool, 3)
+    convs = list({c.conversation_id: c for c in convs}.values())
+    items = _interleaved(convs)
+    one, many = StreamScorer(scorer, idle_timeout=1e12), StreamScorer(scorer, idle_timeout=1e12)
+    singles = [f for it in items
+               if (f := one.add(it.conversation_id, it.sender, it.ts, it.text,
+                                declared_ages=it.declared_ages))]
+    batched = [f for k in range(0, len(items), size) for f in many.add_many(items[k:k + size])]
+    assert singles == batched
+    # every prefix of every conversation scored as a batch
+    batch = Pipeline(model=scorer.model, extractor=scorer.extractor, early=False)
+    prefixes = [replace(c, messages=c.messages[:k + 1]) for c in convs
+                for k in range(len(c.messages))]
+    results = iter(batch.score_many(prefixes))
+    by_id = {f.conversation_id: f for f in singles}
+    for conv in convs:
+        mine = [next(results) for _ in conv.messages]
+        first = next((k for k, r in enumerate(mine) if r.flagged), None)
+        flag = by_id.get(conv.conversation_id)
+        assert (flag.message_index if flag else None) == first
+        if flag is not None:
+            assert (flag.score, flag.subject) == (mine[first].score, mine[first].subject)
+        assert one._open[conv.conversation_id].state == many._open[conv.conversation_id].state \
+            == conversation_state(conv, scorer.extractor)

@@ -346,10 +346,10 @@ class IndicatorExtractor:
         texts = texts if isinstance(texts, (list, tuple)) else list(texts)
         n = len(texts)
         mask, hits = self.prefilter.candidates(texts)
-        rows = np.flatnonzero(mask)
+        rows = mask.nonzero()[0].tolist()
         counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
         ages: dict[int, tuple[AgeEvidence, ...]] = {}
-        if rows.size:
+        if rows:
             years = _years(reference_year, n)
             nlp = self.nlp
             match = self.engine.match_tokens
@@ -361,7 +361,7 @@ class IndicatorExtractor:
                                  for doc in nlp.tokenizer.pipe(candidates)]
                 else:
                     tokenised = tokenise_chunks(nlp, candidates, self._special_pairs)
-            for row, (lowers, punct) in zip(rows.tolist(), tokenised, strict=True):
+            for row, (lowers, punct) in zip(rows, tokenised, strict=True):
                 c, a = match(lowers, punct, years[row],
                              None if hits is None else hits.get(row, ()))
                 counts[row] = c
@@ -369,9 +369,10 @@ class IndicatorExtractor:
                     ages[row] = a
         if self._learned is not None and n:
             columns, labels = self._learned
-            hits = self.recogniser.hits([_encodable(t) for t in texts])
-            counts[:, columns] = hits[:, labels]
-        return IndicatorBatch(counts, ages, int(rows.size))
+            learned = self.recogniser.hits([_encodable(t) for t in texts])
+            if np.count_nonzero(learned):  # (no template counts a learned column: zero)
+                counts[:, columns] = learned[:, labels]
+        return IndicatorBatch(counts, ages, len(rows))
 
 
 def _with_punct(lowers: list[str]) -> tuple[list[str], list[bool]]:

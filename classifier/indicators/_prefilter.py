@@ -159,6 +159,8 @@ class Prefilter:
             seps = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0)
         else:
             assert self._re is not None
+            if not joined.isascii():  # lone surrogates -> "?", as the matcher tokenises them
+                joined = joined.encode("utf-8", "replace").decode("utf-8")
             hits = [(-1, m.end()) for m in self._re.finditer(joined)]
             if not hits:
                 return mask, None

@@ -27,7 +27,8 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from itertools import pairwise, repeat
+from itertools import islice, repeat
+from operator import add, mul
 from pathlib import Path
 from typing import Any
 
@@ -221,19 +222,20 @@ class WordRecogniser:
             normal = normal.replace(mark, "")
         if _RUN_OF_3.search(normal) is not None:
             normal = _RUNS_ONE.sub(r"\1", normal)
-        ids = list(map(self._vocab.get, _TOKEN.findall(normal), repeat(0)))
-        if not ids:
+        toks = _TOKEN.findall(normal)
+        if not toks:
             return self.bias.copy()
+        ids = list(map(self._vocab.get, toks, repeat(0)))
         weights = self.weights
-        rows: list[int] = []
-        if self._pair_row:
-            n_vocab, pair_row = self._n_vocab, self._pair_row.get
-            rows = [r for r in (pair_row(a * n_vocab + b) for a, b in pairwise(ids)
-                                if a and b) if r is not None]
-        if not rows:
-            return np.add.reduceat(weights[ids], _FIRST, axis=0)[0] + self.bias
+        # the rows of the word pairs with a weight, in order, keyed as in the batch (with an
+        # unknown word, id 0, a key is no pair's: a pair's is a * n_vocab + b, a and b > 0;
+        # a row is never 0)
+        keys = map(add, map(mul, ids, repeat(self._n_vocab)), islice(ids, 1, None))
+        rows = list(filter(None, map(self._pair_row.get, keys)))
+        if not rows:  # (take: the rows of weights[ids], without fancy indexing's cost)
+            return np.add.reduceat(weights.take(ids, axis=0), _FIRST, axis=0)[0] + self.bias
         # words and pairs in one gather: two sums, each in the batch's order
-        words, pairs = np.add.reduceat(weights[ids + rows], [0, len(ids)], axis=0)
+        words, pairs = np.add.reduceat(weights.take(ids + rows, axis=0), [0, len(ids)], axis=0)
         return (words + pairs) + self.bias
 
     def _sum_rows(self, rows: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
