@@ -347,6 +347,9 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
               "measure leave-one-author-out first (the model card's headline)"))] = True,
           include_sealed: Annotated[bool, typer.Option(help=(
               "train on the sealed authors too (after the final measurement)"))] = False,
+          as_shipped: Annotated[bool, typer.Option(help=(
+              "train on exactly the authors the shipped model was trained on (as its "
+              "metadata lists them), to reproduce it after more authors joined"))] = False,
           extras: Annotated[bool, typer.Option(help=(
               "with the cross-author run: coverage, importance, text baseline"))] = False,
           tracking_uri: Annotated[str | None, typer.Option(help=(
@@ -356,10 +359,13 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
     from dataclasses import replace
 
     from ._model import default_model_dir
-    from .evaluation.train import SMALL, TrainConfig, metadata_summary
+    from .evaluation.train import SMALL, TrainConfig, metadata_summary, shipped_authors
     from .evaluation.train import train as build
 
     config = replace(SMALL if small else TrainConfig(), include_sealed=include_sealed)
+    if as_shipped:
+        meta = json.loads((default_model_dir() / "metadata.json").read_text(encoding="utf-8"))
+        config = replace(config, include_sealed=True, authors=shipped_authors(meta))
     shipped = output is None
     out = output or default_model_dir()
     meta = build(out, config, with_cross_author=cross_author, extras=extras,

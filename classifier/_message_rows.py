@@ -73,7 +73,7 @@ class StreamMessage:
 
     conversation_id: str
     sender: str
-    ts: datetime | float
+    ts: datetime | float | str  # aware datetime, epoch seconds or ISO 8601 with a zone
     text: str | None = field(repr=False)
     declared_ages: Mapping[str, int | None] | None = None
     e2ee: bool = False

@@ -16,12 +16,13 @@ import base64
 import json
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from ._conversation import parse_timestamp
 from ._errors import ConfigError, Errors, StateError
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
 from ._pipeline import Pipeline
@@ -99,8 +100,9 @@ class StreamScorer:
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, conversation_id: str, sender: str, ts: datetime | float, text: str | None,
-            *, declared_ages: Mapping[str, int | None] | None = None) -> StreamFlag | None:
+    def add(self, conversation_id: str, sender: str, ts: datetime | float | str,
+            text: str | None, *, declared_ages: Mapping[str, int | None] | None = None,
+            ) -> StreamFlag | None:
         """Add one message (``text=None`` for a non-text message, counted, not scanned)."""
         n_rejected = len(self.rejected)
         flags = self.add_many([StreamMessage(conversation_id, sender, ts, text,
@@ -124,6 +126,8 @@ class StreamScorer:
         for i, m in enumerate(messages):
             bad = check_stream_message(m, i)
             if bad is None:
+                if isinstance(m.ts, str):  # ISO 8601 with a zone (checked): a datetime now
+                    m = replace(m, ts=parse_timestamp(m.ts))
                 good.append(m)
             else:
                 self.rejected.append(bad)

@@ -28,6 +28,7 @@ import numpy as np
 from classifier import FEATURE_NAMES, PEER_GATE
 from classifier.training import export_onnx, onnx_parity, write_model_dir
 
+from .authors import authors as registered_authors
 from .crossauthor import (
     CrossAuthorConfig,
     Featurised,
@@ -42,7 +43,7 @@ from .crossauthor import (
 )
 
 __all__ = ["SMALL", "TrainConfig", "cross_author_table", "metadata_summary", "model_card",
-           "small_config", "train"]
+           "shipped_authors", "small_config", "train"]
 
 TrainConfig = CrossAuthorConfig
 # a small configuration for trying things out (and for the test suite)
@@ -260,6 +261,19 @@ def model_card(meta: dict[str, Any]) -> str:
 def small_config(**overrides: Any) -> CrossAuthorConfig:
     """:data:`SMALL` with overrides."""
     return replace(SMALL, **overrides)
+
+
+def shipped_authors(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The authors a model was trained on (its ``metadata.json``), in the registry's order
+    (the order training reads them in), to rebuild it after other authors joined.
+
+    >>> from classifier.evaluation.authors import authors
+    >>> first = authors()[0].id
+    >>> shipped_authors({"authors": {first: "development"}}) == (first,)
+    True
+    """
+    used = set(metadata["authors"])
+    return tuple(a.id for a in registered_authors(include_sealed=True) if a.id in used)
 
 
 def metadata_summary(meta: dict[str, Any]) -> str:

@@ -132,6 +132,28 @@ def test_a_bad_message_is_rejected_by_name_and_the_batch_goes_on(scorer):
     assert CANARY not in str(info.value)
 
 
+def test_timestamps_as_epoch_seconds_or_iso_strings_score_as_datetimes(scorer):
+    """A stream reading JSON passes ISO 8601 strings or epoch seconds: the same flag as
+    datetimes; a string without a zone is a coded rejection, not a raw ValueError."""
+    from classifier import StateError
+
+    conv = sample()["sample-001"]
+
+    def flags_with(as_ts):
+        stream = StreamScorer(scorer)
+        declared = {p.id: p.declared_age for p in conv.participants}
+        return [(f.message_index, f.score, f.subject) for m in conv.messages
+                if (f := stream.add(conv.conversation_id, m.sender, as_ts(m.ts),
+                                    m.text if m.is_text else None, declared_ages=declared))]
+
+    expected = flags_with(lambda ts: ts)
+    assert expected and flags_with(lambda ts: ts.isoformat()) == expected
+    assert flags_with(lambda ts: ts.timestamp()) == expected
+    with pytest.raises(StateError, match=r"\[E211\].*field 'ts'") as info:
+        StreamScorer(scorer).add("c-1", "u-1", "2026-01-01T10:00:00", CANARY)
+    assert CANARY not in str(info.value)
+
+
 def _interleaved(convs):
     stream = sorted(((m.ts, c, m) for c in convs for m in c.messages),
                     key=lambda x: (x[0], x[1].conversation_id))
