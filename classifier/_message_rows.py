@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ._conversation import (
+    AGE_ASSURANCE,
     DEFAULT_LIMITS,
     MAX_ID_CHARS,
     PROTECTED_ROLES,
@@ -24,6 +25,7 @@ from ._conversation import (
     Conversation,
     Message,
     Participant,
+    Relationship,
     is_encodable,
     parse_timestamp,
 )
@@ -65,8 +67,11 @@ class StreamMessage:
     """One message of a stream of many conversations (``text=None`` for a non-text
     message, counted but never scanned).
 
-    ``declared_ages`` (participant id -> profile age) and ``protected_role`` (of the
-    sender) carry what the provider knows; ``e2ee`` marks an end-to-end-encrypted
+    ``declared_ages`` (participant id -> profile age), ``age_assurance`` (participant id
+    -> ``"self_declared"``, ``"estimated"`` or ``"verified"``: how the provider knows that
+    age), ``relationship`` (the provider's metadata on the pair) and ``protected_role``
+    (of the sender) carry what the provider knows, as a conversation's participants and
+    relationship do; the latest given applies. ``e2ee`` marks an end-to-end-encrypted
     conversation, which is refused and never scanned; ``region`` (``"EU"`` or
     ``"non-EU"``) is where the bytes scanned are counted for the annual report.
     """
@@ -79,6 +84,8 @@ class StreamMessage:
     e2ee: bool = False
     protected_role: str | None = None
     region: str = "EU"
+    age_assurance: Mapping[str, str | None] | None = None
+    relationship: Relationship | None = None
 
     def __reduce__(self) -> Any:
         raise FirewallError(Errors.E004.format(kind="StreamMessage"))
@@ -202,6 +209,14 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
     bad = _problem(cid, message.sender, message.ts, message.text,
                    TEXT_MODALITY if message.text is not None else "not_text",
                    message.protected_role, message.e2ee, None)
+    if bad is None and message.age_assurance is not None and (
+            not isinstance(message.age_assurance, Mapping) or any(
+                v is not None and v not in AGE_ASSURANCE
+                for v in message.age_assurance.values())):
+        bad = _RowCheck("age_assurance", "must map participant ids to null or one of "
+                        + ", ".join(AGE_ASSURANCE))
+    if bad is None and not isinstance(message.relationship, (Relationship, type(None))):
+        bad = _RowCheck("relationship", "must be a Relationship or null")
     return None if bad is None else _named(cid, f"micro-batch row {position}", bad)
 
 

@@ -1,7 +1,8 @@
 """A bounded stream scorer: many conversations, a message at a time, numbers only kept.
 
 Per open conversation it keeps the numeric :class:`ConversationState`, the declared
-ages, the message count and the index of the first flag. Memory is bounded: a
+ages (with the provider's age assurance and relationship metadata, when given), the
+message count and the index of the first flag. Memory is bounded: a
 conversation idle longer than ``idle_timeout`` is evicted, and beyond ``max_open`` open
 conversations the least recently active one is evicted. A flag is emitted once, at the
 first message after which the score reaches the threshold. The numeric state can be
@@ -16,14 +17,15 @@ import base64
 import json
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from ._conversation import parse_timestamp
+from ._conversation import Relationship, parse_timestamp
 from ._errors import ConfigError, Errors, StateError
+from ._features import FactorContext
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
 from ._pipeline import Pipeline
 from ._state import ConversationState
@@ -50,6 +52,32 @@ class _Open:
     flagged_at: int | None = None
     last_seen: float = 0.0
     refused: str | None = None
+    assurance: dict[str, str | None] | None = None
+    relationship: Relationship | None = None
+
+    def context(self) -> FactorContext | dict[str, int | None]:
+        """What the factors may know besides the messages (the profile ages alone when
+        the provider gave nothing more)."""
+        if self.assurance is None and self.relationship is None:
+            return self.declared
+        rel = self.relationship or Relationship()
+        return FactorContext(self.declared, dict(self.assurance or {}), rel.family_link,
+                             rel.contact_age_days, rel.mutual_contacts)
+
+    def learn(self, m: StreamMessage) -> bool:
+        """Take the profile ages, age assurance and relationship a message carries;
+        whether any of them changed."""
+        changed = False
+        if m.declared_ages and not m.declared_ages.items() <= self.declared.items():
+            self.declared.update(m.declared_ages)  # (items not all there already)
+            changed = True
+        if m.age_assurance and not m.age_assurance.items() <= (self.assurance or {}).items():
+            self.assurance = {**(self.assurance or {}), **m.age_assurance}
+            changed = True
+        if m.relationship is not None and m.relationship != self.relationship:
+            self.relationship = m.relationship
+            changed = True
+        return changed
 
 
 class StreamScorer:
@@ -102,11 +130,14 @@ class StreamScorer:
 
     def add(self, conversation_id: str, sender: str, ts: datetime | float | str,
             text: str | None, *, declared_ages: Mapping[str, int | None] | None = None,
-            ) -> StreamFlag | None:
-        """Add one message (``text=None`` for a non-text message, counted, not scanned)."""
+            age_assurance: Mapping[str, str | None] | None = None,
+            relationship: Relationship | None = None) -> StreamFlag | None:
+        """Add one message (``text=None`` for a non-text message, counted, not scanned);
+        the keywords are as :class:`StreamMessage`'s."""
         n_rejected = len(self.rejected)
         flags = self.add_many([StreamMessage(conversation_id, sender, ts, text,
-                                             declared_ages)])
+                                             declared_ages, age_assurance=age_assurance,
+                                             relationship=relationship)])
         if len(self.rejected) > n_rejected:  # one message: its caller hears at once
             raise StateError(Errors.E304.format(reason=self.rejected.pop().reason))
         return flags[0] if flags else None
@@ -169,10 +200,7 @@ class StreamScorer:
                                            {})
             else:
                 opened.move_to_end(cid)  # most recently active last
-            changed_ages = False
-            if m.declared_ages and not m.declared_ages.items() <= conv.declared.items():
-                conv.declared.update(m.declared_ages)  # (items not all there already)
-                changed_ages = True
+            changed_ages = conv.learn(m)  # profile ages, age assurance, relationship
             state = conv.state
             shape = (len(state.participants), len(state.pairs))
             state.add(columns if len(scan) == 1 else columns.slice(i, i + 1))  # state
@@ -187,7 +215,7 @@ class StreamScorer:
                     not self.skip_plain or index == 0 or changed_ages or i in ages
                     or shape != (len(state.participants), len(state.pairs))
                     or self._changes_factors(state, m.sender, columns.counts[i])):
-                mats.append(pair_matrix(state, conv.declared))  # factors now
+                mats.append(pair_matrix(state, conv.context()))  # factors now
                 queued.append((conv, cid, index))
             else:
                 self.skipped += 1
@@ -263,7 +291,9 @@ class StreamScorer:
                     "state": base64.b64encode(conv.state.to_bytes()).decode(),
                     "declared": conv.declared, "n_messages": conv.n_messages,
                     "flagged_at": conv.flagged_at, "last_seen": conv.last_seen,
-                    "refused": conv.refused}) + "\n")
+                    "refused": conv.refused, "assurance": conv.assurance,
+                    "relationship": None if conv.relationship is None
+                    else asdict(conv.relationship)}) + "\n")
         return len(self._open)
 
     def restore(self, path: str | Path) -> int:
@@ -274,7 +304,9 @@ class StreamScorer:
             for line in fh:
                 d = json.loads(line)
                 state = ConversationState.from_bytes(base64.b64decode(d["state"]), catalogue)
+                rel = d.get("relationship")
                 self._open[d["conversation_id"]] = _Open(
                     state, dict(d["declared"]), d["n_messages"], d["flagged_at"],
-                    d["last_seen"], d.get("refused"))
+                    d["last_seen"], d.get("refused"), d.get("assurance"),
+                    None if rel is None else Relationship(**rel))
         return len(self._open)

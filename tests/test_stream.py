@@ -88,6 +88,49 @@ def test_checkpoint_and_restore_continue_exactly(scorer, tmp_path):
         [(f.message_index, round(f.score, 9)) for f in expected]
 
 
+def test_the_providers_metadata_counts_and_survives_a_checkpoint(scorer, tmp_path):
+    """Age assurance and the relationship, given on any message, reach the risk factors as
+    in batch scoring, stay across a checkpoint, and a bad value is rejected by name."""
+    from dataclasses import replace
+
+    from classifier import Pipeline, Relationship, StateError
+
+    conv = sample()["sample-001"]
+    child = next(p.id for p in conv.participants if p.id != conv.offender)
+    family = Relationship(family_link=True, contact_age_days=3000, mutual_contacts=40)
+    assurance = {conv.offender: "verified", child: "estimated"}
+
+    def stream_of(messages, stream=None):
+        stream = stream or StreamScorer(scorer, skip_plain=False)
+        for k, m in enumerate(messages):
+            stream.add(conv.conversation_id, m.sender, m.ts, m.text,
+                       declared_ages={p.id: p.declared_age for p in conv.participants},
+                       age_assurance=assurance if k == 0 else None,
+                       relationship=family if k == 0 else None)
+        return stream
+
+    half = len(conv.messages) // 2
+    first = stream_of(conv.messages[:half])
+    first.checkpoint(tmp_path / "cp.jsonl")
+    second = StreamScorer(scorer, skip_plain=False)
+    second.restore(tmp_path / "cp.jsonl")
+    stream_of(conv.messages[half:], second)
+    state = second._open[conv.conversation_id]
+    with_meta = Pipeline(model=scorer.model, extractor=scorer.extractor, early=False)
+    batch_conv = replace(conv, relationship=family, participants=tuple(
+        replace(p, age_assurance=assurance[p.id]) for p in conv.participants))
+    expected = with_meta.score_many([batch_conv])[0]
+    mat = scorer.pipeline.factors.pair_matrix(state.state, state.context())
+    assert with_meta.score_matrices([mat])[0][0] == pytest.approx(expected.score, abs=1e-9)
+    assert expected.score != with_meta.score_many([conv])[0].score  # the metadata counts
+    with pytest.raises(StateError, match=r"field 'age_assurance'"):
+        StreamScorer(scorer).add("c-1", "u-1", conv.messages[0].ts, "hi",
+                                 age_assurance={"u-1": "passport"})
+    with pytest.raises(StateError, match=r"field 'relationship'"):
+        StreamScorer(scorer).add("c-1", "u-1", conv.messages[0].ts, "hi",
+                                 relationship={"family_link": True})
+
+
 def test_micro_batches_equal_a_message_at_a_time(scorer):
     from classifier.evaluation.synth import generate
 
@@ -101,7 +144,8 @@ def test_micro_batches_equal_a_message_at_a_time(scorer):
     one = StreamScorer(scorer, max_open=12)
     singles = [f for it in items
                if (f := one.add(it.conversation_id, it.sender, it.ts, it.text,
-                                declared_ages=it.declared_ages))]
+                                declared_ages=it.declared_ages,
+                                age_assurance=it.age_assurance, relationship=it.relationship))]
     many = StreamScorer(scorer, max_open=12)
     batched = [f for k in range(0, len(items), 97) for f in many.add_many(items[k:k + 97])]
     assert len(singles) >= 3 and batched == singles
@@ -155,10 +199,14 @@ def test_timestamps_as_epoch_seconds_or_iso_strings_score_as_datetimes(scorer):
 
 
 def _interleaved(convs):
+    """Every message of ``convs`` in time order, each carrying what the provider knows of
+    its conversation (profile ages, age assurance, the relationship)."""
     stream = sorted(((m.ts, c, m) for c in convs for m in c.messages),
                     key=lambda x: (x[0], x[1].conversation_id))
     return [StreamMessage(c.conversation_id, m.sender, m.ts, m.text if m.is_text else None,
-                          {p.id: p.declared_age for p in c.participants})
+                          {p.id: p.declared_age for p in c.participants},
+                          age_assurance={p.id: p.age_assurance for p in c.participants},
+                          relationship=c.relationship)
             for _, c, m in stream]
 
 
@@ -231,16 +279,13 @@ def test_one_at_a_time_equals_micro_batches_and_scoring_every_prefix(scorer, aut
     """The single-message path (add) and micro-batches (add_many) give the same flags,
     scores, subjects and states; each flag is at the first prefix whose batch score reaches
     the threshold, with that prefix's score and subject, and each state is the batch state
-    of the whole conversation (bundled evaluation data, flagged and unflagged; nothing
-    evicted, and without the metadata a stream message cannot carry: age assurance and
-    the relationship)."""
+    of the whole conversation (bundled evaluation data, flagged and unflagged, with the
+    provider's age assurance and relationship metadata; nothing evicted)."""
     from dataclasses import replace
 
     from classifier import Pipeline, conversation_state
 
-    pool = [replace(c, relationship=None, participants=tuple(
-        replace(p, age_assurance=None) for p in c.participants))
-        for c in _author_conversations(author)]
+    pool = list(_author_conversations(author))
     rng = random.Random(seed)
     flagged = [c for c in pool if c.label == 1]
     convs = rng.sample(flagged, min(3, len(flagged))) + rng.sample(pool, 3)
@@ -249,7 +294,8 @@ def test_one_at_a_time_equals_micro_batches_and_scoring_every_prefix(scorer, aut
     one, many = StreamScorer(scorer, idle_timeout=1e12), StreamScorer(scorer, idle_timeout=1e12)
     singles = [f for it in items
                if (f := one.add(it.conversation_id, it.sender, it.ts, it.text,
-                                declared_ages=it.declared_ages))]
+                                declared_ages=it.declared_ages,
+                                age_assurance=it.age_assurance, relationship=it.relationship))]
     batched = [f for k in range(0, len(items), size) for f in many.add_many(items[k:k + size])]
     assert singles == batched
     # every prefix of every conversation scored as a batch
