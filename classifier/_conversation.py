@@ -36,9 +36,11 @@ __all__ = [
     "ReadLimits",
     "RecordResult",
     "Relationship",
+    "assurance_problem",
     "conversation_from_dict",
     "conversation_to_dict",
     "read_jsonl",
+    "relationship_problem",
     "sample_path",
     "write_jsonl",
 ]
@@ -206,6 +208,45 @@ def _type_name(value: Any) -> str:
             dict: "an object"}.get(type(value), type(value).__name__)
 
 
+MAX_COUNT = 10**9  # days known, shared contacts: beyond any real account
+
+
+def relationship_problem(rel: Relationship) -> tuple[str, str] | None:
+    """(field, problem) of the first value of a :class:`Relationship` built in code that
+    the interchange reader would refuse, or None: ``family_link`` true, false or null,
+    the counts non-negative integers up to :data:`MAX_COUNT` or null (never a value of
+    the input in the problem).
+
+    >>> relationship_problem(Relationship(family_link=True, contact_age_days=30))
+    >>> relationship_problem(Relationship(contact_age_days=-1))
+    ('relationship.contact_age_days', 'must be a non-negative integer up to 1000000000 or null')
+    """
+    if rel.family_link is not None and type(rel.family_link) is not bool:
+        return "relationship.family_link", "must be true, false or null"
+    for name in ("contact_age_days", "mutual_contacts"):
+        value = getattr(rel, name)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
+            return (f"relationship.{name}",
+                    f"must be a non-negative integer up to {MAX_COUNT} or null")
+    return None
+
+
+def assurance_problem(assurance: Any) -> str | None:
+    """Why a mapping of participant id -> age assurance is not one, or None.
+
+    >>> assurance_problem({"u-1": "verified", "u-2": None})
+    >>> assurance_problem({1: "verified"})
+    'must map participant ids (strings) to null or one of self_declared, estimated, verified'
+    """
+    if not isinstance(assurance, Mapping) or any(
+            type(k) is not str or (v is not None and (type(v) is not str
+                                                      or v not in AGE_ASSURANCE))
+            for k, v in assurance.items()):
+        return ("must map participant ids (strings) to null or one of "
+                + ", ".join(AGE_ASSURANCE))
+    return None
+
+
 def is_encodable(s: str) -> bool:
     if s.isascii():
         return True
@@ -270,6 +311,8 @@ class _Checker:
         self.typed(value, int, path, "a non-negative integer or null")
         if value < 0:
             raise self.fail(Errors.E204, path, problem="negative")
+        if value > MAX_COUNT:
+            raise self.fail(Errors.E204, path, problem=f"above {MAX_COUNT}")
         return value
 
     def known_fields(self, obj: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from ._conversation import (
-    AGE_ASSURANCE,
     DEFAULT_LIMITS,
     MAX_ID_CHARS,
     PROTECTED_ROLES,
@@ -26,8 +25,10 @@ from ._conversation import (
     Message,
     Participant,
     Relationship,
+    assurance_problem,
     is_encodable,
     parse_timestamp,
+    relationship_problem,
 )
 from ._errors import Errors, FirewallError
 
@@ -209,14 +210,14 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
     bad = _problem(cid, message.sender, message.ts, message.text,
                    TEXT_MODALITY if message.text is not None else "not_text",
                    message.protected_role, message.e2ee, None)
-    if bad is None and message.age_assurance is not None and (
-            not isinstance(message.age_assurance, Mapping) or any(
-                v is not None and v not in AGE_ASSURANCE
-                for v in message.age_assurance.values())):
-        bad = _RowCheck("age_assurance", "must map participant ids to null or one of "
-                        + ", ".join(AGE_ASSURANCE))
-    if bad is None and not isinstance(message.relationship, (Relationship, type(None))):
-        bad = _RowCheck("relationship", "must be a Relationship or null")
+    if bad is None and message.age_assurance is not None:
+        problem = assurance_problem(message.age_assurance)
+        bad = None if problem is None else _RowCheck("age_assurance", problem)
+    if bad is None and message.relationship is not None:
+        if not isinstance(message.relationship, Relationship):
+            bad = _RowCheck("relationship", "must be a Relationship or null")
+        elif (found := relationship_problem(message.relationship)) is not None:
+            bad = _RowCheck(*found)
     return None if bad is None else _named(cid, f"micro-batch row {position}", bad)
 
 

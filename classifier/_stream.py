@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ._conversation import Relationship, parse_timestamp
+from ._conversation import (
+    Relationship,
+    assurance_problem,
+    parse_timestamp,
+    relationship_problem,
+)
 from ._errors import ConfigError, Errors, StateError
 from ._features import FactorContext
 from ._message_rows import RejectedRow, StreamMessage, check_stream_message
@@ -283,30 +290,62 @@ class StreamScorer:
                 yield cid, conv.flagged_at
 
     def checkpoint(self, path: str | Path) -> int:
-        """Write the numeric state of every open conversation; returns how many."""
-        with open(path, "w", encoding="utf-8") as fh:
-            for cid, conv in self._open.items():
-                fh.write(json.dumps({
-                    "conversation_id": cid,
-                    "state": base64.b64encode(conv.state.to_bytes()).decode(),
-                    "declared": conv.declared, "n_messages": conv.n_messages,
-                    "flagged_at": conv.flagged_at, "last_seen": conv.last_seen,
-                    "refused": conv.refused, "assurance": conv.assurance,
-                    "relationship": None if conv.relationship is None
-                    else asdict(conv.relationship)}) + "\n")
+        """Write the numeric state of every open conversation; returns how many.
+
+        The file is replaced whole (written beside it, then renamed): a failure part way
+        leaves the previous checkpoint as it was."""
+        path = Path(path)
+        part = path.with_name(f".{path.name}.partial")
+        try:
+            with open(part, "w", encoding="utf-8") as fh:
+                for cid, conv in self._open.items():
+                    fh.write(json.dumps({
+                        "conversation_id": cid,
+                        "state": base64.b64encode(conv.state.to_bytes()).decode(),
+                        "declared": conv.declared, "n_messages": conv.n_messages,
+                        "flagged_at": conv.flagged_at, "last_seen": conv.last_seen,
+                        "refused": conv.refused, "assurance": conv.assurance,
+                        "relationship": None if conv.relationship is None
+                        else asdict(conv.relationship)}) + "\n")
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
         return len(self._open)
 
     def restore(self, path: str | Path) -> int:
-        """Load a checkpoint (replacing what is open); returns how many."""
+        """Load a checkpoint (replacing what is open, once all of it has loaded); returns
+        how many."""
         catalogue = self.pipeline.extractor.catalogue
-        self._open.clear()
+        loaded: OrderedDict[str, _Open] = OrderedDict()
         with open(path, encoding="utf-8") as fh:
-            for line in fh:
+            for n, line in enumerate(fh, 1):
                 d = json.loads(line)
                 state = ConversationState.from_bytes(base64.b64decode(d["state"]), catalogue)
-                rel = d.get("relationship")
-                self._open[d["conversation_id"]] = _Open(
+                loaded[d["conversation_id"]] = _Open(
                     state, dict(d["declared"]), d["n_messages"], d["flagged_at"],
-                    d["last_seen"], d.get("refused"), d.get("assurance"),
-                    None if rel is None else Relationship(**rel))
+                    d["last_seen"], d.get("refused"), *_metadata(d, n))
+        self._open = loaded
         return len(self._open)
+
+
+def _metadata(d: Mapping[str, Any], line: int,
+              ) -> tuple[dict[str, str | None] | None, Relationship | None]:
+    """The age assurance and relationship of a checkpoint line, checked as a stream
+    message's are (a file edited by hand is refused, naming the line and the field)."""
+    assurance, raw = d.get("assurance"), d.get("relationship")
+    problem = None if assurance is None else assurance_problem(assurance)
+    field = "assurance"
+    rel = None
+    if problem is None and raw is not None:
+        field = "relationship"
+        if not isinstance(raw, dict) or set(raw) - {"family_link", "contact_age_days",
+                                                      "mutual_contacts"}:
+            problem = "must be an object of family_link, contact_age_days, mutual_contacts"
+        else:
+            rel = Relationship(**raw)
+            found = relationship_problem(rel)
+            field, problem = found if found else (field, None)
+    if problem is not None:
+        raise StateError(Errors.E301.format(problem=f"checkpoint line {line}, field {field!r}: "
+                                                    f"{problem}"))
+    return (None if assurance is None else dict(assurance)), rel

@@ -359,6 +359,29 @@ def test_a_deadline_edited_in_the_row_neither_keeps_nor_deletes_a_case(world, mo
         assert conn.execute(select(cases.c.id)).first() is None
 
 
+def test_a_second_case_opened_entry_neither_duplicates_nor_shortens_a_case(world):
+    """An entry appended for a case already opened (a database edit: it breaks the chain)
+    adds no row to the queue or its pages and moves no deadline: the first one applies."""
+    import time
+
+    from sqlalchemy import func as sql_func
+
+    ids = [open_case(world.guard) for _ in range(3)]
+    before = world.guard.queue(world.ann)
+    with world.store.write() as conn:
+        seq = conn.execute(select(sql_func.max(audit_log.c.seq))).scalar()
+        conn.execute(audit_log.insert().values(
+            seq=seq + 1, ts=time.time(), actor="system", role="system", action="case_opened",
+            case_id=ids[1], detail=json.dumps({"expires_at": 1.0}), prev_hash="0" * 64,
+            hash="0" * 64, mac="0" * 64))
+    assert world.guard.queue(world.ann) == before
+    paged = [c["case_id"] for k in range(0, len(before), 2)
+             for c in world.guard.queue(world.ann, limit=2, offset=k)]
+    assert paged == [c["case_id"] for c in before]
+    assert world.guard.purge_expired() == 0
+    assert world.guard.case_summary(ids[1], world.ann)["expires_at"] > time.time()
+
+
 # -- tampering with the audit log ----------------------------------------------------
 def _rows(conn):
     return [dict(r._mapping) for r in conn.execute(select(audit_log).order_by(audit_log.c.seq))]

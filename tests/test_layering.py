@@ -6,6 +6,7 @@ evaluation harness, benchmarks, examples) uses only the public API."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -100,20 +101,75 @@ def test_no_module_imports_another_modules_private_names():
     assert private == []
 
 
+def _sources(folder: str) -> list[tuple[str, str]]:
+    """(name, Python source) of every script and notebook code cell under ``folder``."""
+    out = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))
+           for p in sorted((ROOT / folder).rglob("*.py"))]
+    for nb in sorted((ROOT / folder).rglob("*.ipynb")):
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        out.append((str(nb.relative_to(ROOT)),
+                    "\n".join(line for cell in code for line in cell.splitlines()
+                              if not line.lstrip().startswith(("%", "!")))))
+    return out
+
+
+def private_uses(name: str, source: str, package: str | None = None) -> list[str]:
+    """Every import of a private module or name of ``classifier`` in ``source``: absolute
+    ones, and relative ones resolved from ``package`` (the harness inside the package)."""
+    used = []
+    for node in ast.walk(ast.parse(source)):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level and package:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif node.level:
+                continue
+            targets = [module] + [f"{module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            targets = [str(node.args[0].value)]
+        for t in targets:
+            parts = t.split(".")
+            if package and t.startswith(package + "."):  # its own package's modules
+                parts = parts[-1:] if isinstance(node, ast.ImportFrom) and t != module else []
+            if t.startswith("classifier") and any(
+                    p.startswith("_") and not p.startswith("__") for p in parts):
+                used.append(f"{name}:{node.lineno} {t}")
+    return used
+
+
 @pytest.mark.parametrize("folder", ["evaluation", "benchmarks", "examples", "notebooks"])
 def test_code_outside_the_package_uses_only_the_public_api(folder):
-    """The harness is installed inside the package but written as a user of it."""
-    files = sorted((ROOT / folder).rglob("*.py"))
-    assert files or folder == "notebooks"
+    """The harness is installed inside the package but written as a user of it; the
+    notebooks' code cells count too."""
+    sources = _sources(folder)
+    assert sources
+    package = "classifier.evaluation" if folder == "evaluation" else None
     used = []
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
-                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            used += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
-                     if n.startswith("classifier") and any(
-                         part.startswith("_") for part in n.split("."))]
+    for name, source in sources:
+        pkg = package
+        if package and name.count("/") > 1:  # a subpackage of the harness
+            pkg = ".".join([package, *Path(name).parts[1:-1]])
+        used += private_uses(name, source, pkg)
     assert used == []
+
+
+def test_the_public_api_check_catches_what_users_must_not_do():
+    probes = ["from classifier._pipeline import ScoreResult", "from classifier import _pipeline",
+              "import classifier._model as m", "from classifier.guard import _identity",
+              "importlib.import_module('classifier._state')", "from .._text import x",
+              "from .. import _features"]
+    for probe in probes:
+        assert private_uses("probe", probe, "classifier.evaluation"), probe
+    assert not private_uses("ok", "from classifier import Pipeline\nfrom .authors import a\n"
+                            "from ._families import lines_for", "classifier.evaluation")
+    assert private_uses("probe", "from ._families import _split", "classifier.evaluation")
 
 
 def test_the_layering_check_catches_an_upward_import():

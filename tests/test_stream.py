@@ -131,6 +131,69 @@ def test_the_providers_metadata_counts_and_survives_a_checkpoint(scorer, tmp_pat
                                  relationship={"family_link": True})
 
 
+@pytest.mark.parametrize("bad, field", [
+    ({"age_assurance": {1: "verified"}}, "age_assurance"),  # not a participant id
+    ({"age_assurance": {"u-1": "passport"}}, "age_assurance"),
+    ({"relationship": "family"}, "relationship"),
+    ({"relationship": "family_link=str"}, "relationship.family_link"),
+    ({"relationship": "contact_age_days=-1"}, "relationship.contact_age_days"),
+    ({"relationship": "contact_age_days=nan"}, "relationship.contact_age_days"),
+    ({"relationship": "contact_age_days=str"}, "relationship.contact_age_days"),
+    ({"relationship": "contact_age_days=huge"}, "relationship.contact_age_days"),
+    ({"relationship": "mutual_contacts=numpy"}, "relationship.mutual_contacts"),
+])
+def test_bad_metadata_is_rejected_by_name_and_the_micro_batch_goes_on(scorer, bad, field):
+    """What the interchange reader refuses in a relationship, a stream refuses too, with a
+    coded rejection naming the row and field; the good messages around it are scored."""
+    import numpy as np
+
+    from classifier import Relationship
+
+    values = {"str": "false", "-1": -1, "nan": float("nan"), "huge": 10**400,
+              "numpy": np.int64(4)}
+    kw = dict(bad)
+    if isinstance(kw.get("relationship"), str) and "=" in kw["relationship"]:
+        name, value = kw["relationship"].split("=")
+        kw["relationship"] = Relationship(**{name: values[value]})
+    conv = sample()["sample-001"]
+    items = [StreamMessage(conv.conversation_id, m.sender, m.ts, m.text,
+                           {p.id: p.declared_age for p in conv.participants})
+             for m in conv.messages]
+    stream = StreamScorer(scorer)
+    flags = stream.add_many([items[0], StreamMessage("c-bad", "u-1", items[0].ts, CANARY, **kw),
+                             *items[1:]])
+    assert [f.message_index for f in flags] == [scorer.first_crossing(conv)]
+    assert [(r.record, r.field) for r in stream.rejected] == [("micro-batch row 1", field)]
+    assert "c-bad" not in stream._open and CANARY not in stream.rejected[0].reason
+
+
+def test_a_checkpoint_is_replaced_whole_and_a_hand_edited_one_is_refused(scorer, tmp_path):
+    import json
+
+    from classifier import StateError
+
+    conv = sample()["sample-001"]
+    stream = StreamScorer(scorer)
+    feed(stream, conv)
+    path = tmp_path / "cp.jsonl"
+    assert stream.checkpoint(path) == 1
+    good = path.read_text()
+    stream._open[conv.conversation_id].assurance = {("u", 1): "verified"}  # unwritable
+    with pytest.raises(TypeError):
+        stream.checkpoint(path)
+    assert path.read_text() == good and [p.name for p in tmp_path.iterdir()] == ["cp.jsonl"]
+    record = json.loads(good)
+    for key, value in (("assurance", {"u-1": "passport"}),
+                       ("relationship", {"family_link": "yes"}),
+                       ("relationship", {"family_link": True, "extra": 1})):
+        path.write_text(json.dumps({**record, key: value}) + "\n")
+        restored = StreamScorer(scorer)
+        restored.add("c-open", "u-1", conv.messages[0].ts, "hi")
+        with pytest.raises(StateError, match=rf"\[E301\].*line 1, field '{key}"):
+            restored.restore(path)
+        assert list(restored._open) == ["c-open"]  # nothing replaced by half a file
+
+
 def test_micro_batches_equal_a_message_at_a_time(scorer):
     from classifier.evaluation.synth import generate
 

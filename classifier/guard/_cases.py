@@ -644,10 +644,9 @@ class Guard(Sealed):
         this person holds."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "reviewer", "supervisor")
-            joined, deadline = _opened_join(conn)
             query = (select(cases.c.id, cases.c.status, cases.c.score, cases.c.model_version,
-                            cases.c.created_at, deadline.label("deadline"),
-                            cases.c.claimed_by).select_from(joined)
+                            cases.c.created_at, _recorded_deadline(conn).label("deadline"),
+                            cases.c.claimed_by)
                      .where(cases.c.status.in_(("open", "claimed")))
                      .order_by(cases.c.created_at, cases.c.id))
             if mine:
@@ -667,10 +666,10 @@ class Guard(Sealed):
         no open complaint)."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "supervisor")
-            joined, deadline = _opened_join(conn)
             rows = conn.execute(select(cases.c.id, cases.c.decided_at, cases.c.decided_by,
-                                       cases.c.decision_reason, deadline.label("deadline"),
-                                       cases.c.open_complaint).select_from(joined)
+                                       cases.c.decision_reason,
+                                       _recorded_deadline(conn).label("deadline"),
+                                       cases.c.open_complaint)
                                 .where(cases.c.status == "confirmed")
                                 .order_by(cases.c.decided_at))
             return [{"case_id": r.id, "decided_at": r.decided_at, "reason": r.decision_reason,
@@ -683,8 +682,7 @@ class Guard(Sealed):
         contributions, status, deadline (reviewers and supervisors)."""
         with self.store.engine.connect() as conn:
             self._principal(conn, principal, "reviewer", "supervisor")
-            joined, deadline = _opened_join(conn)
-            row = conn.execute(select(cases, deadline.label("deadline")).select_from(joined)
+            row = conn.execute(select(cases, _recorded_deadline(conn).label("deadline"))
                                .where(cases.c.id == case_id)).first()
         if row is None:
             raise StoreError(Errors.G103.format(case_id=shown(case_id)))
@@ -924,28 +922,28 @@ class Guard(Sealed):
                                    retention_days=self.retention_days)
 
 
-def _opened_join(conn: Any) -> tuple[Any, Any]:
-    """``cases`` joined to each case's ``case_opened`` audit entry, and the deadline that
-    entry recorded (the row's copy for a case opened before the entry recorded it).
+def _recorded_deadline(conn: Any) -> Any:
+    """The deadline each case's first ``case_opened`` audit entry recorded, as a column of
+    a query on ``cases`` (the row's copy for a case opened before the entry recorded it).
     Computed in the database, which reads the entry's JSON: one changed in the row is
-    neither believed nor shown."""
+    neither believed nor shown; a second entry appended for a case changes nothing."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import JSONB
 
         logged = cast(cast(audit_log.c.detail, JSONB)["expires_at"].astext, Float)
     else:
         logged = cast(func.json_extract(audit_log.c.detail, "$.expires_at"), Float)
-    joined = cases.outerjoin(audit_log, (audit_log.c.case_id == cases.c.id)
-                             & (audit_log.c.action == "case_opened"))
-    return joined, func.coalesce(logged, cases.c.expires_at)
+    first = (select(logged).where(audit_log.c.case_id == cases.c.id,
+                                  audit_log.c.action == "case_opened")
+             .order_by(audit_log.c.seq).limit(1).correlate(cases).scalar_subquery())
+    return func.coalesce(first, cases.c.expires_at)
 
 
 def _deadlines(conn: Any) -> Any:
     """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
-    ``deadline``, the one its ``case_opened`` entry recorded (see :func:`_opened_join`)."""
-    joined, deadline = _opened_join(conn)
+    ``deadline``, the one recorded in its audit entry (see :func:`_recorded_deadline`)."""
     return (select(cases.c.id, cases.c.expires_at.label("row_deadline"),
-                   deadline.label("deadline")).select_from(joined).subquery())
+                   _recorded_deadline(conn).label("deadline")).subquery())
 
 
 FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
