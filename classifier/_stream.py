@@ -18,7 +18,7 @@ import json
 import os
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -338,9 +338,9 @@ def _metadata(d: Mapping[str, Any], line: int,
     rel = None
     if problem is None and raw is not None:
         field = "relationship"
-        if not isinstance(raw, dict) or set(raw) - {"family_link", "contact_age_days",
-                                                      "mutual_contacts"}:
-            problem = "must be an object of family_link, contact_age_days, mutual_contacts"
+        names = [f.name for f in fields(Relationship)]
+        if not isinstance(raw, dict) or set(raw) - set(names):
+            problem = f"must be an object of {', '.join(names)}"
         else:
             rel = Relationship(**raw)
             found = relationship_problem(rel)

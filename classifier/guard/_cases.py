@@ -925,23 +925,20 @@ class Guard(Sealed):
                                    retention_days=self.retention_days)
 
 
-def _logged_deadline(conn: Any, entry: Any) -> Any:
-    """The ``expires_at`` an audit entry's JSON detail recorded, read in the database."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return cast(cast(entry.c.detail, JSONB)["expires_at"].astext, Float)
-    return cast(func.json_extract(entry.c.detail, "$.expires_at"), Float)
-
-
 def _recorded_deadline(conn: Any, case_id: Any = None, row_deadline: Any = None) -> Any:
     """The deadline each case's first ``case_opened`` audit entry recorded, as a column of
     a query on ``cases`` (or on ``case_id`` and ``row_deadline`` of a subquery of it; the
     row's copy for a case opened before the entry recorded it). Computed in the database,
     which reads the entry's JSON: one changed in the row is neither believed nor shown; a
     second entry appended for a case changes nothing."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        logged = cast(cast(audit_log.c.detail, JSONB)["expires_at"].astext, Float)
+    else:
+        logged = cast(func.json_extract(audit_log.c.detail, "$.expires_at"), Float)
     case_id = cases.c.id if case_id is None else case_id
-    first = (select(_logged_deadline(conn, audit_log))
+    first = (select(logged)
              .where(audit_log.c.case_id == case_id, audit_log.c.action == "case_opened")
              .order_by(audit_log.c.seq).limit(1).correlate_except(audit_log).scalar_subquery())
     return func.coalesce(first, cases.c.expires_at if row_deadline is None else row_deadline)
@@ -949,18 +946,9 @@ def _recorded_deadline(conn: Any, case_id: Any = None, row_deadline: Any = None)
 
 def _deadlines(conn: Any) -> Any:
     """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
-    ``deadline``, the one recorded in its first ``case_opened`` entry (as
-    :func:`_recorded_deadline`, in one pass over the log's entries of that kind rather than
-    a lookup per case)."""
-    first = (select(audit_log.c.case_id, func.min(audit_log.c.seq).label("seq"))
-             .where(audit_log.c.action == "case_opened").group_by(audit_log.c.case_id)
-             .subquery())
-    entry = audit_log.alias("opened")
-    joined = (cases.outerjoin(first, first.c.case_id == cases.c.id)
-              .outerjoin(entry, entry.c.seq == first.c.seq))
+    ``deadline``, the one recorded in its audit entry (see :func:`_recorded_deadline`)."""
     return (select(cases.c.id, cases.c.expires_at.label("row_deadline"),
-                   func.coalesce(_logged_deadline(conn, entry), cases.c.expires_at)
-                   .label("deadline")).select_from(joined).subquery())
+                   _recorded_deadline(conn).label("deadline")).subquery())
 
 
 FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
