@@ -369,7 +369,7 @@ class IndicatorExtractor:
                     ages[row] = a
         if self._learned is not None and n:
             columns, labels = self._learned
-            learned = self.recogniser.hits([_encodable(t) for t in texts])
+            learned = self.recogniser.hits(_all_encodable(texts))
             if np.count_nonzero(learned):  # (no template counts a learned column: zero)
                 counts[:, columns] = learned[:, labels]
         return IndicatorBatch(counts, ages, len(rows))
@@ -507,6 +507,19 @@ def _encodable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def _all_encodable(texts: Sequence[str]) -> Sequence[str]:
+    """:func:`_encodable` of every message: one check of the whole batch in the common
+    case (no lone surrogate anywhere), message by message only when there is one."""
+    joined = "".join(texts)
+    if joined.isascii():
+        return texts
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return [_encodable(t) for t in texts]
+    return texts
 
 
 def _years(reference_year: int | Sequence[int] | None, n: int) -> Sequence[int]:

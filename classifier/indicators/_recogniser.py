@@ -71,26 +71,25 @@ def normalise(text: str) -> str:
 
 def _outside_runs(code: np.ndarray) -> np.ndarray | None:
     """Which characters (code points, or bytes of ASCII text) a collapse of every run of
-    3+ equal characters keeps (None: all of them). Line breaks and NUL are never dropped."""
+    3+ equal characters keeps (None: all of them). Line breaks and NUL are never dropped.
+
+    A character is dropped when it is the second or a later one of such a run, that is
+    when a triple of equal characters starts one or two places before it; runs are rare,
+    so the dropped places are found from the triples' starts alone (three passes over
+    the batch, none per character)."""
     if len(code) < 3:
         return None
     same = code[1:] == code[:-1]
-    run2 = same[1:] & same[:-1]  # code[i] == code[i+1] == code[i+2]
-    if not run2.any():
+    triples = np.flatnonzero(same[1:] & same[:-1])  # code[i] == code[i+1] == code[i+2]
+    if not len(triples):
         return None
-    start = np.flatnonzero(run2) + 2  # the third of three equal characters, and later
-    # a character is dropped when it repeats the one before and a run of 3+ covers it
-    in_run = np.zeros(len(code), dtype=bool)
-    in_run[start] = True
-    drop = np.zeros(len(code), dtype=bool)
-    drop[1:] = same
-    # every member of a run of 3 or more, after its first character
-    runs = np.zeros(len(code), dtype=np.int64)
-    runs[1:] = np.cumsum(~same)  # run id of each character
-    long_runs = np.unique(runs[in_run])
-    drop &= np.isin(runs, long_runs)
-    drop &= (code != 0) & (code != 10)
-    return ~drop
+    drop = np.concatenate([triples + 1, triples + 2])
+    drop = drop[(code[drop] != 0) & (code[drop] != 10)]
+    if not len(drop):
+        return None
+    keep = np.ones(len(code), dtype=bool)
+    keep[drop] = False
+    return keep
 
 
 def _ascii_tokens(lowered: bytes) -> list[bytes]:
@@ -192,9 +191,17 @@ class WordRecogniser:
         if len(self._pair_keys) and len(ids) > 1:
             known = (ids[1:] > 0) & (ids[:-1] > 0) & (owner[1:] == owner[:-1])
             keys = ids[:-1][known] * self._n_vocab + ids[1:][known]
-            pos = np.minimum(np.searchsorted(self._pair_keys, keys), len(self._pair_keys) - 1)
-            hit = self._pair_keys[pos] == keys
-            out += self._sum_rows(self._pair_rows[pos[hit]], owner[1:][known][hit], n)
+            # a search of sorted keys is ~5x faster (the table is walked in order); the
+            # pairs found go back to token order, so each message sums them in that order
+            order = np.argsort(keys)
+            ordered = keys[order]
+            pos = np.minimum(np.searchsorted(self._pair_keys, ordered),
+                             len(self._pair_keys) - 1)
+            hit = self._pair_keys[pos] == ordered
+            at = np.sort(order[hit])  # token order of the pairs found
+            rows = np.empty(len(keys), dtype=np.int64)
+            rows[order[hit]] = self._pair_rows[pos[hit]]
+            out += self._sum_rows(rows[at], owner[1:][known][at], n)
         return out + self.bias
 
     def _word_ids(self, lowered: str, ascii_only: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -244,7 +251,7 @@ class WordRecogniser:
         if not len(rows):
             return out
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        out[owner[starts]] = np.add.reduceat(self.weights[rows], starts, axis=0)
+        out[owner[starts]] = np.add.reduceat(self.weights.take(rows, axis=0), starts, axis=0)
         return out
 
     def hits(self, texts: Sequence[str]) -> np.ndarray:
