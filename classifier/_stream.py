@@ -106,6 +106,11 @@ class StreamScorer:
         factors are monotone so that any other message can only lower a score, so the
         flags are the same as scoring after every message (tested); ``False`` scores
         after every message.
+    max_ahead : float or None, default 1 day
+        A message dated more than this many seconds after the pipeline's clock (its scan
+        policy's ``clock``) is rejected, field ``ts``: the stream's time follows its
+        messages, and one from a wrong clock years ahead would evict every open
+        conversation as idle. None accepts any time (replaying data dated ahead).
 
     Examples
     --------
@@ -116,11 +121,15 @@ class StreamScorer:
     """
 
     def __init__(self, pipeline: Pipeline | None = None, *, idle_timeout: float = 7 * 86400.0,
-                 max_open: int = 100_000, skip_plain: bool = True) -> None:
+                 max_open: int = 100_000, skip_plain: bool = True,
+                 max_ahead: float | None = 86400.0) -> None:
         if max_open < 1 or idle_timeout <= 0:
             raise ConfigError(Errors.E005.format(name="max_open and idle_timeout",
                                                  expected=">= 1 and > 0",
                                                  got=(max_open, idle_timeout)))
+        if max_ahead is not None and not max_ahead >= 0:
+            raise ConfigError(Errors.E005.format(name="max_ahead", expected=">= 0 or None",
+                                                 got=max_ahead))
         if pipeline is None:
             pipeline = Pipeline()
         self.pipeline: Pipeline = getattr(pipeline, "pipeline", pipeline)  # a Scorer too
@@ -128,6 +137,7 @@ class StreamScorer:
         self.max_open = max_open
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self.skip_plain = skip_plain
+        self.max_ahead = max_ahead
         self.evicted = 0
         self.skipped = 0  # messages after which the model did not need to run
         self.rejected: deque[RejectedRow] = deque(maxlen=10_000)  # the latest bad messages
@@ -159,19 +169,28 @@ class StreamScorer:
         naming its row in the micro-batch and the field; the good messages are scored.
         """
         pipeline = self.pipeline
-        # format: a bad message is named and skipped, the others go on
+        now = pipeline.policy.clock()
+        latest = None if self.max_ahead is None else now.timestamp() + self.max_ahead
+        # format: a bad message is named and skipped, the others go on; so is a message
+        # dated far after the clock (its time would evict every open conversation)
         good: list[StreamMessage] = []
         for i, m in enumerate(messages):
             bad = check_stream_message(m, i)
             if bad is None:
                 if isinstance(m.ts, str):  # ISO 8601 with a zone (checked): a datetime now
                     m = replace(m, ts=parse_timestamp(m.ts))
-                good.append(m)
-            else:
+                if latest is not None and _epoch(m.ts) > latest:
+                    bad = RejectedRow(m.conversation_id, f"micro-batch row {i}", "ts",
+                                      Errors.E211.format(
+                                          field="ts", problem=f"more than {self.max_ahead:g} "
+                                          "seconds after the scorer's clock"))
+                else:
+                    good.append(m)
+            if bad is not None:
                 self.rejected.append(bad)
         # scope: outside every legal basis nothing is scanned; an end-to-end-encrypted or
         # protected conversation is refused and its numbers dropped
-        if pipeline.policy.basis_on(pipeline.policy.clock().date()) is None:
+        if pipeline.policy.basis_on(now.date()) is None:
             pipeline.policy.refusals["no_legal_basis"] += len(good)
             return []
         scan: list[StreamMessage] = []
@@ -184,7 +203,7 @@ class StreamScorer:
                 self._open.pop(m.conversation_id, None)
                 self._open[m.conversation_id] = _Open(
                     ConversationState(m.conversation_id, pipeline.extractor.catalogue), {},
-                    last_seen=m.ts.timestamp() if isinstance(m.ts, datetime) else float(m.ts),
+                    last_seen=_epoch(m.ts),
                     refused=reason)
                 continue
             if conv is not None and conv.refused is not None:
@@ -326,6 +345,11 @@ class StreamScorer:
                     d["last_seen"], d.get("refused"), *_metadata(d, n))
         self._open = loaded
         return len(self._open)
+
+
+def _epoch(ts: datetime | float | str) -> float:
+    """Epoch seconds of a checked stream timestamp (an aware datetime or a number)."""
+    return ts.timestamp() if isinstance(ts, datetime) else float(ts)
 
 
 def _metadata(d: Mapping[str, Any], line: int,

@@ -376,3 +376,29 @@ def test_one_at_a_time_equals_micro_batches_and_scoring_every_prefix(scorer, aut
             assert (flag.score, flag.subject) == (mine[first].score, mine[first].subject)
         assert one._open[conv.conversation_id].state == many._open[conv.conversation_id].state \
             == conversation_state(conv, scorer.extractor)
+
+
+def test_a_message_dated_far_after_the_clock_is_rejected_and_evicts_nothing(scorer):
+    from datetime import UTC, datetime
+
+    from classifier import Pipeline, ScanPolicy, StateError
+
+    now = datetime(2026, 9, 1, tzinfo=UTC)  # (inside a legal window)
+    pipeline = Pipeline(extractor=scorer.extractor,
+                        policy=ScanPolicy(clock=lambda: now))
+    stream = StreamScorer(pipeline, idle_timeout=2 * 86400)
+    stream.add("c-1", "u-1", now, "hi")
+    stream.add("c-2", "u-2", now + timedelta(hours=23), "hello")  # within a day: kept
+    assert len(stream) == 2
+    far = [StreamMessage("c-3", "u-3", now + timedelta(days=400), f"hey {CANARY}"),
+           StreamMessage("c-4", "u-4", now + timedelta(minutes=1), "hey")]
+    stream.add_many(far)
+    assert len(stream) == 3 and stream.evicted == 0  # the good one kept, nothing evicted
+    bad = stream.rejected[-1]
+    assert (bad.conversation_id, bad.record, bad.field) == ("c-3", "micro-batch row 0", "ts")
+    assert bad.reason.startswith("[E211]") and CANARY not in bad.reason
+    with pytest.raises(StateError, match="E304"):
+        stream.add("c-5", "u-5", (now + timedelta(days=2)).isoformat(), "hey")
+    replay = StreamScorer(pipeline, idle_timeout=2 * 86400, max_ahead=None)  # data dated ahead
+    replay.add("c-1", "u-1", now + timedelta(days=400), "hi")
+    assert len(replay) == 1 and not replay.rejected
