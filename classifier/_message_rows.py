@@ -4,8 +4,10 @@ Spark, Flink or a message queue deliver messages one per row, not one conversati
 line. This module validates such rows and groups them into a :class:`Conversation` for
 the scorer. A bad row is rejected with a coded reason naming the conversation, the row
 and the field (never the text); the good rows of the same conversation are still
-scored. Participant metadata rides on the rows: ``declared_age`` and ``protected_role``
-describe the row's sender, ``e2ee`` the conversation.
+scored. Participant metadata rides on the rows: ``declared_age``, ``age_assurance`` and
+``protected_role`` describe the row's sender; ``e2ee``, ``family_link``,
+``contact_age_days`` and ``mutual_contacts`` the conversation (the provider's
+relationship metadata on its pair, as :class:`Relationship`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from ._conversation import (
+    AGE_ASSURANCE,
     DEFAULT_LIMITS,
+    MAX_COUNT,
     MAX_ID_CHARS,
     PROTECTED_ROLES,
     REGIONS,
@@ -47,6 +51,12 @@ class MessageRow:
     sender, ts, text, modality, declared_age, protected_role, e2ee
         The row's values; ``ts`` may be epoch seconds, ISO 8601 with a time zone or an
         aware datetime. Missing values are None (or NaN, as pandas gives them).
+    age_assurance
+        How the provider knows the sender's ``declared_age`` (``"self_declared"``,
+        ``"estimated"``, ``"verified"`` or missing).
+    family_link, contact_age_days, mutual_contacts
+        The provider's relationship metadata on the conversation's pair (any row may
+        carry it; the latest given value of each applies).
     """
 
     record: str
@@ -57,6 +67,10 @@ class MessageRow:
     declared_age: Any = None
     protected_role: Any = None
     e2ee: Any = None
+    age_assurance: Any = None
+    family_link: Any = None
+    contact_age_days: Any = None
+    mutual_contacts: Any = None
 
     def __reduce__(self) -> Any:
         # The substance firewall: message text never travels by pickle.
@@ -125,6 +139,36 @@ def _age(value: Any) -> int | None:
     return age
 
 
+def _assurance(value: Any) -> str | None:
+    if _missing(value):
+        return None
+    if type(value) is not str or value not in AGE_ASSURANCE:
+        raise _RowCheck("age_assurance", f"must be null or one of {', '.join(AGE_ASSURANCE)}")
+    return value
+
+
+def _relationship(family_link: Any, contact_age_days: Any,
+                  mutual_contacts: Any) -> tuple[bool | None, int | None, int | None]:
+    """A row's relationship values (missing ones None), checked by the interchange
+    reader's rules (:func:`relationship_problem`) once a table's forms are taken as
+    Python's: a numpy bool as a bool, a whole float (a count column with missing values
+    gives ``3.0``) as an int."""
+    values: list[Any] = []
+    for value in (family_link, contact_age_days, mutual_contacts):
+        if _missing(value):
+            value = None
+        elif getattr(value, "dtype", None) is not None and value.dtype.kind == "b":
+            value = bool(value)
+        elif ((isinstance(value, float) and value.is_integer() and abs(value) <= MAX_COUNT)
+              or (getattr(value, "dtype", None) is not None and value.dtype.kind in "iu")):
+            value = int(value)
+        values.append(value)
+    found = relationship_problem(Relationship(*values))
+    if found is not None:
+        raise _RowCheck(found[0].removeprefix("relationship."), found[1])
+    return values[0], values[1], values[2]
+
+
 def _check_values(sender: Any, ts: Any, text: Any, modality: Any, protected_role: Any,
                   e2ee: Any) -> tuple[datetime, str, str, str | None, bool]:
     """A row's values checked, in field order: (ts, text, modality, role, e2ee). The
@@ -163,10 +207,22 @@ def _check_values(sender: Any, ts: Any, text: Any, modality: Any, protected_role
     return when, text, modality, role, bool(e2ee)
 
 
-def _check(row: MessageRow) -> tuple[Message, int | None, str | None, bool]:
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    message: Message
+    age: int | None
+    role: str | None
+    e2ee: bool
+    assurance: str | None
+    relationship: tuple[bool | None, int | None, int | None]
+
+
+def _check(row: MessageRow) -> _Checked:
     ts, text, modality, role, e2ee = _check_values(row.sender, row.ts, row.text, row.modality,
                                                    row.protected_role, row.e2ee)
-    return Message(row.sender, ts, text, modality), _age(row.declared_age), role, e2ee
+    return _Checked(Message(row.sender, ts, text, modality), _age(row.declared_age), role,
+                    e2ee, _assurance(row.age_assurance),
+                    _relationship(row.family_link, row.contact_age_days, row.mutual_contacts))
 
 
 def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> RejectedRow:
@@ -176,13 +232,16 @@ def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> Rejec
 
 
 def _problem(conversation_id: Any, sender: Any, ts: Any, text: Any, modality: Any,
-             protected_role: Any, e2ee: Any, declared_age: Any) -> _RowCheck | None:
+             protected_role: Any, e2ee: Any, declared_age: Any, age_assurance: Any = None,
+             relationship: tuple[Any, Any, Any] = (None, None, None)) -> _RowCheck | None:
     """The first problem of a row (its conversation id, then its fields), or None."""
     if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
         return _RowCheck("conversation_id")
     try:
         _check_values(sender, ts, text, modality, protected_role, e2ee)
         _age(declared_age)
+        _assurance(age_assurance)
+        _relationship(*relationship)
     except _RowCheck as bad:
         return bad
     return None
@@ -197,7 +256,8 @@ def _named(conversation_id: Any, record: str, bad: _RowCheck) -> RejectedRow:
 def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
     """Why one row (of a stream, say) cannot be used, or None if it can."""
     bad = _problem(conversation_id, row.sender, row.ts, row.text, row.modality,
-                   row.protected_role, row.e2ee, row.declared_age)
+                   row.protected_role, row.e2ee, row.declared_age, row.age_assurance,
+                   (row.family_link, row.contact_age_days, row.mutual_contacts))
     return None if bad is None else _named(conversation_id, row.record, bad)
 
 
@@ -226,8 +286,10 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
     """Validate the rows of one conversation and build it.
 
     Messages are ordered by time, ties kept in row order. A sender's last non-missing
-    ``declared_age`` is its declared age; any ``protected_role`` or ``e2ee`` on any row
-    applies to the whole conversation (it will be refused, not scanned).
+    ``declared_age`` is its declared age, its last ``age_assurance`` how the provider
+    knows it; the last non-missing value of each relationship field applies to the
+    conversation; any ``protected_role`` or ``e2ee`` on any row applies to the whole
+    conversation (it will be refused, not scanned).
 
     Returns
     -------
@@ -249,32 +311,42 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
     kept: list[tuple[Message, int]] = []
     ages: dict[str, int | None] = {}
     roles: dict[str, str | None] = {}
+    assurances: dict[str, str | None] = {}
+    relationship: list[Any] = [None, None, None]
     e2ee = False
     for position, row in enumerate(rows):
         try:
-            message, age, role, row_e2ee = _check(row)
+            got = _check(row)
         except _RowCheck as bad:
             rejected.append(_rejected(conversation_id, row.record, bad))
             continue
-        kept.append((message, position))
-        if age is not None or message.sender not in ages:
-            ages[message.sender] = age if age is not None else ages.get(message.sender)
-        if role is not None or message.sender not in roles:
-            roles[message.sender] = role or roles.get(message.sender)
-        e2ee = e2ee or row_e2ee
+        sender = got.message.sender
+        kept.append((got.message, position))
+        if got.age is not None or sender not in ages:
+            ages[sender] = got.age if got.age is not None else ages.get(sender)
+        if got.role is not None or sender not in roles:
+            roles[sender] = got.role or roles.get(sender)
+        if got.assurance is not None or sender not in assurances:
+            assurances[sender] = got.assurance or assurances.get(sender)
+        relationship = [old if new is None else new
+                        for old, new in zip(relationship, got.relationship, strict=True)]
+        e2ee = e2ee or got.e2ee
     if not kept:
         return None, rejected
     kept.sort(key=lambda mp: (mp[0].ts, mp[1]))
-    participants = tuple(Participant(pid, ages[pid], roles[pid]) for pid in ages)
+    participants = tuple(Participant(pid, ages[pid], roles[pid],
+                                     age_assurance=assurances[pid]) for pid in ages)
     return Conversation(conversation_id, participants, tuple(m for m, _ in kept),
-                        e2ee=e2ee), rejected
+                        e2ee=e2ee, relationship=Relationship(*relationship)
+                        if any(v is not None for v in relationship) else None), rejected
 
 
 def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
     """The inverse: one dict per message of an interchange-format conversation.
 
-    Each row carries its sender's ``declared_age`` and ``protected_role``, and a
-    ``message_id`` of the form ``<conversation_id>/<index>``; ``ts`` is epoch seconds.
+    Each row carries its sender's ``declared_age``, ``age_assurance`` and
+    ``protected_role``, the conversation's relationship fields, and a ``message_id`` of
+    the form ``<conversation_id>/<index>``; ``ts`` is epoch seconds.
 
     Examples
     --------
@@ -286,6 +358,7 @@ def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
     ('c-1/0', 30, 1772323200.0)
     """
     people = {p.id: p for p in conversation.participants}
+    rel = conversation.relationship or Relationship()
     for i, m in enumerate(conversation.messages):
         p = people.get(m.sender)
         yield {"conversation_id": conversation.conversation_id,
@@ -294,4 +367,7 @@ def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
                "modality": m.modality,
                "declared_age": p.declared_age if p is not None else None,
                "protected_role": p.protected_role if p is not None else None,
-               "e2ee": conversation.e2ee}
+               "e2ee": conversation.e2ee,
+               "age_assurance": p.age_assurance if p is not None else None,
+               "family_link": rel.family_link, "contact_age_days": rel.contact_age_days,
+               "mutual_contacts": rel.mutual_contacts}

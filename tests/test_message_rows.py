@@ -143,3 +143,74 @@ def test_a_damaged_prior_state_rejects_its_conversation_only(scorer, conversatio
     assert [(r.record, r.field) for r in out[0].rejected] == [("prior state", "state")]
     assert out[0].rejected[0].reason.startswith("[E30")
     assert out[1].result.score == pytest.approx(scorer.score(good).score, abs=1e-6)
+
+
+def _with_provider_metadata(conv):
+    """The conversation as a provider that verified ages and links the pair would send it."""
+    from dataclasses import replace
+
+    from classifier import Relationship
+
+    people = tuple(replace(p, age_assurance="verified") for p in conv.participants)
+    return replace(conv, participants=people,
+                   relationship=Relationship(family_link=True, contact_age_days=900,
+                                             mutual_contacts=12))
+
+
+def test_age_assurance_and_relationship_on_rows_score_as_in_the_interchange_format(
+        scorer, conversations):
+    """Rows carry what a JSONL line carries: the same score, in one batch or in several
+    (what the provider said in the first batch still counts in the later ones)."""
+    changed = 0
+    for conv in conversations[:12]:
+        rich = _with_provider_metadata(conv)
+        rows = [MessageRow(r["message_id"], r["sender"], r["ts"], r["text"], r["modality"],
+                           r["declared_age"], r["protected_role"], r["e2ee"],
+                           r["age_assurance"], r["family_link"], r["contact_age_days"],
+                           r["mutual_contacts"])
+                for r in conversation_rows(rich)]
+        back, rejected = conversation_from_rows(rich.conversation_id, rows)
+        assert rejected == [] and back.relationship == rich.relationship
+        assert {p.id: p.age_assurance for p in back.participants} == {
+            p.id: "verified" for p in back.participants}
+        whole = scorer.score(rich)
+        if whole.status != "scored":
+            continue
+        assert score_rows(scorer, rich.conversation_id, rows).result.score == \
+            pytest.approx(whole.score, abs=1e-6)
+        # the metadata only on the first batch's rows: kept in the prior state
+        cut = len(rows) // 2
+        bare = [MessageRow(r.record, r.sender, r.ts, r.text, r.modality, r.declared_age,
+                           r.protected_role, r.e2ee) for r in rows[cut:]]
+        first = score_rows(scorer, rich.conversation_id, rows[:cut])
+        assert first.prior.relationship == rich.relationship
+        second = score_rows(scorer, rich.conversation_id, bare, first.prior)
+        # a flagged batch reports its highest score, an unflagged one its score at the end
+        got = (max(s for s in (first.result.score, second.result.score) if s is not None)
+               if whole.flagged else second.result.score)
+        assert got == pytest.approx(whole.score, abs=1e-6)
+        assert second.prior.age_assurance == {p.id: "verified" for p in back.participants}
+        changed += scorer.score(conv).score != pytest.approx(whole.score, abs=1e-6)
+    assert changed >= 3  # the metadata moved scores: a path that ignored it would fail
+
+
+@pytest.mark.parametrize("extra, field_name", [
+    ({"age_assurance": "passport"}, "age_assurance"),
+    ({"age_assurance": 1}, "age_assurance"),
+    ({"family_link": "yes"}, "family_link"),
+    ({"family_link": 1}, "family_link"),
+    ({"contact_age_days": -1}, "contact_age_days"),
+    ({"contact_age_days": 2.5}, "contact_age_days"),
+    ({"mutual_contacts": True}, "mutual_contacts"),
+    ({"mutual_contacts": 10**12}, "mutual_contacts"),
+])
+def test_bad_provider_metadata_on_a_row_is_rejected_by_field(extra, field_name):
+    import numpy as np
+
+    good = MessageRow("row 0", "v", 1.0e9, "hello", family_link=np.bool_(True),
+                      contact_age_days=3.0, mutual_contacts=np.int64(2))
+    bad = MessageRow("row 1", "u", 1.0e9, CANARY, **extra)
+    conv, rejected = conversation_from_rows("c-1", [good, bad])
+    assert [(r.record, r.field) for r in rejected] == [("row 1", field_name)]
+    assert rejected[0].reason.startswith("[E211]") and CANARY not in rejected[0].reason
+    assert len(conv.messages) == 1 and conv.relationship.contact_age_days == 3

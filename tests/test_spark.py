@@ -52,8 +52,27 @@ def scorer():
     return scorer_for()
 
 
+SCHEMA_METADATA = (SCHEMA + ", age_assurance string, family_link boolean, "
+                   "contact_age_days long, mutual_contacts long")
+_METADATA = ("age_assurance", "family_link", "contact_age_days", "mutual_contacts")
+
+
 def rows_of(convs):
     return [r for c in convs for r in conversation_rows(c)]
+
+
+def with_metadata(convs):
+    """Every other conversation as a provider that checks ages and knows the pair sends
+    it: verified ages, a new contact with no shared contacts."""
+    from dataclasses import replace
+
+    from classifier import Relationship
+
+    return [replace(c, participants=tuple(replace(p, age_assurance="verified")
+                                          for p in c.participants),
+                    relationship=Relationship(family_link=False, contact_age_days=0,
+                                              mutual_contacts=0)) if i % 2 else c
+            for i, c in enumerate(convs)]
 
 
 def by_id(rows):
@@ -141,6 +160,34 @@ def test_incremental_batches_merge_into_the_whole(spark, conversations, scorer):
     before.unpersist()
 
 
+def test_provider_metadata_on_rows_score_as_in_process_and_carry_over(spark, conversations,
+                                                                       scorer):
+    """age_assurance and the relationship columns count as in the JSONL format, also when
+    only the first batch's rows carry them (the prior state keeps them)."""
+    convs = with_metadata(conversations)
+    assert sum(scorer.score(a).score != scorer.score(b).score
+               for a, b in zip(convs, conversations, strict=True)) >= 3  # they matter
+    rows = rows_of(convs)
+    out = by_id(spark_mod.score_messages(spark.createDataFrame(rows, SCHEMA_METADATA))
+                .collect())
+    for conv in convs:
+        assert_same_as_in_process(out[conv.conversation_id], conv, scorer)
+    rich = out[convs[1].conversation_id]
+    assert rich.relationship.asDict() == {"family_link": False, "contact_age_days": 0,
+                                          "mutual_contacts": 0}
+    assert set(rich.age_assurance.values()) == {"verified"}
+    position = {r["message_id"]: int(r["message_id"].rsplit("/", 1)[1]) for r in rows}
+    first = [r for r in rows if position[r["message_id"]] < 5]
+    second = [{**r, **dict.fromkeys(_METADATA)} for r in rows if position[r["message_id"]] >= 5]
+    before = spark_mod.score_messages(spark.createDataFrame(first, SCHEMA_METADATA)).cache()
+    after = by_id(spark_mod.score_messages(spark.createDataFrame(second, SCHEMA_METADATA),
+                                           prior=before).collect())
+    for conv in convs:
+        if len(conv.messages) > 5:
+            assert_same_as_in_process(after[conv.conversation_id], conv, scorer)
+    before.unpersist()
+
+
 def write_jsonl(path: Path, rows, mtime: float) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:
@@ -152,11 +199,14 @@ def write_jsonl(path: Path, rows, mtime: float) -> None:
 @pytest.mark.parametrize("idle_timeout", [None, 3650 * 86400.0])
 def test_stream_flags_once_at_the_first_crossing(spark, conversations, scorer, tmp_path,
                                                  idle_timeout):
-    convs = conversations[:12]
+    convs = with_metadata(conversations[:12])
     rows = rows_of(convs)
     for r in rows:
         r["text"] = f"{r['text']} {CANARY}" if r["text"] else r["text"]
     position = {r["message_id"]: int(r["message_id"].rsplit("/", 1)[1]) for r in rows}
+    for r in rows:  # the provider's metadata on the first micro-batch only: kept in state
+        if position[r["message_id"]] >= 3:
+            r.update(dict.fromkeys(_METADATA))
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     for k, (low, high) in enumerate([(0, 3), (3, 8), (8, 10**6)]):
@@ -165,7 +215,8 @@ def test_stream_flags_once_at_the_first_crossing(spark, conversations, scorer, t
             part.append({"conversation_id": convs[0].conversation_id, "message_id": "bad-ts",
                          "sender": "u-1", "ts": None, "text": CANARY})
         write_jsonl(inbox / f"part-{k}.jsonl", part, 1_700_000_000 + k)
-    schema = SCHEMA if idle_timeout is None else SCHEMA.replace("ts double", "ts timestamp")
+    schema = (SCHEMA_METADATA if idle_timeout is None
+              else SCHEMA_METADATA.replace("ts double", "ts timestamp"))
     if idle_timeout is not None:
         for f in inbox.iterdir():  # timestamps as ISO strings, read as a timestamp column
             lines = [json.loads(x) for x in f.read_text().splitlines()]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .._conversation import Conversation, Participant
+from .._conversation import Conversation, Participant, Relationship
 from .._errors import StateError
 from .._message_rows import MessageRow, RejectedRow, conversation_from_rows
 from .._scoring import Scorer, ScoreResult
@@ -43,11 +43,17 @@ def scorer_for(model_dir: str | Path | None = None, threshold: float | None = No
 
 @dataclass(frozen=True)
 class PriorState:
-    """What is kept of a conversation between batches: numbers and pseudonymous ids."""
+    """What is kept of a conversation between batches: numbers and pseudonymous ids.
+
+    Besides the numeric state, what the provider said of the conversation so far: the
+    participants' declared ages and how it knows them (``age_assurance``), and its
+    relationship metadata on the pair; a later batch's values replace these."""
 
     state: bytes
     declared_ages: Mapping[str, int] = field(default_factory=dict)
     flagged_at_message: int | None = None
+    age_assurance: Mapping[str, str] = field(default_factory=dict)
+    relationship: Relationship | None = None
 
 
 @dataclass(frozen=True)
@@ -106,13 +112,19 @@ def score_rows_many(scorer: Scorer,
                     str(conversation_id), "prior state", "state", str(exc))])
                 continue
             known = {p.id for p in conversation.participants}
-            merged = tuple(p if p.declared_age is not None
-                           else replace(p, declared_age=prior.declared_ages.get(p.id))
-                           for p in conversation.participants)
-            # participants silent in this batch keep their declared age
-            merged += tuple(Participant(pid, age) for pid, age in prior.declared_ages.items()
+            merged = tuple(replace(
+                p, declared_age=p.declared_age if p.declared_age is not None
+                else prior.declared_ages.get(p.id),
+                age_assurance=p.age_assurance or prior.age_assurance.get(p.id))
+                for p in conversation.participants)
+            # participants silent in this batch keep their declared age and its assurance
+            merged += tuple(Participant(pid, prior.declared_ages.get(pid),
+                                        age_assurance=prior.age_assurance.get(pid))
+                            for pid in {**prior.declared_ages, **prior.age_assurance}
                             if pid not in known)
-            conversation = replace(conversation, participants=merged)
+            conversation = replace(conversation, participants=merged,
+                                   relationship=_merged(prior.relationship,
+                                                        conversation.relationship))
         todo.append(g)
         conversations.append(conversation)
         priors.append(previous)
@@ -126,7 +138,19 @@ def score_rows_many(scorer: Scorer,
             continue
         ages = {p.id: p.declared_age for p in conversation.participants
                 if p.declared_age is not None}
+        assurance = {p.id: p.age_assurance for p in conversation.participants
+                     if p.age_assurance is not None}
         outcomes[g] = RowsScore(result, PriorState(state.to_bytes(), ages,
-                                                   result.flagged_at_message),
+                                                   result.flagged_at_message, assurance,
+                                                   conversation.relationship),
                                 rejected_of[g], state.n_messages)
     return outcomes  # type: ignore[return-value]
+
+
+def _merged(before: Relationship | None, now: Relationship | None) -> Relationship | None:
+    """The relationship known so far: this batch's given values over the earlier ones."""
+    if before is None or now is None:
+        return now or before
+    return Relationship(*(b if n is None else n for b, n in zip(
+        (before.family_link, before.contact_age_days, before.mutual_contacts),
+        (now.family_link, now.contact_age_days, now.mutual_contacts), strict=True)))

@@ -15,14 +15,25 @@ column                        type                                             r
 ``declared_age``              integer, the sender's declared age               no
 ``protected_role``            string, the sender's verified protected role     no
 ``e2ee``                      boolean, an end-to-end encrypted conversation    no
+``age_assurance``             string, how the provider knows the sender's age  no
+                              (``self_declared``, ``estimated``, ``verified``)
+``family_link``               boolean, the pair linked in a family group       no
+``contact_age_days``          integer, days the pair have been contacts        no
+``mutual_contacts``           integer, contacts the pair share                 no
 ``message_id``                string, names a rejected row in its reason       no
 ============================  ===============================================  ========
+
+The provider's metadata count as in the interchange format (a sender's latest
+``declared_age`` and ``age_assurance``; the latest given value of each relationship
+field, on any row of the conversation), so a conversation scores the same from rows as
+from its JSONL line.
 
 Output of :func:`score_messages`: the scoring output of docs/formats.md, one row per
 conversation with new messages (``status`` ``"scored"`` or ``"refused"``), plus one row
 per rejected input row (``status`` ``"rejected"``, with ``record``, ``field`` and a coded
 ``reason``). A bad row never fails the job, and the good rows of its conversation are
-scored. Scored rows carry ``state``, ``declared_ages`` and ``flagged_at_message``: the
+scored. Scored rows carry ``state``, ``declared_ages``, ``age_assurance``,
+``relationship`` and ``flagged_at_message``: the
 numeric state to pass back as ``prior`` with the next batch, so that a conversation
 arriving over many batches (late messages included) is scored as a whole. Text never
 leaves the executor function; the state holds numbers and pseudonymous ids only. The
@@ -41,9 +52,11 @@ The README and ``examples/spark_streaming.py`` show complete runs::
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict
 from typing import Any
 
 try:
@@ -58,6 +71,7 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/install
     raise MissingDependencyError(Errors.E006.format(what="classifier.integrations.spark",
                                                     extra="spark")) from exc
 
+from .._conversation import Relationship
 from .._errors import ConfigError, Errors, TableSchemaError
 from .._message_rows import MessageRow, RejectedRow
 from ._rows import PriorState, RowsScore, score_rows, score_rows_many, scorer_for
@@ -80,6 +94,11 @@ SCORE_SCHEMA = T.StructType([
     T.StructField("subject", T.StringType()),
     T.StructField("state", T.BinaryType()),
     T.StructField("declared_ages", T.MapType(T.StringType(), T.LongType())),
+    T.StructField("age_assurance", T.MapType(T.StringType(), T.StringType())),
+    T.StructField("relationship", T.StructType([
+        T.StructField("family_link", T.BooleanType()),
+        T.StructField("contact_age_days", T.LongType()),
+        T.StructField("mutual_contacts", T.LongType())])),
 ])
 """Schema of :func:`score_messages` output."""
 
@@ -93,12 +112,15 @@ _STREAM_STATE = T.StructType([
     T.StructField("declared_json", T.StringType()),
     T.StructField("flagged_at_message", T.LongType()),
     T.StructField("refused", T.BooleanType()),
+    T.StructField("context_json", T.StringType()),  # age assurance and relationship
 ])
 
 _ROWS_PER_CALL = 20_000  # messages scored per extraction batch and model call
 
 _STRING_COLUMNS = ("conversation_id", "sender", "text", "modality", "protected_role",
-                   "message_id")
+                   "message_id", "age_assurance")
+_COUNT_COLUMNS = ("declared_age", "contact_age_days", "mutual_contacts")
+_BOOLEAN_COLUMNS = ("e2ee", "family_link")
 
 
 def local_session(app_name: str = "solicitation-classifier", *, cores: int = 2,
@@ -134,10 +156,12 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
     for name in _STRING_COLUMNS:
         if name in types and not isinstance(types[name], T.StringType):
             raise wrong(name, "a string")
-    if "declared_age" in types and not isinstance(types["declared_age"], T.NumericType):
-        raise wrong("declared_age", "numeric")
-    if "e2ee" in types and not isinstance(types["e2ee"], T.BooleanType):
-        raise wrong("e2ee", "boolean")
+    for name in _COUNT_COLUMNS:
+        if name in types and not isinstance(types[name], T.NumericType):
+            raise wrong(name, "numeric")
+    for name in _BOOLEAN_COLUMNS:
+        if name in types and not isinstance(types[name], T.BooleanType):
+            raise wrong(name, "boolean")
     ts_type = types["ts"]
     if isinstance(ts_type, T.TimestampType):
         ts_epoch, ts_text = F.unix_micros("ts") / F.lit(1e6), F.lit(None).cast("string")
@@ -154,7 +178,9 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
             record.alias("_record"), ts_epoch.alias("_ts_epoch"), ts_text.alias("_ts_text")]
     for name, cast in (("sender", "string"), ("text", "string"), ("modality", "string"),
                        ("declared_age", "double"), ("protected_role", "string"),
-                       ("e2ee", "boolean")):
+                       ("e2ee", "boolean"), ("age_assurance", "string"),
+                       ("family_link", "boolean"), ("contact_age_days", "double"),
+                       ("mutual_contacts", "double")):
         cols.append((F.col(name) if name in types else F.lit(None)).cast(cast).alias(name))
     return messages.select(*cols)
 
@@ -166,7 +192,9 @@ def _prior_rows(prior: DataFrame) -> DataFrame:
                     F.lit(-1).cast("long").alias("_order"),
                     F.col("state").alias("_state"),
                     F.col("declared_ages").alias("_declared"),
-                    F.col("flagged_at_message").alias("_flagged_at")))
+                    F.col("flagged_at_message").alias("_flagged_at"),
+                    F.col("age_assurance").alias("_assurance"),
+                    F.col("relationship").alias("_relationship")))
 
 
 # -- executor side ------------------------------------------------------------------
@@ -178,7 +206,23 @@ def _message_row(cols: Mapping[str, list[Any]], i: int) -> MessageRow:
     ts = ts if ts is not None and ts == ts else cols["_ts_text"][i]  # NaN from pandas
     return MessageRow(record, cols["sender"][i], ts,
                       cols["text"][i], cols["modality"][i], cols["declared_age"][i],
-                      cols["protected_role"][i], cols["e2ee"][i])
+                      cols["protected_role"][i], cols["e2ee"][i], cols["age_assurance"][i],
+                      cols["family_link"][i], cols["contact_age_days"][i],
+                      cols["mutual_contacts"][i])
+
+
+def _prior(state: bytes | None, declared: Any, flagged_at: Any, assurance: Any,
+           relationship: Any) -> PriorState:
+    """A prior state from its columns (maps may come as lists of pairs, from Arrow)."""
+    return PriorState(state, dict(declared or ()), flagged_at,  # type: ignore[arg-type]
+                      dict(assurance or ()),
+                      Relationship(**relationship) if relationship else None)
+
+
+def _context_json(prior: PriorState) -> str:
+    rel = prior.relationship
+    return json.dumps({"age_assurance": dict(prior.age_assurance),
+                       "relationship": None if rel is None else asdict(rel)})
 
 
 def _rejected_dict(r: RejectedRow) -> dict[str, Any]:
@@ -202,7 +246,10 @@ def _output_dicts(outcome: RowsScore) -> list[dict[str, Any]]:
                 "n_messages": outcome.n_messages, "model_version": res.model_version,
                 "threshold": res.threshold, "risk_factors": dict(res.risk_factors),
                 "subject": res.subject, "state": outcome.prior.state,
-                "declared_ages": dict(outcome.prior.declared_ages)})
+                "declared_ages": dict(outcome.prior.declared_ages),
+                "age_assurance": dict(outcome.prior.age_assurance),
+                "relationship": None if outcome.prior.relationship is None
+                else asdict(outcome.prior.relationship)})
     return out
 
 
@@ -243,8 +290,9 @@ def _score_partition(model_dir: str | None, threshold: float | None, explain_top
                         yield scored()
                     current, prior, rows = cid, None, []
                 if cols["_kind"][i] == 0:
-                    prior = PriorState(cols["_state"][i], dict(cols["_declared"][i] or ()),
-                                       cols["_flagged_at"][i])
+                    prior = _prior(cols["_state"][i], cols["_declared"][i],
+                                   cols["_flagged_at"][i], cols["_assurance"][i],
+                                   cols["_relationship"][i])
                 else:
                     rows.append(_message_row(cols, i))
         close_group()
@@ -294,7 +342,10 @@ def score_messages(messages: DataFrame, *, prior: DataFrame | None = None,
     else:
         rows = (rows.withColumn("_state", F.lit(None).cast("binary"))
                 .withColumn("_declared", F.lit(None).cast("map<string,bigint>"))
-                .withColumn("_flagged_at", F.lit(None).cast("long")))
+                .withColumn("_flagged_at", F.lit(None).cast("long"))
+                .withColumn("_assurance", F.lit(None).cast("map<string,string>"))
+                .withColumn("_relationship", F.lit(None).cast(
+                    SCORE_SCHEMA["relationship"].dataType)))
     key = F.col("conversation_id")
     parted = (rows.repartition(num_partitions, key) if num_partitions
               else rows.repartition(key))
@@ -310,8 +361,6 @@ def score_messages(messages: DataFrame, *, prior: DataFrame | None = None,
 def _stream_func(model_dir: str | None, threshold: float | None, idle_ms: int | None,
                  ) -> Callable[[tuple[Any, ...], Iterator[Any], Any], Iterator[Any]]:
     """The applyInPandasWithState function: numbers in the state, a row per new flag."""
-    import json
-
     import pandas as pd
 
     columns = [f.name for f in FLAG_SCHEMA.fields]
@@ -334,13 +383,16 @@ def _stream_func(model_dir: str | None, threshold: float | None, idle_ms: int | 
                 latest = top if latest is None or top > latest else latest
         if kept is not None and kept[3]:  # refused before: never scanned again
             return
-        prior = (PriorState(kept[0], json.loads(kept[1]), kept[2]) if kept is not None
-                 else None)
+        prior = None
+        if kept is not None:
+            context = json.loads(kept[4]) if kept[4] else {}
+            prior = _prior(kept[0], json.loads(kept[1]), kept[2],
+                           context.get("age_assurance"), context.get("relationship"))
         outcome = score_rows(scorer_for(model_dir, threshold), cid, rows, prior)
         out = [_rejected_dict(r) for r in outcome.rejected]
         res = outcome.result
         if res is not None and res.status != "scored":
-            state.update((None, None, None, True))
+            state.update((None, None, None, True, None))
         elif res is not None and outcome.prior is not None:
             new = outcome.prior
             if new.flagged_at_message is not None and (prior is None
@@ -350,7 +402,7 @@ def _stream_func(model_dir: str | None, threshold: float | None, idle_ms: int | 
                             "subject": res.subject, "model_version": res.model_version,
                             "threshold": res.threshold})
             state.update((new.state, json.dumps(dict(new.declared_ages)),
-                          new.flagged_at_message, False))
+                          new.flagged_at_message, False, _context_json(new)))
         if idle_ms is not None and state.exists and latest is not None and latest == latest:
             # the timeout may not be before the watermark, which is global to the query
             state.setTimeoutTimestamp(max(int(latest * 1000) + idle_ms,
