@@ -209,6 +209,8 @@ class Errors(metaclass=ErrorsWithCodes):
             "auditor accounts only.")
     G142 = "A new token needs a sign-in with your password (and TOTP code), not a token."
     G143 = "Changing the password needs a sign-in with your password (and TOTP code), not a token."
+    G144 = ("An audit log entry is not valid JSON (the database was edited): nothing was "
+            "done; run `audit verify` to find it.")
 
     # Review console (W0xx): web pages and the JSON API
     W001 = "Sign in to use the review console."

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy import func as sql_func
 from test_guard_common import MASTER, confirmed_case, fresh_store, open_case, own_token
 
 from classifier import ClassifierError
@@ -364,8 +365,6 @@ def test_a_second_case_opened_entry_neither_duplicates_nor_shortens_a_case(world
     adds no row to the queue or its pages and moves no deadline: the first one applies."""
     import time
 
-    from sqlalchemy import func as sql_func
-
     ids = [open_case(world.guard) for _ in range(3)]
     before = world.guard.queue(world.ann)
     with world.store.write() as conn:
@@ -380,6 +379,35 @@ def test_a_second_case_opened_entry_neither_duplicates_nor_shortens_a_case(world
     assert paged == [c["case_id"] for c in before]
     assert world.guard.purge_expired() == 0
     assert world.guard.case_summary(ids[1], world.ann)["expires_at"] > time.time()
+
+
+def test_an_audit_entry_that_is_not_json_gives_a_coded_error_not_a_database_one(world):
+    """A case_opened entry whose detail was overwritten with text that is not JSON (a
+    database edit) stops what reads deadlines with G144, naming no value; nothing is
+    purged on a damaged log."""
+    from classifier import StoreError
+
+    damaged = open_case(world.guard)
+    last = len(world.guard.queue(world.ann)) - 1  # the newest case: the last page of one
+    confirmed = world.guard.confirmed_cases(world.cat)
+    with world.store.write() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.case_id == damaged,
+                                             audit_log.c.action == "case_opened")
+                     .values(detail="{qqdamagedcanary"))
+        held = conn.execute(select(sql_func.count()).select_from(cases)).scalar()
+    for act in (lambda: world.guard.queue(world.ann),
+                lambda: world.guard.queue(world.ann, limit=1, offset=last),
+                lambda: world.guard.case_summary(damaged, world.ann),
+                world.guard.purge_expired,
+                lambda: world.guard.aggregates(world.eve)):
+        with pytest.raises(StoreError) as err:
+            act()
+        assert err.value.code == "G144" and "qqdamagedcanary" not in str(err.value)
+    # what does not read the damaged entry still works
+    assert [c["case_id"] for c in world.guard.queue(world.ann, limit=1, offset=0)]
+    assert world.guard.confirmed_cases(world.cat) == confirmed
+    with world.store.engine.connect() as conn:
+        assert conn.execute(select(sql_func.count()).select_from(cases)).scalar() == held
 
 
 # -- tampering with the audit log ----------------------------------------------------

@@ -21,20 +21,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Float, case, cast, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .._errors import Errors, MasterKeyError, StoreError
 from .._pipeline import ScoreResult
@@ -655,9 +656,10 @@ class Guard(Sealed):
                 page = page.limit(max(0, int(limit))).offset(max(0, int(offset)))
             # the recorded deadline read for the page's cases only, not for those skipped
             held = page.subquery()
-            rows = conn.execute(select(*held.c, _recorded_deadline(
-                conn, held.c.id, held.c.expires_at).label("deadline"))
-                .order_by(held.c.created_at, held.c.id))
+            with _log_read():
+                rows = conn.execute(select(*held.c, _recorded_deadline(
+                    conn, held.c.id, held.c.expires_at).label("deadline"))
+                    .order_by(held.c.created_at, held.c.id)).all()
             return [{"case_id": r.id, "status": r.status, "score": r.score,
                      "model_version": r.model_version, "opened_at": r.created_at,
                      "expires_at": r.deadline, "mine": r.claimed_by == p.account_id}
@@ -669,12 +671,13 @@ class Guard(Sealed):
         no open complaint)."""
         with self.store.engine.connect() as conn:
             p = self._principal(conn, principal, "supervisor")
-            rows = conn.execute(select(cases.c.id, cases.c.decided_at, cases.c.decided_by,
-                                       cases.c.decision_reason,
-                                       _recorded_deadline(conn).label("deadline"),
-                                       cases.c.open_complaint)
-                                .where(cases.c.status == "confirmed")
-                                .order_by(cases.c.decided_at))
+            with _log_read():
+                rows = conn.execute(select(cases.c.id, cases.c.decided_at, cases.c.decided_by,
+                                           cases.c.decision_reason,
+                                           _recorded_deadline(conn).label("deadline"),
+                                           cases.c.open_complaint)
+                                    .where(cases.c.status == "confirmed")
+                                    .order_by(cases.c.decided_at)).all()
             return [{"case_id": r.id, "decided_at": r.decided_at, "reason": r.decision_reason,
                      "expires_at": r.deadline, "open_complaint": r.open_complaint is not None,
                      "may_export": r.decided_by != p.account_id and r.open_complaint is None}
@@ -685,8 +688,9 @@ class Guard(Sealed):
         contributions, status, deadline (reviewers and supervisors)."""
         with self.store.engine.connect() as conn:
             self._principal(conn, principal, "reviewer", "supervisor")
-            row = conn.execute(select(cases, _recorded_deadline(conn).label("deadline"))
-                               .where(cases.c.id == case_id)).first()
+            with _log_read():
+                row = conn.execute(select(cases, _recorded_deadline(conn).label("deadline"))
+                                   .where(cases.c.id == case_id)).first()
         if row is None:
             raise StoreError(Errors.G103.format(case_id=shown(case_id)))
         return {"case_id": row.id, "status": row.status, "score": row.score,
@@ -854,7 +858,9 @@ class Guard(Sealed):
         now = time.time()
         with self.store.write() as conn:
             held = _deadlines(conn)
-            due = [r.id for r in conn.execute(select(held.c.id).where(held.c.deadline <= now))]
+            with _log_read():
+                due = [r.id for r in conn.execute(select(held.c.id)
+                                                  .where(held.c.deadline <= now)).all()]
             ids = [r.id for r in conn.execute(select(cases.c.id).where(cases.c.id.in_(due))
                                               .with_for_update())] if due else []
             for case_id in ids:
@@ -944,6 +950,18 @@ def _recorded_deadline(conn: Any, case_id: Any = None, row_deadline: Any = None)
     return func.coalesce(first, cases.c.expires_at if row_deadline is None else row_deadline)
 
 
+@contextlib.contextmanager
+def _log_read() -> Iterator[None]:
+    """A query that reads audit entries' JSON in the database: an entry edited into text
+    that is not JSON fails it with G144 (naming no value), not with the database's error."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if "json" not in str(exc.orig).lower():
+            raise
+        raise StoreError(Errors.G144) from None
+
+
 def _deadlines(conn: Any) -> Any:
     """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
     ``deadline``, the one recorded in its audit entry (see :func:`_recorded_deadline`)."""
@@ -964,11 +982,12 @@ def aggregates(guard: Guard, verification: AuditVerification | None = None
                                       .group_by(cases.c.status)).all())
         held = conn.execute(select(func.count(), func.min(cases.c.created_at))).first()
         d = _deadlines(conn)
-        deadlines = conn.execute(select(
-            func.min(d.c.deadline), func.count().filter(d.c.deadline <= now),
-            # a row whose deadline differs from the one its case_opened entry recorded
-            # was edited in the database (the entry's applies)
-            func.count().filter(func.abs(d.c.row_deadline - d.c.deadline) > 1e-3))).first()
+        with _log_read():
+            deadlines = conn.execute(select(
+                func.min(d.c.deadline), func.count().filter(d.c.deadline <= now),
+                # a row whose deadline differs from the one its case_opened entry recorded
+                # was edited in the database (the entry's applies)
+                func.count().filter(func.abs(d.c.row_deadline - d.c.deadline) > 1e-3))).first()
         # counted in the database: a store holds tens of thousands of cases and accounts
         opened, decided = audit_log.alias("opened"), audit_log.alias("decided")
         latency = sorted((ts or 0.0) / 3600.0 for (ts,) in conn.execute(
