@@ -77,6 +77,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E009 = "The indicator catalogue changed since this {estimator} was pickled; refit it."
     E010 = "Legal-basis calendar {file}: {problem}."
     E011 = "Obligation register {file}: {problem}."
+    E012 = ("The authors' corpora are not here ({missing} of {registered} registered authors "
+            "have no {folder}/<author>/data.jsonl): they live in a source checkout, the "
+            "installed package holds only their registry. Run from a clone of the repository.")
 
     # Indicator catalogue (E1xx)
     E100 = "Indicator catalogue {file}: the file does not exist."

@@ -32,8 +32,10 @@ from tqdm import tqdm
 
 from classifier import (
     FEATURE_NAMES,
+    ConfigError,
     Conversation,
     ConversationState,
+    Errors,
     FactorContext,
     IndicatorExtractor,
     Pipeline,
@@ -46,7 +48,14 @@ from classifier import (
 )
 from classifier.training import ThresholdPolicy, fit_model
 
-from .authors import GENERATOR, HARD_NEGATIVE_SUBGROUPS, Author, authors, load_author
+from .authors import (
+    AUTHORS_DIR,
+    GENERATOR,
+    HARD_NEGATIVE_SUBGROUPS,
+    Author,
+    authors,
+    load_author,
+)
 from .benign import load_chitchat
 from .metrics import f_latency, wilson_interval
 from .recognisers import build_recognisers
@@ -246,12 +255,16 @@ class Corpus:
 def load_corpus(config: CrossAuthorConfig) -> Corpus:
     registry = {a.id: a for a in authors(include_sealed=config.include_sealed)}
     ids = config.authors or tuple(registry)
+    missing = [a for a in ids if registry[a].path is not None and not registry[a].path.exists()]
+    if missing and len(missing) == sum(registry[a].path is not None for a in ids):
+        # none of the files (an installed package): the generator alone would be measured
+        raise ConfigError(Errors.E012.format(missing=len(missing),
+                                             registered=len(ids), folder=AUTHORS_DIR))
     by_author = {}
     for a in ids:
-        author = registry[a]
-        if author.path is not None and not author.path.exists():
+        if a in missing:
             continue  # registered, not delivered yet
-        by_author[a] = load_author(author, generator_n=config.generator_n)
+        by_author[a] = load_author(registry[a], generator_n=config.generator_n)
     benign_train = list(load_chitchat("train"))
     benign_test = list(load_chitchat("test"))
     if config.benign_test is not None:

@@ -65,3 +65,17 @@ def test_recognisers_learn_the_offenders_annotated_turns_only():
     assert author_turns([pos], "x") == [("add me on the other app", "platform_move", "x"),
                                         ("lol ok", None, "x")]
     assert [label for _, label, _ in author_turns([neg], "x")] == [None, None]
+
+
+def test_without_the_corpora_the_cross_author_run_stops_with_a_coded_error(monkeypatch,
+                                                                          tmp_path):
+    """An installed package holds the registry, not the authors' data: the leave-one-
+    author-out run says so instead of measuring the generator alone."""
+    import classifier.evaluation.authors as authors_module
+    from classifier.evaluation.crossauthor import CrossAuthorConfig, load_corpus
+
+    from classifier import ConfigError
+
+    monkeypatch.setattr(authors_module, "AUTHORS_DIR", tmp_path)
+    with pytest.raises(ConfigError, match=r"\[E012\].*source checkout"):
+        load_corpus(CrossAuthorConfig())
