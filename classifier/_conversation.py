@@ -304,17 +304,6 @@ class _Checker:
                             problem=f"must be null or one of {', '.join(choices)}")
         return value
 
-    def optional_count(self, obj: dict[str, Any], key: str, path: str) -> int | None:
-        value = obj.get(key)
-        if value is None:
-            return None
-        self.typed(value, int, path, "a non-negative integer or null")
-        if value < 0:
-            raise self.fail(Errors.E204, path, problem="negative")
-        if value > MAX_COUNT:
-            raise self.fail(Errors.E204, path, problem=f"above {MAX_COUNT}")
-        return value
-
     def known_fields(self, obj: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
         for position, key in enumerate(obj, start=1):
             if key not in allowed:
@@ -429,12 +418,10 @@ def conversation_from_dict(obj: Any, *, line: int = 1,
     if raw_rel is not None:
         c.typed(raw_rel, dict, "relationship", "an object or null")
         c.known_fields(raw_rel, _RELATIONSHIP_FIELDS, "relationship.")
-        link = raw_rel.get("family_link")
-        if link is not None:
-            c.typed(link, bool, "relationship.family_link", "true, false or null")
-        relationship = Relationship(
-            link, c.optional_count(raw_rel, "contact_age_days", "relationship.contact_age_days"),
-            c.optional_count(raw_rel, "mutual_contacts", "relationship.mutual_contacts"))
+        relationship = Relationship(*(raw_rel.get(k) for k in _RELATIONSHIP_FIELDS))
+        found = relationship_problem(relationship)  # one rule, for every path in
+        if found is not None:
+            raise c.fail(Errors.E204, found[0], problem=found[1])
 
     raw_participants = c.bounded_list(c.require(obj, "participants", "participants"),
                                       "participants", limits.max_participants, "participants")

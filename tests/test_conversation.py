@@ -73,6 +73,17 @@ def test_round_trip_through_jsonl():
         (lambda r: r["messages"][0].update(colour="red"), "messages[0]", "E208"),
         (lambda r: r.update(label=2), "label", "E204"),
         (lambda r: r.update(offender="nobody"), "offender", "E217"),
+        (lambda r: r.update(relationship="close"), "relationship", "E203"),
+        (lambda r: r.update(relationship={"family_link": "yes"}), "relationship.family_link",
+         "E204"),
+        (lambda r: r.update(relationship={"contact_age_days": -1}),
+         "relationship.contact_age_days", "E204"),
+        (lambda r: r.update(relationship={"contact_age_days": 3.0}),
+         "relationship.contact_age_days", "E204"),
+        (lambda r: r.update(relationship={"mutual_contacts": True}),
+         "relationship.mutual_contacts", "E204"),
+        (lambda r: r.update(relationship={"mutual_contacts": 10**10}),
+         "relationship.mutual_contacts", "E204"),
     ],
 )
 def test_invalid_field_is_named_without_text(mutate, field, code):
