@@ -139,7 +139,10 @@ class StreamScorer:
         self.skip_plain = skip_plain
         self.max_ahead = max_ahead
         self.evicted = 0
-        self.skipped = 0  # messages after which the model did not need to run
+        # messages after which the model did not run (fewer in micro-batches: after a
+        # conversation's first crossing inside one, its flag is known only once the
+        # micro-batch's single model call is done, so its later messages are scored)
+        self.skipped = 0
         self.rejected: deque[RejectedRow] = deque(maxlen=10_000)  # the latest bad messages
 
     def __len__(self) -> int:
