@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -362,16 +363,16 @@ class _Checker:
 def parse_timestamp(value: Any) -> datetime | None:
     """A timezone-aware datetime from epoch seconds, ISO 8601 with a zone or an aware
     datetime; None if ``value`` is none of these (naive times are ambiguous)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else None
-    if isinstance(value, bool):
+    if isinstance(value, datetime):  # aware: a zone that gives an offset
+        return value if value.utcoffset() is not None else None
+    if isinstance(value, bool) or (getattr(value, "dtype", None) is not None and \
+            value.dtype.kind == "b"):
         return None
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            return None
+    if isinstance(value, numbers.Real):  # int, float and numpy's numbers
         try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
-        except (OverflowError, OSError, ValueError):
+            seconds = float(value)
+            return datetime.fromtimestamp(seconds, tz=UTC) if math.isfinite(seconds) else None
+        except (OverflowError, OSError, ValueError):  # 10**400, beyond year 9999
             return None
     if isinstance(value, str):
         if len(value) > 64:

@@ -12,6 +12,8 @@ relationship metadata on its pair, as :class:`Relationship`).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,7 +119,15 @@ class RejectedRow:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)  # NaN
+    """None, NaN (a float or numpy's) or pandas' NA: how tables say "no value"."""
+    return (value is None or (isinstance(value, float) and value != value)
+            or type(value).__name__ == "NAType")
+
+
+def _is_bool(value: Any) -> bool:
+    """A Python or numpy bool (never taken for a number)."""
+    return isinstance(value, bool) or (getattr(value, "dtype", None) is not None
+                                       and value.dtype.kind == "b")
 
 
 class _RowCheck(Exception):
@@ -128,11 +138,11 @@ class _RowCheck(Exception):
 def _age(value: Any) -> int | None:
     if _missing(value):
         return None
-    if isinstance(value, bool):
+    if _is_bool(value):
         raise _RowCheck("declared_age", "must be an integer")
     try:
         age = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (inf: OverflowError)
         raise _RowCheck("declared_age", "must be an integer") from None
     if age != value or not 0 <= age <= 130:
         raise _RowCheck("declared_age", "must be an integer in 0..130")
@@ -157,11 +167,13 @@ def _relationship(family_link: Any, contact_age_days: Any,
     for value in (family_link, contact_age_days, mutual_contacts):
         if _missing(value):
             value = None
-        elif getattr(value, "dtype", None) is not None and value.dtype.kind == "b":
+        elif _is_bool(value):
             value = bool(value)
-        elif ((isinstance(value, float) and value.is_integer() and abs(value) <= MAX_COUNT)
-              or (getattr(value, "dtype", None) is not None and value.dtype.kind in "iu")):
-            value = int(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, int) and \
+                math.isfinite(value) and abs(value) <= MAX_COUNT and float(value).is_integer():
+            value = int(value)  # a whole float, numpy's too
+        elif isinstance(value, numbers.Integral):
+            value = int(value)  # numpy's integers
         values.append(value)
     found = relationship_problem(Relationship(*values))
     if found is not None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import numbers
 import os
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,9 +110,11 @@ class StreamScorer:
         after every message.
     max_ahead : float or None, default 1 day
         A message dated more than this many seconds after the pipeline's clock (its scan
-        policy's ``clock``) is rejected, field ``ts``: the stream's time follows its
-        messages, and one from a wrong clock years ahead would evict every open
-        conversation as idle. None accepts any time (replaying data dated ahead).
+        policy's ``clock``) is rejected, field ``ts``; one accepted ahead of the clock
+        moves the stream's time (which evicts idle conversations) only as far as the
+        clock. The stream's time otherwise follows its messages, so that one from a wrong
+        clock cannot make every open conversation idle. None accepts any time and lets
+        the messages alone set the stream's time (replaying data dated ahead).
 
     Examples
     --------
@@ -127,9 +131,12 @@ class StreamScorer:
             raise ConfigError(Errors.E005.format(name="max_open and idle_timeout",
                                                  expected=">= 1 and > 0",
                                                  got=(max_open, idle_timeout)))
-        if max_ahead is not None and not max_ahead >= 0:
-            raise ConfigError(Errors.E005.format(name="max_ahead", expected=">= 0 or None",
-                                                 got=max_ahead))
+        if max_ahead is not None and (isinstance(max_ahead, bool)
+                                      or not isinstance(max_ahead, numbers.Real)
+                                      or not 0 <= max_ahead < math.inf):
+            raise ConfigError(Errors.E005.format(name="max_ahead",
+                                                 expected="seconds >= 0 or None",
+                                                 got=type(max_ahead).__name__))
         if pipeline is None:
             pipeline = Pipeline()
         self.pipeline: Pipeline = getattr(pipeline, "pipeline", pipeline)  # a Scorer too
@@ -173,7 +180,8 @@ class StreamScorer:
         """
         pipeline = self.pipeline
         now = pipeline.policy.clock()
-        latest = None if self.max_ahead is None else now.timestamp() + self.max_ahead
+        clock = now.timestamp()
+        latest = None if self.max_ahead is None else clock + self.max_ahead
         # format: a bad message is named and skipped, the others go on; so is a message
         # dated far after the clock (its time would evict every open conversation)
         good: list[StreamMessage] = []
@@ -248,7 +256,9 @@ class StreamScorer:
                 queued.append((conv, cid, index))
             else:
                 self.skipped += 1
-            self.evict(now=t)
+            # a message ahead of the clock (within max_ahead) moves the stream's time no
+            # further than the clock: it cannot make the others idle
+            self.evict(now=t if latest is None else min(t, clock))
         flags: list[StreamFlag] = []
         # model: every queued prefix's pairs in one call
         for (conv, cid, index), (score, _, subject) in zip(

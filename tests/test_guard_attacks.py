@@ -381,19 +381,41 @@ def test_a_second_case_opened_entry_neither_duplicates_nor_shortens_a_case(world
     assert world.guard.case_summary(ids[1], world.ann)["expires_at"] > time.time()
 
 
-def test_an_audit_entry_that_is_not_json_gives_a_coded_error_not_a_database_one(world):
-    """A case_opened entry whose detail was overwritten with text that is not JSON (a
-    database edit) stops what reads deadlines with G144, naming no value; nothing is
-    purged on a damaged log."""
+def _damaged(value):
+    """A case_opened detail edited in the database: the recorded one with ``expires_at``
+    replaced (or, for a string starting with '=', the whole detail)."""
+    def edit(detail):
+        if isinstance(value, str) and value.startswith("="):
+            return value[1:]
+        return json.dumps({**json.loads(detail), "expires_at": value})
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    _damaged("={qqdamagedcanary"), _damaged("=null"), _damaged("=[]"), _damaged("=5"),
+    _damaged('="qqdamagedcanary"'), _damaged("qqdamagedcanary"), _damaged(True),
+    _damaged({"v": 1}), _damaged([1]), _damaged("1"), _damaged(None),
+    lambda d: json.dumps({**json.loads(d), "expires_at": 1}).replace("1}", "1e400}"),
+    lambda d: json.dumps({**json.loads(d), "expires_at": 1}).replace("1}", "-1e400}"),
+    _damaged(1e300),
+], ids=["not-json", "null", "array", "number", "string", "deadline-text", "deadline-true",
+        "deadline-object", "deadline-array", "deadline-numeric-text", "deadline-null",
+        "deadline-1e400", "deadline--1e400", "deadline-1e300"])
+def test_an_audit_entry_that_is_not_json_gives_a_coded_error_not_a_database_one(world, edit):
+    """A case_opened entry whose detail was edited in the database into anything but
+    what the guard writes (not JSON, not an object, a deadline that is no finite number
+    in range) stops what reads deadlines with G144, naming no value: no raw database
+    error (PostgreSQL's quotes the value), no deadline read as 0, 1 or infinity, nothing
+    purged."""
     from classifier import StoreError
 
     damaged = open_case(world.guard)
     last = len(world.guard.queue(world.ann)) - 1  # the newest case: the last page of one
     confirmed = world.guard.confirmed_cases(world.cat)
     with world.store.write() as conn:
-        conn.execute(update(audit_log).where(audit_log.c.case_id == damaged,
-                                             audit_log.c.action == "case_opened")
-                     .values(detail="{qqdamagedcanary"))
+        where = (audit_log.c.case_id == damaged, audit_log.c.action == "case_opened")
+        detail = conn.execute(select(audit_log.c.detail).where(*where)).scalar()
+        conn.execute(update(audit_log).where(*where).values(detail=edit(detail)))
         held = conn.execute(select(sql_func.count()).select_from(cases)).scalar()
     for act in (lambda: world.guard.queue(world.ann),
                 lambda: world.guard.queue(world.ann, limit=1, offset=last),
@@ -408,6 +430,25 @@ def test_an_audit_entry_that_is_not_json_gives_a_coded_error_not_a_database_one(
     assert world.guard.confirmed_cases(world.cat) == confirmed
     with world.store.engine.connect() as conn:
         assert conn.execute(select(sql_func.count()).select_from(cases)).scalar() == held
+
+
+def test_an_entry_from_before_deadlines_were_recorded_takes_the_rows_and_verify_sees_edits(
+        world):
+    """An entry with no ``expires_at`` (written before the guard recorded deadlines) lets
+    the row's copy apply. Removing the key in the database and editing the row is therefore
+    believed by the purge; the audit log's chain is what shows it (verify: broken)."""
+    case_id = open_case(world.guard)
+    assert world.guard.verify().intact
+    with world.store.write() as conn:
+        where = (audit_log.c.case_id == case_id, audit_log.c.action == "case_opened")
+        detail = json.loads(conn.execute(select(audit_log.c.detail).where(*where)).scalar())
+        detail.pop("expires_at")
+        conn.execute(update(audit_log).where(*where).values(detail=json.dumps(detail)))
+        conn.execute(update(cases).where(cases.c.id == case_id).values(expires_at=1.0))
+    shown = {c["case_id"]: c["expires_at"] for c in world.guard.queue(world.ann)}
+    assert shown[case_id] == 1.0
+    assert world.guard.purge_expired() == 1
+    assert not world.guard.verify().intact
 
 
 # -- tampering with the audit log ----------------------------------------------------

@@ -214,3 +214,62 @@ def test_bad_provider_metadata_on_a_row_is_rejected_by_field(extra, field_name):
     assert [(r.record, r.field) for r in rejected] == [("row 1", field_name)]
     assert rejected[0].reason.startswith("[E211]") and CANARY not in rejected[0].reason
     assert len(conv.messages) == 1 and conv.relationship.contact_age_days == 3
+
+
+def test_a_prior_state_with_values_the_reader_would_refuse_rejects_its_conversation_only(
+        scorer, conversations):
+    """A prior table written by hand or edited: its conversation is rejected (record
+    'prior state', naming the field), the others in the same call are scored."""
+    from dataclasses import replace
+
+    from classifier import Relationship
+
+    conv = conversations[0]
+    rows = rows_of(conv)
+    good = score_rows(scorer, conv.conversation_id, rows[:3]).prior
+    for bad, field_name in [
+            (replace(good, relationship=Relationship(contact_age_days=-5)),
+             "relationship.contact_age_days"),
+            (replace(good, relationship=Relationship(family_link="no")),
+             "relationship.family_link"),
+            (replace(good, relationship={"family_link": True}), "relationship"),
+            (replace(good, age_assurance={"u-1": "passport"}), "age_assurance"),
+            (replace(good, age_assurance=None), "age_assurance"),
+            (replace(good, declared_ages=None), "declared_ages"),
+            (replace(good, declared_ages={"u-1": 12.5}), "declared_ages"),
+            (replace(good, flagged_at_message=-1), "flagged_at_message")]:
+        other = conversations[1]
+        bad_out, other_out = score_rows_many(scorer, [
+            (conv.conversation_id, rows[3:], bad),
+            (other.conversation_id, rows_of(other), None)])
+        assert bad_out.result is None and bad_out.prior is bad
+        assert [(r.record, r.field) for r in bad_out.rejected] == [("prior state", field_name)]
+        assert bad_out.rejected[0].reason.startswith("[E211]")
+        assert other_out.result.score == pytest.approx(scorer.score(other).score, abs=1e-6)
+
+
+@pytest.mark.parametrize("row, field_name", [
+    (MessageRow("row 1", "u", 1.0e9, CANARY, declared_age=float("inf")), "declared_age"),
+    (MessageRow("row 1", "u", 10**400, CANARY), "ts"),
+    (MessageRow("row 1", "u", 1.0e9, CANARY, declared_age=__import__("numpy").True_),
+     "declared_age"),
+])
+def test_values_that_raised_raw_errors_are_rejected_by_field(row, field_name):
+    good = MessageRow("row 0", "v", 1.0e9, "hello")
+    conv, rejected = conversation_from_rows("c-1", [good, row])
+    assert [(r.record, r.field) for r in rejected] == [("row 1", field_name)]
+    assert len(conv.messages) == 1 and CANARY not in rejected[0].reason
+
+
+def test_table_forms_of_numbers_and_missing_values_are_taken():
+    """numpy's numbers as timestamps and counts, and pandas' NA as a missing value."""
+    import numpy as np
+    import pandas as pd
+
+    rows = [MessageRow("row 0", "u", np.int64(1_000_000_000), "hi", declared_age=pd.NA,
+                       family_link=pd.NA, contact_age_days=np.float32(3.0),
+                       mutual_contacts=pd.NA),
+            MessageRow("row 1", "v", np.float32(1.0e9), "hey", age_assurance=pd.NA)]
+    conv, rejected = conversation_from_rows("c-1", rows)
+    assert rejected == [] and len(conv.messages) == 2
+    assert conv.relationship.contact_age_days == 3 and conv.relationship.family_link is None

@@ -185,6 +185,11 @@ def test_provider_metadata_on_rows_score_as_in_process_and_carry_over(spark, con
     for conv in convs:
         if len(conv.messages) > 5:
             assert_same_as_in_process(after[conv.conversation_id], conv, scorer)
+    # a prior written by a release before these columns: still read (without them)
+    older = spark_mod.score_messages(spark.createDataFrame(second, SCHEMA_METADATA),
+                                     prior=before.drop("age_assurance", "relationship"))
+    assert "scored" in {r.status for r in older.collect()} and not any(
+        r.status == "rejected" for r in older.collect())
     before.unpersist()
 
 

@@ -402,3 +402,41 @@ def test_a_message_dated_far_after_the_clock_is_rejected_and_evicts_nothing(scor
     replay = StreamScorer(pipeline, idle_timeout=2 * 86400, max_ahead=None)  # data dated ahead
     replay.add("c-1", "u-1", now + timedelta(days=400), "hi")
     assert len(replay) == 1 and not replay.rejected
+
+
+def test_a_message_ahead_of_the_clock_does_not_make_the_others_idle(scorer):
+    from datetime import UTC, datetime
+
+    from classifier import ConfigError, Pipeline, ScanPolicy
+
+    now = datetime(2026, 9, 1, tzinfo=UTC)
+    pipeline = Pipeline(extractor=scorer.extractor, policy=ScanPolicy(clock=lambda: now))
+    stream = StreamScorer(pipeline, idle_timeout=3600)
+    for i in range(5):
+        stream.add(f"c-{i}", f"u-{i}", now, "hello")
+    stream.add("c-x", "u-9", now + timedelta(hours=23), "hello")  # within max_ahead
+    assert (len(stream), stream.evicted) == (6, 0)
+    later = StreamScorer(pipeline, idle_timeout=3600)
+    later.add("c-0", "u-0", now - timedelta(hours=3), "hello")  # replayed, hours old
+    later.add("c-1", "u-1", now - timedelta(minutes=5), "hello")
+    assert (len(later), later.evicted) == (1, 1)  # idle by the messages' own time
+    for bad in ("5", [1], True, -1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="E005"):
+            StreamScorer(pipeline, max_ahead=bad)
+
+
+def test_a_zone_that_gives_no_offset_is_rejected_not_raised(scorer):
+    from datetime import datetime, tzinfo
+
+    class NoOffset(tzinfo):
+        def utcoffset(self, dt):
+            return None
+
+    stream = StreamScorer(scorer)
+    good = StreamMessage("c-2", "u-2", 1_790_000_000.0, "hey")
+    stream.add_many([StreamMessage("c-1", "u-1", datetime(2026, 9, 1, tzinfo=NoOffset()),
+                                   CANARY), good,
+                     StreamMessage("c-3", "u-3", 10**400, CANARY)])
+    assert [(r.record, r.field) for r in stream.rejected] == [
+        ("micro-batch row 0", "ts"), ("micro-batch row 2", "ts")]
+    assert len(stream) == 1

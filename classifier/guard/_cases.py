@@ -34,8 +34,20 @@ from datetime import UTC, datetime
 from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Float, case, cast, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import (
+    Float,
+    Numeric,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from .._errors import Errors, MasterKeyError, StoreError
 from .._pipeline import ScoreResult
@@ -937,12 +949,7 @@ def _recorded_deadline(conn: Any, case_id: Any = None, row_deadline: Any = None)
     row's copy for a case opened before the entry recorded it). Computed in the database,
     which reads the entry's JSON: one changed in the row is neither believed nor shown; a
     second entry appended for a case changes nothing."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        logged = cast(cast(audit_log.c.detail, JSONB)["expires_at"].astext, Float)
-    else:
-        logged = cast(func.json_extract(audit_log.c.detail, "$.expires_at"), Float)
+    logged = _logged_deadline(conn)
     case_id = cases.c.id if case_id is None else case_id
     first = (select(logged)
              .where(audit_log.c.case_id == case_id, audit_log.c.action == "case_opened")
@@ -950,12 +957,45 @@ def _recorded_deadline(conn: Any, case_id: Any = None, row_deadline: Any = None)
     return func.coalesce(first, cases.c.expires_at if row_deadline is None else row_deadline)
 
 
+_MAX_DEADLINE = 1e11  # epoch seconds (the year 5138): beyond it, not a deadline
+
+
+def _logged_deadline(conn: Any) -> Any:
+    """The deadline a ``case_opened`` entry recorded, read in the database: a finite
+    number, or NULL for an entry written before deadlines were recorded (a JSON object
+    without ``expires_at``: the row's copy applies). Any other detail (not JSON, not an
+    object, a deadline that is no number or out of range) was edited in the database:
+    the expression then fails the query (division by zero, or malformed JSON on SQLite),
+    which :func:`_log_read` turns into G144; never a silent 0, 1 or infinity."""
+    detail = audit_log.c.detail
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        j = cast(detail, JSONB)  # text that is not JSON: an error here already
+        value = j["expires_at"]
+        legacy = (func.jsonb_typeof(j) == "object") & ~j.has_key("expires_at")
+        number = (func.jsonb_typeof(value) == "number") & (
+            func.abs(cast(value.astext, Numeric)) <= _MAX_DEADLINE)
+        damaged = literal(1) / (func.length(detail) * 0)
+        return case((legacy, null()), (number, cast(value.astext, Float)), else_=damaged)
+    kind = func.json_type(detail, "$.expires_at")  # malformed JSON: an error already
+    legacy = (func.json_type(detail) == "object") & kind.is_(None)
+    number = kind.in_(("integer", "real")) & (
+        func.abs(func.json_extract(detail, "$.expires_at")) <= _MAX_DEADLINE)
+    damaged = func.json(detail.concat("!"))  # malformed JSON, whatever the detail
+    return case((legacy, null()), (number, cast(func.json_extract(detail, "$.expires_at"),
+                                                Float)), else_=damaged)
+
+
 @contextlib.contextmanager
 def _log_read() -> Iterator[None]:
-    """A query that reads audit entries' JSON in the database: an entry edited into text
-    that is not JSON fails it with G144 (naming no value), not with the database's error."""
+    """A query that reads audit entries' JSON in the database: an entry edited into
+    something else than what the guard writes fails it with G144 (naming no value), not
+    with the database's error (which may quote the value)."""
     try:
         yield
+    except DataError:  # PostgreSQL: not JSON, a deadline that is no number (the guard
+        raise StoreError(Errors.G144) from None  # writes only numbers), out of range
     except DBAPIError as exc:
         if "json" not in str(exc.orig).lower():
             raise

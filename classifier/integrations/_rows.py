@@ -12,8 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .._conversation import Conversation, Participant, Relationship
-from .._errors import StateError
+from .._conversation import (
+    Conversation,
+    Participant,
+    Relationship,
+    assurance_problem,
+    relationship_problem,
+)
+from .._errors import Errors, StateError
 from .._message_rows import MessageRow, RejectedRow, conversation_from_rows
 from .._scoring import Scorer, ScoreResult
 from .._state import ConversationState
@@ -104,6 +110,12 @@ def score_rows_many(scorer: Scorer,
             continue
         previous = None
         if prior is not None:
+            found = _prior_problem(prior)
+            if found is not None:  # values of a prior made by hand or edited: this one only
+                outcomes[g] = RowsScore(None, prior, [*rejected, RejectedRow(
+                    str(conversation_id), "prior state", found[0],
+                    Errors.E211.format(field=found[0], problem=found[1]))])
+                continue
             try:
                 previous = ConversationState.from_bytes(prior.state,
                                                         scorer.extractor.catalogue)
@@ -145,6 +157,29 @@ def score_rows_many(scorer: Scorer,
                                                    conversation.relationship),
                                 rejected_of[g], state.n_messages)
     return outcomes  # type: ignore[return-value]
+
+
+def _prior_problem(prior: PriorState) -> tuple[str, str] | None:
+    """(field, problem) of the first value of a prior state that the interchange reader
+    would refuse (a prior table written by hand or edited), or None."""
+    ages = prior.declared_ages
+    if not isinstance(ages, Mapping) or any(
+            type(k) is not str or type(v) is not int or not 0 <= v <= 130
+            for k, v in ages.items()):
+        return "declared_ages", "must map participant ids to integers in 0..130"
+    problem = assurance_problem(prior.age_assurance)
+    if problem is not None:
+        return "age_assurance", problem
+    if prior.relationship is not None:
+        if not isinstance(prior.relationship, Relationship):
+            return "relationship", "must be a Relationship or null"
+        found = relationship_problem(prior.relationship)
+        if found is not None:
+            return found
+    if prior.flagged_at_message is not None and (type(prior.flagged_at_message) is not int
+                                                 or prior.flagged_at_message < 0):
+        return "flagged_at_message", "must be a non-negative integer or null"
+    return None
 
 
 def _merged(before: Relationship | None, now: Relationship | None) -> Relationship | None:

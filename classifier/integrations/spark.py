@@ -186,15 +186,21 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
 
 
 def _prior_rows(prior: DataFrame) -> DataFrame:
-    """Prior states (a previous output of :func:`score_messages`) in the internal layout."""
+    """Prior states (a previous output of :func:`score_messages`) in the internal layout;
+    an output written before ``age_assurance`` and ``relationship`` were kept has none."""
+    names = set(prior.columns)
+
+    def column(name: str) -> Any:
+        return F.col(name) if name in names else F.lit(None).cast(SCORE_SCHEMA[name].dataType)
+
     return (prior.where(F.col("status") == "scored").where(F.col("state").isNotNull())
             .select("conversation_id", F.lit(0).alias("_kind"),
                     F.lit(-1).cast("long").alias("_order"),
                     F.col("state").alias("_state"),
                     F.col("declared_ages").alias("_declared"),
                     F.col("flagged_at_message").alias("_flagged_at"),
-                    F.col("age_assurance").alias("_assurance"),
-                    F.col("relationship").alias("_relationship")))
+                    column("age_assurance").alias("_assurance"),
+                    column("relationship").alias("_relationship")))
 
 
 # -- executor side ------------------------------------------------------------------
@@ -385,7 +391,8 @@ def _stream_func(model_dir: str | None, threshold: float | None, idle_ms: int | 
             return
         prior = None
         if kept is not None:
-            context = json.loads(kept[4]) if kept[4] else {}
+            # (a state written before the context was kept has four fields)
+            context = json.loads(kept[4]) if len(kept) > 4 and kept[4] else {}
             prior = _prior(kept[0], json.loads(kept[1]), kept[2],
                            context.get("age_assurance"), context.get("relationship"))
         outcome = score_rows(scorer_for(model_dir, threshold), cid, rows, prior)
