@@ -1004,10 +1004,14 @@ def _log_read() -> Iterator[None]:
 
 
 def _deadlines(conn: Any) -> Any:
-    """Every case held, as a subquery: ``id``, ``row_deadline`` (the row's copy) and
-    ``deadline``, the one recorded in its audit entry (see :func:`_recorded_deadline`)."""
+    """Every case held, as a common table expression: ``id``, ``row_deadline`` (the row's
+    copy) and ``deadline``, the one recorded in its audit entry (see
+    :func:`_recorded_deadline`). Materialised: read three times by the aggregates, an
+    inlined subquery looked each deadline up three times (385 against 130 ms at 10,000
+    cases on PostgreSQL)."""
     return (select(cases.c.id, cases.c.expires_at.label("row_deadline"),
-                   _recorded_deadline(conn).label("deadline")).subquery())
+                   _recorded_deadline(conn).label("deadline"))
+            .cte("held_deadlines").prefix_with("MATERIALIZED"))
 
 
 FORGET = {"conversation_pseudonym": None, "subject_pseudonym": None, "stats_ref": None,
