@@ -17,6 +17,7 @@ import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from ._conversation import (
@@ -162,16 +163,18 @@ def _relationship(family_link: Any, contact_age_days: Any,
     """A row's relationship values (missing ones None), checked by the interchange
     reader's rules (:func:`relationship_problem`) once a table's forms are taken as
     Python's: a numpy bool as a bool, a whole float (a count column with missing values
-    gives ``3.0``) as an int."""
+    gives ``3.0``) or a whole decimal as an int (as declared ages are)."""
+    if family_link is None and contact_age_days is None and mutual_contacts is None:
+        return None, None, None  # the common row: no metadata
     values: list[Any] = []
     for value in (family_link, contact_age_days, mutual_contacts):
         if _missing(value):
             value = None
         elif _is_bool(value):
             value = bool(value)
-        elif isinstance(value, numbers.Real) and not isinstance(value, int) and \
+        elif isinstance(value, numbers.Real | Decimal) and not isinstance(value, int) and \
                 math.isfinite(value) and abs(value) <= MAX_COUNT and float(value).is_integer():
-            value = int(value)  # a whole float, numpy's too
+            value = int(value)  # a whole float, numpy's too, or a decimal (Spark's DecimalType)
         elif isinstance(value, numbers.Integral):
             value = int(value)  # numpy's integers
         values.append(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 import pytest
 from classifier.evaluation.synth import generate
@@ -203,6 +204,8 @@ def test_age_assurance_and_relationship_on_rows_score_as_in_the_interchange_form
     ({"contact_age_days": 2.5}, "contact_age_days"),
     ({"mutual_contacts": True}, "mutual_contacts"),
     ({"mutual_contacts": 10**12}, "mutual_contacts"),
+    ({"contact_age_days": Decimal("2.5")}, "contact_age_days"),
+    ({"mutual_contacts": Decimal("-1")}, "mutual_contacts"),
 ])
 def test_bad_provider_metadata_on_a_row_is_rejected_by_field(extra, field_name):
     import numpy as np
@@ -214,6 +217,17 @@ def test_bad_provider_metadata_on_a_row_is_rejected_by_field(extra, field_name):
     assert [(r.record, r.field) for r in rejected] == [("row 1", field_name)]
     assert rejected[0].reason.startswith("[E211]") and CANARY not in rejected[0].reason
     assert len(conv.messages) == 1 and conv.relationship.contact_age_days == 3
+
+
+def test_whole_decimals_are_counts_and_ages_alike():
+    # Spark's DecimalType reaches Python as decimal.Decimal: a whole one is read as the
+    # integer it is, for the provider's counts as for declared ages
+    row = MessageRow("row 0", "v", 1.0e9, "hello", declared_age=Decimal("14"),
+                     contact_age_days=Decimal("30"), mutual_contacts=Decimal("2.0"))
+    conv, rejected = conversation_from_rows("c-1", [row])
+    assert rejected == [] and conv.participants[0].declared_age == 14
+    assert (conv.relationship.contact_age_days, conv.relationship.mutual_contacts) == (30, 2)
+    assert type(conv.relationship.contact_age_days) is int
 
 
 def test_a_prior_state_with_values_the_reader_would_refuse_rejects_its_conversation_only(
