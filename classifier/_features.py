@@ -61,7 +61,7 @@ __all__ = [
 
 # The definitions below (names, order, constants) are versioned: a model records the
 # version it was trained with, and loading checks it (M006).
-FACTOR_VERSION = "2.4"
+FACTOR_VERSION = "2.5"
 RISK_CATEGORIES = ("age_question", "flattery", "trust", "isolation", "secrecy",
                    "supervision_check", "platform_move", "gift", "photo_request",
                    "video_request", "meeting_request", "sexual_topic")
@@ -74,7 +74,8 @@ ASSURANCE_WEIGHT = {"verified": 5.0, "estimated": 3.0, "self_declared": 1.0, Non
 CONSTANTS = {"prior_logit": PRIOR_LOGIT, "stated_age_logit": 3.5, "retracted_age_logit": 1.5,
              "school_logit": 2.5, "context_logit": 0.7, "context_cap": 3,
              "assurance_weight": {str(k): v for k, v in ASSURANCE_WEIGHT.items()},
-             "peer_gate": [2.0, 5.0], "evidence_gate": [0.5, 0.5], "stage_floor": STAGE_FLOOR}
+             "peer_gate": [2.0, 5.0], "evidence_gate": [0.5, 0.5], "adult_gate": 0.25,
+             "stage_floor": STAGE_FLOOR}
 
 RISK_FACTORS: tuple[tuple[str, str], ...] = (
     ("younger_p_minor", "Probability that B, the possible minor, is a minor."),
@@ -93,6 +94,8 @@ RISK_FACTORS: tuple[tuple[str, str], ...] = (
     ("younger_profile_mismatch", "The same for B (children often claim 18)."),
     ("older_age_corrected", "1 if A corrected or withdrew an age claimed before ('im "
      "actually 24', 'im not 17')."),
+    ("older_adult_cues", "Cues of an adult's life in A's messages (work, driving, own home, "
+     "spouse; 0 to 1, capped at three): they contradict a teen age A may claim."),
     *((f"older_{c}", f"Share of A's messages to B that carry '{c}' indicators.")
       for c in RISK_CATEGORIES),
     *((f"younger_{c}", f"Share of B's messages to A that carry '{c}' indicators.")
@@ -116,7 +119,7 @@ RISK_FACTORS: tuple[tuple[str, str], ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for name, _ in RISK_FACTORS)
 MONOTONE_INCREASING = frozenset(
     {"younger_p_minor", "older_p_adult", "adult_minor_dyad", "age_gap", "stage_coverage",
-     "escalation_order", "older_profile_mismatch", "older_age_corrected",
+     "escalation_order", "older_profile_mismatch", "older_age_corrected", "older_adult_cues",
      "younger_age_evidence"} | {f"older_{c}" for c in RISK_CATEGORIES}
     | {f"younger_{c}" for c in YOUNGER_CATEGORIES})
 # A message that carries no indicator, no age and no new participant can only lower a
@@ -129,7 +132,11 @@ PEER_GATE = ("score x (1 - younger_p_minor x (1 - older_p_adult) x closeness), c
              "for an age gap of 2 years or less, falling linearly to 0 at 5 years "
              "(recital 6: consensual activity between adolescent peers is not targeted); "
              "times (0.5 + 0.5 x younger_age_evidence): with no evidence that a minor "
-             "takes part, no score exceeds half of what the model gives")
+             "takes part, no score exceeds half of what the model gives; times "
+             "(1 - 0.25 x (1 - older_p_adult) x older_age_evidence) when A's messages hold "
+             "no cue of an adult's life: a pair whose possible adult has evidence of being a "
+             "minor, and nothing that contradicts it, scores at most three quarters (the pair "
+             "the other way round is scored too)")
 _I = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -155,7 +162,10 @@ def gate(X: np.ndarray) -> np.ndarray:
     X = np.atleast_2d(X)
     base, slope = CONSTANTS["evidence_gate"]
     evidence = base + slope * np.clip(X[:, _I["younger_age_evidence"]], 0.0, 1.0)
-    return peer_gate(X) * evidence
+    # A, the possible adult, with evidence of being a minor: an adult is what the pair lacks
+    minor_a = ((1.0 - X[:, _I["older_p_adult"]]) * np.clip(X[:, _I["older_age_evidence"]], 0, 1)
+               * (X[:, _I["older_adult_cues"]] <= 0.0))  # one cue of an adult's life: no gate
+    return peer_gate(X) * evidence * (1.0 - CONSTANTS["adult_gate"] * minor_a)
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,7 @@ class AgeEstimate:
     evidence: float  # 0..1: how strongly the evidence says anything about the age
     profile_mismatch: bool
     corrected: bool
+    adult_cues: float = 0.0  # 0..1: cues of an adult's life in the participant's messages
 
 
 def _sigmoid(x: float) -> float:
@@ -299,6 +310,7 @@ class RiskFactorBuilder:
         minor_ev = adult_ev = 0.0
         stated = False
         corrected = False
+        adult_cues = 0.0
         if p is not None:
             # the child- and adult-context messages (integer sums: the same numbers as
             # the per-category matrix product, at a fraction of its cost)
@@ -323,6 +335,7 @@ class RiskFactorBuilder:
                 minor_ev = 0.8 if minor else minor_ev
             child = min(child_n, c["context_cap"])
             adult = min(adult_n, c["context_cap"])
+            adult_cues = adult / c["context_cap"]
             logit += c["context_logit"] * (child - adult)
             minor_ev = max(minor_ev, 0.25 * child)
             adult_ev = max(adult_ev, 0.25 * adult)
@@ -349,7 +362,8 @@ class RiskFactorBuilder:
                 age = inferred
             sd = 2.0 if assurance in ("verified", "estimated") else 8.0
         mismatch = declared is not None and stated and abs(declared - age) > 3.0
-        return AgeEstimate(age, sd, p_minor, minor_ev, evidence, mismatch, corrected)
+        return AgeEstimate(age, sd, p_minor, minor_ev, evidence, mismatch, corrected,
+                           adult_cues)
 
     def pair_matrix(self, state: ConversationState,
                     context: FactorContext | Mapping[str, int | None] | None = None,
@@ -406,6 +420,7 @@ class RiskFactorBuilder:
                 ye.age, oe.age, oe.age - ye.age, math.hypot(oe.sd, ye.sd),
                 ye.minor_evidence, oe.evidence,
                 float(oe.profile_mismatch), float(ye.profile_mismatch), float(oe.corrected),
+                oe.adult_cues,
                 *[to_b[c] / d_b for c in older],
                 *[to_a[c] / d_a for c in younger],
                 self._stage_coverage(p, to_b), order,

@@ -554,7 +554,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "family cues and metadata": ("family_context", "family_link", "relationship_known",
                                  "log_contact_age_days", "log_mutual_contacts"),
     "profile mismatches and corrections": ("older_profile_mismatch",
-                                           "younger_profile_mismatch", "older_age_corrected"),
+                                           "younger_profile_mismatch", "older_age_corrected",
+                                           "older_adult_cues"),
     "the older party's age questions": ("older_age_question",),
     "age-evidence strengths": ("younger_age_evidence", "older_age_evidence"),
 }

@@ -96,11 +96,44 @@ def test_indicator_table(extractor, ind_id, text, expected):
         ("im in 8th grade", AgeKind.SCHOOL, 13, 14),
         ("im in middle school", AgeKind.SCHOOL, 11, 14),
         ("im 34 and work in sales", AgeKind.DISCLOSED, 34, 34),
+        ("hes 14 same as us", AgeKind.DISCLOSED, 14, 14),
+        ("am 13", AgeKind.DISCLOSED, 13, 13),
+        ("my 13th birthday is on saturday", AgeKind.DISCLOSED, 12, 13),
+        ("am in s2", AgeKind.SCHOOL, 12, 14),
+        ("im in jss2", AgeKind.SCHOOL, 11, 13),
+        ("revising for the 11 plus", AgeKind.SCHOOL, 10, 15),
+        ("ok you caught me. im a bit older than i said", AgeKind.RETRACTION, None, None),
     ],
 )
 def test_age_evidence_is_parsed_to_numbers(extractor, text, kind, low, high):
     ages = extractor.extract(text, reference_year=2026).ages
-    assert [(a.kind, a.low, a.high) for a in ages] == [(kind, low, high)]
+    if low is None:  # a retraction carries no number
+        assert [a.kind for a in ages] == [kind] and np.isnan([ages[0].low, ages[0].high]).all()
+    else:
+        assert [(a.kind, a.low, a.high) for a in ages] == [(kind, low, high)]
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [("my mum can drop us", "child_context"), ("ill ask my dad", "child_context"),
+     ("is nadia in our year", "child_context"), ("i fell over in pe", "child_context"),
+     ("did anyone do the science sheet", "child_context"),
+     ("just me till 7, mum works late", "child_context"),
+     ("i can drive us", "adult_context"), ("ive had my licence for years", "adult_context")])
+def test_everyday_cues_of_a_child_and_of_an_adult(extractor, catalogue, text, category):
+    counts = extractor.extract(text).counts
+    hit = {catalogue.indicators[k].category for k in np.flatnonzero(counts)}
+    assert category in hit
+
+
+@pytest.mark.parametrize(("text", "category"),
+                         [("i work in pe", "child_context"),
+                          ("in our year end review", "child_context"),
+                          ("my boss said ok", "child_context"),
+                          ("my mum can drive us", "adult_context")])
+def test_everyday_cues_have_near_misses(extractor, catalogue, text, category):
+    counts = extractor.extract(text).counts
+    assert category not in {catalogue.indicators[k].category for k in np.flatnonzero(counts)}
 
 
 @pytest.mark.parametrize("text", ["im 13 minutes away", "my kids are 13 and 15", "8 years ago",

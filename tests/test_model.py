@@ -99,6 +99,41 @@ def test_teenage_peers_score_low_by_design(extractor, scorer):
     assert peer_score < scorer.threshold <= adult_score
 
 
+def test_a_possible_adult_who_is_a_stated_minor_is_gated_unless_an_adult_life_shows(
+        extractor, monkeypatch):
+    from classifier._features import CONSTANTS, gate
+
+    def vector(f):
+        return np.array([[f[n] for n in FEATURE_NAMES]], dtype=np.float32)
+
+    def pair(msgs, a="a", b="b"):  # the factors of the ordered pair a -> b
+        state = ConversationState("c", extractor.catalogue)
+        state.add(TextBoundary(extractor).extract([Conversation("c", (), tuple(msgs))])[0])
+        X, pairs = RiskFactorBuilder(extractor.catalogue).pair_matrix(state, {})
+        return dict(zip(FEATURE_NAMES, X[pairs.index((a, b))].tolist(), strict=True))
+
+    # A says "im 14" and sends the risky lines to B, whose age nobody states: the pair
+    # A -> B lacks an adult, so its score is cut (B -> A is scored too, as its own pair)
+    teen = dialogue(["im 14", *GROOMING_LINES[1:6]], ["hi", "ok", "no", "ok", "ok", "ok"])
+    f = pair(teen)
+    assert f["older_p_adult"] < 0.1 and f["older_age_evidence"] == 1.0
+    assert f["older_adult_cues"] == 0.0
+    cut = float(gate(vector(f))[0])
+    strength = CONSTANTS["adult_gate"]
+    monkeypatch.setitem(CONSTANTS, "adult_gate", 0.0)
+    uncut = float(gate(vector(f))[0])
+    assert cut == pytest.approx(uncut * (1 - strength * (1 - f["older_p_adult"])), rel=1e-5)
+    assert cut < uncut
+    monkeypatch.setitem(CONSTANTS, "adult_gate", strength)
+    # the same claim beside a cue of an adult's life ("after my shift") is not cut
+    slip = dialogue(["im 14", "just finished my shift", *GROOMING_LINES[2:6]],
+                    ["hi", "ok", "no", "ok", "ok", "ok"])
+    g = pair(slip)
+    assert g["older_adult_cues"] > 0
+    no_cue = dict(g, older_adult_cues=0.0)
+    assert float(gate(vector(g))[0]) > float(gate(vector(no_cue))[0])
+
+
 def test_shipped_model_metadata_is_auditable():
     meta = json.loads((default_model_dir() / "metadata.json").read_text())
     assert meta["feature_names"] == list(FEATURE_NAMES)

@@ -79,6 +79,7 @@ _LABELS = {
     "older_profile_mismatch": "Older party's profile age disagrees",
     "younger_profile_mismatch": "Younger party's profile age disagrees",
     "older_age_corrected": "Older party corrected a stated age",
+    "older_adult_cues": "Older party mentions an adult's life",
     "stage_coverage": "Grooming stages covered",
     "escalation_order": "Stages in the documented order",
     "family_context": "Signs of a family relationship",

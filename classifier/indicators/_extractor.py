@@ -45,6 +45,7 @@ __all__ = [
 COUNT_DTYPE = np.uint16
 _COUNT_MAX = np.iinfo(COUNT_DTYPE).max
 _LEADING_DIGITS = re.compile(r"\d+")
+_TRAILING_DIGITS = re.compile(r"(?<=[a-z])[0-9]+$")
 _WORDISH = re.compile(r"[^\W_]")  # a letter or a digit: a token made of neither is punctuation
 _PRECEDING_WINDOW = 3
 _PIECE = re.compile(r"\s+|\S+")  # runs of whitespace (str.isspace) and of the rest
@@ -184,6 +185,8 @@ class MatchEngine:
                 number = float(self._number_words[lower])
                 break
             m = _LEADING_DIGITS.match(lower)
+            if m is None and rule.kind == "number":  # a school stage: "s1", "jss2", "p7"
+                m = _TRAILING_DIGITS.search(lower)
             if m:
                 number = float(m.group())
                 break
