@@ -96,3 +96,28 @@ def test_regex_owner_maps_every_prefilter_regex():
     cat = load_catalogue()
     regexes, _ = cat.prefilter_regexes()
     assert len(TokenMatcher(cat).regex_owner) == len(regexes)
+
+
+def test_limiting_to_some_prefilter_regexes_finds_their_matches_only():
+    """``find(..., allowed=...)`` (the prefilter's hits) gives exactly the full search's
+    matches of the allowed regexes' patterns, also when some patterns start with a
+    letter slot ("s2", "jss2") and are tried at every token."""
+    from collections import Counter
+
+    catalogue = load_catalogue(recogniser=False)
+    matcher = TokenMatcher(catalogue)
+    assert matcher._anywhere  # the shipped catalogue has such patterns
+    n_regex = len(matcher.regex_owner)
+    texts = ["im in s2 at the academy", "jss2 student here", "how old r u", "ok im 13",
+             "my mum can drop us after school", "hes 14 same as us lol", "nothing here",
+             "am in p7 and my 13th birthday is on saturday"]
+    for text in texts:
+        lowers = text.split()
+        full = matcher.find(lowers)
+        assert matcher.find(lowers, allowed=range(n_regex)) == full  # order too
+        union: Counter = Counter()
+        for r in range(n_regex):
+            got = matcher.find(lowers, allowed={r})
+            assert all(k == matcher.regex_owner[r] for k, _, _ in got)
+            union.update(got)
+        assert union == Counter(full), text  # each pattern belongs to one regex

@@ -110,6 +110,7 @@ class TokenMatcher:
         for i, (_, r, _) in enumerate(patterns):
             self._of_regex[r].append(i)
         self._digit_set = frozenset(self._digits)
+        self._anywhere_set = frozenset(self._anywhere)
 
     def find(self, lowers: Sequence[str], allowed: Collection[int] | None = None,
              ) -> list[tuple[int, int, int]]:
@@ -119,15 +120,17 @@ class TokenMatcher:
         n = len(lowers)
         patterns, simple = self._patterns, self._simple
         by_word, anywhere, digits = self._by_word, self._anywhere, self._digits
-        if allowed is not None and not anywhere:
+        if allowed is not None:
             # the index of the allowed patterns only, each bucket in pattern order (the
-            # order of the full index, so matches come out in the same order)
+            # order of the full index, so matches come out in the same order); so are the
+            # patterns tried at every token (a first slot such as "s1" or "jss2")
             mine = sorted(i for r in allowed for i in self._of_regex[r])
             by_word = {}
             for i in mine:
                 for word in self._first_words[i]:
                     by_word.setdefault(word, []).append(i)
             digits = [i for i in mine if i in self._digit_set]
+            anywhere = [i for i in mine if i in self._anywhere_set]
             allowed = None
         for start in range(n):
             token = lowers[start]
