@@ -131,7 +131,6 @@ class TokenMatcher:
                     by_word.setdefault(word, []).append(i)
             digits = [i for i in mine if i in self._digit_set]
             anywhere = [i for i in mine if i in self._anywhere_set]
-            allowed = None
         for start in range(n):
             token = lowers[start]
             cands = by_word.get(token)
@@ -141,9 +140,7 @@ class TokenMatcher:
             if not cands:
                 continue
             for i in cands:
-                k, rx, tests = patterns[i]
-                if allowed is not None and rx not in allowed:
-                    continue
+                k, _, tests = patterns[i]
                 if simple[i]:
                     end = start + len(tests)
                     if end <= n and all(_ok(t, lowers[start + j]) for j, t in enumerate(tests)):
