@@ -136,3 +136,21 @@ def test_also_below_holds_a_threshold_on_turns_it_never_fitted():
     assert loose.hits(real)[:, 0].mean() > 0.1  # real chat reads young to the fitted model
     assert held.hits(real)[:, 0].mean() <= 0.1
     np.testing.assert_array_equal(held.weights, loose.weights)  # fitted on the same turns
+
+
+def test_the_extractor_shares_the_prefilters_joined_text_without_changing_a_count():
+    """The extractor lower-cases and joins a batch once for the prefilter and the
+    recognisers; with lone surrogates, a Kelvin sign (lower-cases to ASCII), NUL and
+    emoji in the batch, every message's counts equal those of extracting it alone."""
+    from classifier import IndicatorExtractor
+
+    ext = IndicatorExtractor()
+    texts = ["send me a pic pls", "\ud800 lone surrogate, ur so pretty", "\x00weird",
+             "KKK \u212a\u212a dont tell ur mum", "are your parents home rn???",
+             "wooooow 😂 u r sooo pretty", "im 13 btw", "hi"] * 3
+    for batch in (texts, [t for t in texts if t.isascii()],
+                  [t for t in texts if "\ud800" not in t]):
+        together = ext.extract_batch(batch).counts
+        alone = np.vstack([ext.extract_batch([t]).counts for t in batch])
+        np.testing.assert_array_equal(together, alone)
+        assert together.any()

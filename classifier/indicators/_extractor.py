@@ -31,7 +31,7 @@ import numpy as np
 from .._errors import Errors, InputTypeError
 from ._catalogue import AgeRule, Catalogue, Indicator, load_catalogue
 from ._matcher import TokenMatcher
-from ._prefilter import Prefilter
+from ._prefilter import Prefilter, join_lower
 
 __all__ = [
     "AgeEvidence",
@@ -141,8 +141,7 @@ class MatchEngine:
     def match(self, doc: Any, reference_year: int) -> tuple[np.ndarray, tuple[AgeEvidence, ...]]:
         """Count indicator matches in a spaCy ``Doc``; returns (counts, age evidence)."""
         lowers = [t.lower_ for t in doc]
-        return self.match_tokens(lowers, [not _WORDISH.search(w) for w in lowers],
-                                 reference_year)
+        return self.match_tokens(*_with_punct(lowers), reference_year)
 
     def match_tokens(self, lowers: Sequence[str], punct: Sequence[bool], reference_year: int,
                      allowed: Collection[int] | None = None,
@@ -348,7 +347,9 @@ class IndicatorExtractor:
                                                     record="batch"))
         texts = texts if isinstance(texts, (list, tuple)) else list(texts)
         n = len(texts)
-        mask, hits = self.prefilter.candidates(texts)
+        # the batch lower-cased and joined once, for the prefilter and the recognisers
+        lowered = _joined_lower(texts) if n > 1 else None
+        mask, hits = self.prefilter.candidates(texts, lowered=lowered)
         rows = mask.nonzero()[0].tolist()
         counts = np.zeros((n, self.n_features), dtype=COUNT_DTYPE)
         ages: dict[int, tuple[AgeEvidence, ...]] = {}
@@ -372,14 +373,24 @@ class IndicatorExtractor:
                     ages[row] = a
         if self._learned is not None and n:
             columns, labels = self._learned
-            learned = self.recogniser.hits(_all_encodable(texts))
+            # (an ASCII batch holds no lone surrogate; otherwise the prefilter's joined
+            # text is shared only when no message needed one replaced)
+            safe = texts if lowered is not None and lowered.isascii() else \
+                _all_encodable(texts)
+            learned = self.recogniser.hits(safe, lowered=lowered if safe is texts else None)
             if np.count_nonzero(learned):  # (no template counts a learned column: zero)
                 counts[:, columns] = learned[:, labels]
         return IndicatorBatch(counts, ages, len(rows))
 
 
+def _is_punct(lower: str) -> bool:
+    """A token with neither a letter nor a digit (``[^\\W_]`` is exactly ``str.isalnum``
+    per character, so an all-alphanumeric token skips the regex)."""
+    return not lower.isalnum() and not _WORDISH.search(lower)
+
+
 def _with_punct(lowers: list[str]) -> tuple[list[str], list[bool]]:
-    return lowers, [not _WORDISH.search(w) for w in lowers]
+    return lowers, [_is_punct(w) for w in lowers]
 
 
 def special_case_pairs(nlp: Any) -> frozenset[tuple[str, str]]:
@@ -446,14 +457,16 @@ def tokenise_chunks(nlp: Any, texts: Sequence[str],
     tok = nlp.tokenizer
     rules, prefix, suffix, infixes = tok.rules, tok.prefix_search, tok.suffix_search, \
         tok.infix_finditer
-    by_chunk: dict[str, list[str]] = {}
+    # each chunk's tokens and whether each is punctuation, worked out once per batch
+    by_chunk: dict[str, tuple[list[str], list[bool]]] = {}
     hard: list[str] = []
     for chunk in chunks:
         if (chunk in rules or prefix(chunk) is not None or suffix(chunk) is not None
                 or next(infixes(chunk), None) is not None):
             hard.append(chunk)
         else:
-            by_chunk[chunk] = [chunk.lower()]
+            lower = chunk.lower()
+            by_chunk[chunk] = ([lower], [_is_punct(lower)])
     for group in _groups(hard, _CHUNK_TEXT_CHARS):
         per_chunk: list[list[str]] = [[]]
         for token in tok("\n".join(group)):
@@ -464,25 +477,28 @@ def tokenise_chunks(nlp: Any, texts: Sequence[str],
                 per_chunk[-1].append(lower)
         if len(per_chunk) != len(group):  # cannot happen: a chunk holds no line break
             raise AssertionError("chunk tokenisation out of step")
-        by_chunk.update(zip(group, per_chunk, strict=True))
+        by_chunk.update((chunk, _with_punct(lowers))
+                        for chunk, lowers in zip(group, per_chunk, strict=True))
     out = []
     for text, layout in zip(texts, layouts, strict=True):
         lowers: list[str] = []
+        punct: list[bool] = []
         last = ""  # the last character of the previous chunk, lower-cased
         whole = False
         for piece in layout:
             got = by_chunk.get(piece)
             if got is None:
                 lowers.append(piece)  # whitespace: one token, never a chunk
+                punct.append(True)
                 continue
             if last and (last, piece[0].lower()) in special_pairs:
                 whole = True
                 break
-            lowers.extend(got)
+            lowers.extend(got[0])
+            punct.extend(got[1])
             last = piece[-1].lower()
-        if whole:
-            lowers = [t.lower_ for t in nlp.tokenizer(text)]
-        out.append(_with_punct(lowers))
+        out.append(_with_punct([t.lower_ for t in nlp.tokenizer(text)]) if whole
+                   else (lowers, punct))
     return out
 
 
@@ -499,6 +515,15 @@ def _groups(chunks: list[str], max_chars: int) -> Iterator[list[str]]:
         size += len(chunk) + 1
     if group:
         yield group
+
+
+def _joined_lower(texts: Sequence[str]) -> str | None:
+    """:func:`join_lower` of a batch, or None when an item is no str (the prefilter then
+    raises the coded error that names it)."""
+    try:
+        return join_lower(texts)[0]
+    except TypeError:
+        return None
 
 
 def _encodable(text: str) -> str:

@@ -125,10 +125,12 @@ class Prefilter:
                    flags=[hyperscan.HS_FLAG_UTF8] * len(exprs))
         return db
 
-    def candidates(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[int, set[int]] | None]:
+    def candidates(self, texts: Sequence[str], *, lowered: str | None = None,
+                   ) -> tuple[np.ndarray, dict[int, set[int]] | None]:
         """Which messages may hold an indicator (a boolean mask), and for each of them the
         regexes that hit it (row -> set of regex indices; None when the engine cannot
-        tell, and then every pattern must be tried).
+        tell, and then every pattern must be tried). ``lowered``: the batch as
+        :func:`join_lower` gives it, when the caller has it already.
 
         Raises
         ------
@@ -143,7 +145,7 @@ class Prefilter:
             return np.ones(n, dtype=bool), None
         if n == 1 and self._db is not None:  # one message (a stream): no separators
             return self._candidates_one(texts[0])
-        joined, _ = join_lower(texts)
+        joined = join_lower(texts)[0] if lowered is None else lowered
         mask = np.zeros(n, dtype=bool)
         if self._db is not None:
             data = joined.encode("utf-8", "replace")  # lone surrogates -> "?"

@@ -164,8 +164,10 @@ class WordRecogniser:
     def n_labels(self) -> int:
         return len(self.labels)
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Scores of shape (n_messages, n_labels), float32."""
+    def scores(self, texts: Sequence[str], *, lowered: str | None = None) -> np.ndarray:
+        """Scores of shape (n_messages, n_labels), float32. ``lowered``: the batch as
+        :func:`~classifier.indicators._prefilter.join_lower` gives it, when the caller has
+        it already (the extractor shares the prefilter's)."""
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
@@ -173,7 +175,8 @@ class WordRecogniser:
             return self._score_one(texts[0])[np.newaxis]
         if n <= _SMALL_BATCH:
             return np.vstack([self._score_one(t) for t in texts])
-        lowered, _ = join_lower(texts)  # NUL-separated (a NUL inside a message: a space)
+        if lowered is None:  # NUL-separated (a NUL inside a message: a space)
+            lowered = join_lower(texts)[0]
         if lowered.isascii():  # the common batch: byte operations
             ids, owner = self._word_ids(lowered, True)
         else:  # ASCII messages by byte operations, the others by the regex; then merged
@@ -254,9 +257,9 @@ class WordRecogniser:
         out[owner[starts]] = np.add.reduceat(self.weights.take(rows, axis=0), starts, axis=0)
         return out
 
-    def hits(self, texts: Sequence[str]) -> np.ndarray:
+    def hits(self, texts: Sequence[str], *, lowered: str | None = None) -> np.ndarray:
         """Which messages hit which category, shape (n_messages, n_labels), bool."""
-        return self.scores(texts) >= self.thresholds
+        return self.scores(texts, lowered=lowered) >= self.thresholds
 
     # -- persistence -------------------------------------------------------------------
     def to_bytes(self) -> bytes:
