@@ -353,8 +353,7 @@ def transparency(year: Annotated[int, typer.Option()],
                  master_key_file: KeyOpt = None, audit_key_file: AuditKeyOpt = None,
                  key_store: KeyStoreOpt = None) -> int:
     """The annual transparency report (Markdown and JSON; auditors and supervisors)."""
-    from .guard import transparency_report
-    from .guard._redress import report_markdown
+    from .guard import report_markdown, transparency_report
 
     guard = _guard(store, master_key_file, audit_key_file, key_store)
     guard.aggregates(_signed_in(guard, token))  # the role check: auditor or supervisor
@@ -472,7 +471,7 @@ def keys_audit_key(output: Annotated[Path, typer.Option("-o", "--output", help=(
                    key_store: KeyStoreOpt = None) -> int:
     """Write the audit key alone, for a host that purges or checks tokens without the
     master key (audited)."""
-    from .guard._crypto import write_secret_file
+    from .guard import write_secret_file
 
     guard = _guard(store, master_key_file, key_store=key_store, need="master")
     if os.path.exists(output):

@@ -247,7 +247,7 @@ def fit_recognisers(turns: Sequence[tuple[str, str | None, str]], labels: Sequen
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
-    from .indicators._recogniser import WordRecogniser, tokens
+    from .indicators import WordRecogniser, tokens
 
     toks = [tokens(t) for t, _, _ in turns]
     seen_by: dict[Any, set[str]] = defaultdict(set)

@@ -101,6 +101,43 @@ def test_no_module_imports_another_modules_private_names():
     assert private == []
 
 
+def _foreign_private_modules(here: str, package: str,
+                             imports: list[tuple[int, str, tuple[str, ...]]]) -> list[str]:
+    """Imports of a private module of another package: a subpackage's private modules are
+    its own (its ``__init__`` re-exports what others use); the private modules of an
+    enclosing package (``classifier._errors``) are shared by its subpackages."""
+    out = []
+    for line, target, names in imports:
+        parts = target.split(".")
+        if parts[0] != "classifier":
+            continue
+        modules = [target] + [f"{target}.{n}" for n in names]  # from . import _x
+        for module in modules:
+            bits = module.split(".")
+            private = next((k for k, b in enumerate(bits) if b.startswith("_")
+                            and not b.startswith("__")), None)
+            if private is None or (module != target and private < len(bits) - 1):
+                continue
+            owner = ".".join(bits[:private])
+            if not (package == owner or package.startswith(owner + ".")):
+                out.append(f"{here}:{line} imports {module}")
+    return out
+
+
+def test_no_module_imports_another_packages_private_modules():
+    found = []
+    for p in _package_files():
+        here = _module_name(p)
+        package = here if p.name == "__init__.py" else here.rsplit(".", 1)[0]
+        found += _foreign_private_modules(here, package, _imports(p))
+    assert found == []
+    # the check itself: the console reaching into the guard's modules is caught
+    assert _foreign_private_modules("classifier.console._web", "classifier.console",
+                                    [(1, "classifier.guard._cases", ("shown",))])
+    assert not _foreign_private_modules("classifier.guard._cases", "classifier.guard",
+                                        [(1, "classifier._scope", ("ScanPolicy",))])
+
+
 def _sources(folder: str) -> list[tuple[str, str]]:
     """(name, Python source) of every script and notebook code cell under ``folder``."""
     out = [(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))

@@ -26,9 +26,9 @@ from ..guard import (
     export_report,
     file_complaint,
     re_review,
+    shown,
     view_complaint_evidence,
 )
-from ..guard._cases import shown
 from ._app import Console, Refusal, status_of
 
 __all__ = ["install"]

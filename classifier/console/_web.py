@@ -23,10 +23,10 @@ from ..guard import (
     export_report,
     file_complaint,
     re_review,
+    report_markdown,
+    shown,
     view_complaint_evidence,
 )
-from ..guard._cases import shown
-from ..guard._redress import report_markdown
 from . import _present as present
 from ._app import HERE, Console, Refusal, status_of
 

@@ -14,6 +14,7 @@ from ._cases import (
     export_report,
     is_genuine,
     rotate_master_key,
+    shown,
 )
 from ._crypto import (
     AUDIT_KEY_FILE_ENV,
@@ -23,6 +24,7 @@ from ._crypto import (
     Keys,
     MasterKeyError,
     MasterKeySource,
+    write_secret_file,
 )
 from ._identity import AccountInfo, Enrolment, Principal, canonical_id
 from ._keystore import KEY_STORE_ENV, KeyStore, LocalKeyStore, MemoryKeyStore
@@ -33,6 +35,7 @@ from ._redress import (
     file_complaint,
     re_review,
     record_scan,
+    report_markdown,
     transparency_report,
     user_notice,
     view_complaint_evidence,
@@ -79,8 +82,11 @@ __all__ = [
     "load_public_key",
     "re_review",
     "record_scan",
+    "report_markdown",
     "rotate_master_key",
+    "shown",
     "transparency_report",
     "user_notice",
     "view_complaint_evidence",
+    "write_secret_file",
 ]

@@ -10,7 +10,7 @@ from ._extractor import (
     MessageIndicators,
 )
 from ._prefilter import ENGINES, Prefilter, hyperscan_available
-from ._recogniser import WordRecogniser
+from ._recogniser import WordRecogniser, tokens
 from ._vectorizer import IndicatorVectorizer
 
 
@@ -41,4 +41,5 @@ __all__ = [
     "available_languages",
     "hyperscan_available",
     "load_catalogue",
+    "tokens",
 ]
