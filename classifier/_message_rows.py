@@ -89,9 +89,13 @@ class StreamMessage:
     -> ``"self_declared"``, ``"estimated"`` or ``"verified"``: how the provider knows that
     age), ``relationship`` (the provider's metadata on the pair) and ``protected_role``
     (of the sender) carry what the provider knows, as a conversation's participants and
-    relationship do; the latest given applies. ``e2ee`` marks an end-to-end-encrypted
-    conversation, which is refused and never scanned; ``region`` (``"EU"`` or
-    ``"non-EU"``) is where the bytes scanned are counted for the annual report.
+    relationship do; the latest given applies. ``protected_roles`` (participant id ->
+    ``"helpline"``, ``"counselling"``, ``"medical"``, ``"legal"`` or None) names protected
+    participants who have not written yet: a child's first message to a helpline is
+    refused before it is read. A protected participant, by either field, or ``e2ee`` (an
+    end-to-end-encrypted conversation) refuses the conversation: nothing is scanned and
+    its numbers are dropped. ``region`` (``"EU"`` or ``"non-EU"``) is where the bytes
+    scanned are counted for the annual report.
     """
 
     conversation_id: str
@@ -104,6 +108,13 @@ class StreamMessage:
     region: str = "EU"
     age_assurance: Mapping[str, str | None] | None = None
     relationship: Relationship | None = None
+    protected_roles: Mapping[str, str | None] | None = None
+
+    @property
+    def protected(self) -> bool:
+        """Whether the message says a participant of its conversation is protected."""
+        return bool(self.protected_role) or bool(
+            self.protected_roles and any(self.protected_roles.values()))
 
     def __reduce__(self) -> Any:
         raise FirewallError(Errors.E004.format(kind="StreamMessage"))
@@ -285,6 +296,12 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
     bad = _problem(cid, message.sender, message.ts, message.text,
                    TEXT_MODALITY if message.text is not None else "not_text",
                    message.protected_role, message.e2ee, None)
+    if bad is None and message.protected_roles is not None:
+        roles = message.protected_roles
+        if not isinstance(roles, Mapping) or not all(
+                r is None or r in PROTECTED_ROLES for r in roles.values()):
+            bad = _RowCheck("protected_roles", "must map participant ids to null or one of "
+                            f"{', '.join(PROTECTED_ROLES)}")
     if bad is None and message.age_assurance is not None:
         problem = assurance_problem(message.age_assurance)
         bad = None if problem is None else _RowCheck("age_assurance", problem)

@@ -158,13 +158,19 @@ class StreamScorer:
     def add(self, conversation_id: str, sender: str, ts: datetime | float | str,
             text: str | None, *, declared_ages: Mapping[str, int | None] | None = None,
             age_assurance: Mapping[str, str | None] | None = None,
-            relationship: Relationship | None = None) -> StreamFlag | None:
+            relationship: Relationship | None = None,
+            protected_roles: Mapping[str, str | None] | None = None,
+            protected_role: str | None = None, e2ee: bool = False,
+            region: str = "EU") -> StreamFlag | None:
         """Add one message (``text=None`` for a non-text message, counted, not scanned);
         the keywords are as :class:`StreamMessage`'s."""
         n_rejected = len(self.rejected)
         flags = self.add_many([StreamMessage(conversation_id, sender, ts, text,
-                                             declared_ages, age_assurance=age_assurance,
-                                             relationship=relationship)])
+                                             declared_ages, e2ee=e2ee,
+                                             protected_role=protected_role, region=region,
+                                             age_assurance=age_assurance,
+                                             relationship=relationship,
+                                             protected_roles=protected_roles)])
         if len(self.rejected) > n_rejected:  # one message: its caller hears at once
             raise StateError(Errors.E304.format(reason=self.rejected.pop().reason))
         return flags[0] if flags else None
@@ -207,7 +213,7 @@ class StreamScorer:
         scan: list[StreamMessage] = []
         for m in good:
             conv = self._open.get(m.conversation_id)
-            if m.e2ee or m.protected_role:
+            if m.e2ee or m.protected:
                 reason = "e2ee" if m.e2ee else "protected_participant"
                 if conv is None or conv.refused is None:
                     pipeline.policy.refusals[reason] += 1
