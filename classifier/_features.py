@@ -38,12 +38,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._state import NOBODY, OVERFLOW_ID, ConversationState, ParticipantState
 from .indicators import Catalogue
+
+if TYPE_CHECKING:
+    from ._text import MessageColumns
 
 __all__ = [
     "FACTOR_VERSION",
@@ -285,6 +288,58 @@ class RiskFactorBuilder:
         cap = CONSTANTS["context_cap"]
         return not other and (child == 0 or child_before >= cap) and (
             adult == 0 or adult_before >= cap)
+
+    def relevant_positions(self, columns: MessageColumns, state: ConversationState) -> list[int]:
+        """The messages of a run after which a score can rise, given the state before the
+        run: an indicator that changes a factor (not a context indicator past the age
+        estimate's cap, see :meth:`inert`), age evidence, a sender new to the
+        conversation, and in a group every change of speaker (a new pair may form). Any
+        other message only lowers a score."""
+        marked = set(columns.ages)
+        known = set(state.participants)
+        previous = state.last_sender
+        for i, sender in enumerate(columns.senders):
+            if sender not in known:
+                known.add(sender)
+                marked.add(i)
+            elif len(known) > 2 and sender != previous:
+                marked.add(i)
+            previous = sender
+        running: dict[str, list[float]] = {}  # each sender's context indicators so far
+        for i in np.flatnonzero(columns.counts.any(axis=1)).tolist():
+            row, sender = columns.counts[i], columns.senders[i]
+            counted = running.get(sender)
+            if counted is None:  # a pooled sender starts from none: scored more, never less
+                counted = running[sender] = list(self.context_counts(
+                    state.participants.get(sender)))
+            if not self.inert(row, *counted):
+                marked.add(i)
+            child, adult, _ = self.context_of(row)
+            counted[0] += child
+            counted[1] += adult
+        return sorted(marked)
+
+    def prefix_matrices(self, state: ConversationState, columns: MessageColumns,
+                        context: FactorContext | Mapping[str, int | None] | None = None, *,
+                        also: ConversationState | None = None,
+                        ) -> tuple[list[tuple[np.ndarray, list[tuple[str, str]]]], list[int]]:
+        """Add a run of messages to ``state`` (and to ``also``, when given) and return the
+        factor matrices (:meth:`pair_matrix`) after each of its
+        :meth:`relevant_positions`, with those positions: the scores a stream would have
+        seen rise. ``state`` ends holding the whole run; its final matrix is not among
+        them."""
+        positions = self.relevant_positions(columns, state)
+        mats = []
+        done = 0
+        for pos in [*positions, len(columns) - 1]:
+            run = columns.slice(done, pos + 1)
+            state.add(run)
+            if also is not None:
+                also.add(run)
+            done = pos + 1
+            if len(mats) < len(positions):
+                mats.append(self.pair_matrix(state, context))
+        return mats, positions
 
     def context_counts(self, p: ParticipantState | None) -> tuple[float, float]:
         """(child-context, adult-context) indicators a participant has counted."""

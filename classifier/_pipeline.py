@@ -37,7 +37,7 @@ from ._features import FEATURE_NAMES, RISK_FACTORS, FactorContext, RiskFactorBui
 from ._model import RiskModel
 from ._scope import ScanPolicy
 from ._state import ConversationState
-from ._text import MessageColumns, TextBoundary
+from ._text import TextBoundary
 from .indicators import IndicatorExtractor
 
 __all__ = ["Explanation", "FactorContribution", "Pipeline", "ScoreResult", "conversation_state"]
@@ -222,23 +222,24 @@ class Pipeline:
         states: list[ConversationState] = []
         points: list[list[int]] = []
         mats: list[tuple[np.ndarray, list[tuple[str, str]]]] = []
-        pair_matrix = self.factors.pair_matrix
         for j, i in enumerate(todo):
             conv, prior = conversations[i], priors[i]
             context = FactorContext.of(conv)
             part = ConversationState(conv.conversation_id, self.extractor.catalogue)
             state = part if prior is None else prior.copy()
-            cols = columns[j]
-            positions = _relevant_positions(cols, state, self.factors) if early else []
-            done = 0
-            for pos in positions:  # the factors of each prefix, read off the running state
-                _add(state, part, prior, cols.slice(done, pos + 1))
-                done = pos + 1
-                mats.append(pair_matrix(state, context))
-            _add(state, part, prior, cols.slice(done, len(cols)))
+            also = None if prior is None else part  # the new part, merged in at the end
+            positions: list[int] = []
+            if early:  # the factors of each prefix, read off the running state
+                prefix, positions = self.factors.prefix_matrices(state, columns[j], context,
+                                                                 also=also)
+                mats.extend(prefix)
+            else:
+                state.add(columns[j])
+                if also is not None:
+                    also.add(columns[j])
             if prior is not None:
                 state = prior.merge(part)  # exact merge (order flags, seams)
-            mats.append(pair_matrix(state, context))
+            mats.append(self.factors.pair_matrix(state, context))
             states.append(state)
             points.append(positions)
         scored = self.score_matrices(mats)
@@ -365,47 +366,6 @@ class Pipeline:
                 FactorContribution(FEATURE_NAMES[i], float(x[i]), float(contrib[i]),
                                    _DESCRIPTIONS[FEATURE_NAMES[i]]) for i in order)))
         return out
-
-
-def _add(state: ConversationState, part: ConversationState, prior: ConversationState | None,
-         columns: MessageColumns) -> None:
-    """Add a run of messages to the running state (and, when continuing a prior state, to
-    the new part that is merged into it at the end)."""
-    state.add(columns)
-    if prior is not None:
-        part.add(columns)
-
-
-def _relevant_positions(columns: MessageColumns, state: ConversationState,
-                        factors: RiskFactorBuilder) -> list[int]:
-    """The messages after which a score can rise: an indicator that changes a factor (not
-    a context indicator past the age estimate's cap, see
-    :meth:`RiskFactorBuilder.inert`), age evidence, a sender new to the conversation, and in
-    a group every change of speaker (a new pair may form). Any other message only lowers a
-    score."""
-    marked = set(columns.ages)
-    known = set(state.participants)
-    previous = state.last_sender
-    for i, sender in enumerate(columns.senders):
-        if sender not in known:
-            known.add(sender)
-            marked.add(i)
-        elif len(known) > 2 and sender != previous:
-            marked.add(i)
-        previous = sender
-    running: dict[str, list[float]] = {}  # each sender's context indicators so far
-    for i in np.flatnonzero(columns.counts.any(axis=1)).tolist():
-        row, sender = columns.counts[i], columns.senders[i]
-        counted = running.get(sender)
-        if counted is None:  # a pooled sender starts from none: scored more, never less
-            counted = running[sender] = list(factors.context_counts(
-                state.participants.get(sender)))
-        if not factors.inert(row, *counted):
-            marked.add(i)
-        child, adult, _ = factors.context_of(row)
-        counted[0] += child
-        counted[1] += adult
-    return sorted(marked)
 
 
 def _catalogue_for(model: Any) -> Any:

@@ -109,9 +109,18 @@ class CrossAuthorConfig:
                                self.max_subgroup_fpr)
 
 
+_FEATURISED_FIELDS = ("ids", "labels", "subgroups", "authors", "offenders", "paces", "mats",
+                      "pairs", "earlier", "earlier_pairs")
+
+
 @dataclass
 class Featurised:
-    """Per conversation: every ordered pair's factor vector, and evaluation labels."""
+    """Per conversation: every ordered pair's factor vector, and evaluation labels.
+
+    ``mats`` and ``pairs`` are the factors of the whole conversation (what the model is
+    fitted on); ``earlier`` and ``earlier_pairs`` stack the factors of every earlier
+    prefix after which a score could rise (what a stream, and the pipeline, score as
+    well: a conversation is flagged when any of them reaches the threshold)."""
 
     ids: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
@@ -121,22 +130,35 @@ class Featurised:
     paces: list[str] = field(default_factory=list)
     mats: list[np.ndarray] = field(default_factory=list)
     pairs: list[list[tuple[str, str]]] = field(default_factory=list)
+    earlier: list[np.ndarray] = field(default_factory=list)
+    earlier_pairs: list[list[tuple[str, str]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def take(self, keep: Sequence[bool]) -> Featurised:
         out = Featurised()
-        for name in ("ids", "labels", "subgroups", "authors", "offenders", "paces", "mats",
-                     "pairs"):
+        for name in _FEATURISED_FIELDS:
             setattr(out, name, [v for v, k in zip(getattr(self, name), keep, strict=True) if k])
         return out
 
     def __add__(self, other: Featurised) -> Featurised:
         out = Featurised()
-        for name in ("ids", "labels", "subgroups", "authors", "offenders", "paces", "mats",
-                     "pairs"):
+        for name in _FEATURISED_FIELDS:
             setattr(out, name, getattr(self, name) + getattr(other, name))
+        return out
+
+    def with_rows(self, transform: Callable[[np.ndarray], np.ndarray]) -> Featurised:
+        """The same conversations with every factor row (whole conversations and earlier
+        prefixes, stacked) passed through ``transform``, which keeps the shape."""
+        blocks = self.mats + self.earlier
+        sizes = [len(X) for X in blocks]
+        if not sum(sizes):
+            return self.take([True] * len(self))
+        stacked = transform(np.vstack([X.reshape(-1, len(FEATURE_NAMES)) for X in blocks]))
+        parts = np.split(stacked, np.cumsum(sizes)[:-1])
+        out = self.take([True] * len(self))
+        out.mats, out.earlier = parts[:len(self.mats)], parts[len(self.mats):]
         return out
 
 
@@ -153,11 +175,14 @@ def featurise(conversations: Sequence[Conversation], author: str,
         chunk = kept[start:start + 400]
         for conv, cols in zip(chunk, boundary.extract(chunk), strict=True):
             state = ConversationState(conv.conversation_id, extractor.catalogue)
-            state.add(cols)
             context = FactorContext.of(conv)
             if not metadata:
                 context = FactorContext(context.declared, context.assurance)
+            prefix, _ = builder.prefix_matrices(state, cols, context)
             X, pairs = builder.pair_matrix(state, context)
+            out.earlier.append(np.vstack([m for m, _ in prefix]) if prefix else
+                               np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32))
+            out.earlier_pairs.append([p for _, ps in prefix for p in ps])
             out.ids.append(conv.conversation_id)
             out.labels.append(int(conv.label or 0))
             out.subgroups.append(conv.subgroup or "unknown")
@@ -199,23 +224,31 @@ def _fit(F: Featurised, config: CrossAuthorConfig) -> Any:
 
 
 def conversation_scores(model: Any, F: Featurised) -> tuple[np.ndarray, list[str | None]]:
-    """Each conversation's score (its riskiest pair, gated) and that pair's older party."""
-    rows = [X for X in F.mats if len(X)]
-    if not rows:
+    """Each conversation's score as the pipeline flags it: the peak over the whole
+    conversation and every earlier prefix after which a score could rise (riskiest pair,
+    gated), and the older party of the pair at that peak (the subject a flag names)."""
+    blocks = [(X, pairs) for X, pairs in zip(F.mats, F.pairs, strict=True)]
+    blocks += list(zip(F.earlier, F.earlier_pairs, strict=True))
+    sizes = [len(X) for X, _ in blocks]
+    if not sum(sizes):
         return np.zeros(len(F)), [None] * len(F)
-    X = np.vstack(rows).astype(np.float32)
+    X = np.vstack([b.reshape(-1, len(FEATURE_NAMES)) for b, _ in blocks]).astype(np.float32)
     proba = model.predict_proba(X)[:, 1] * gate(X)
     scores, subjects = np.zeros(len(F)), []
-    at = 0
-    for i, (mat, pairs) in enumerate(zip(F.mats, F.pairs, strict=True)):
-        if not len(mat):
-            subjects.append(None)
-            continue
-        mine = proba[at:at + len(mat)]
-        at += len(mat)
-        k = int(np.argmax(mine))
-        scores[i] = mine[k]
-        subjects.append(pairs[k][0])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    n = len(F)
+    for i in range(n):
+        best, subject = -1.0, None
+        # the earlier prefixes first, in order: on a tie the earliest peak names the
+        # subject, as in the pipeline
+        for b in (n + i, i) if i < len(F.earlier) else (i,):
+            lo, hi = starts[b], starts[b + 1]
+            if hi > lo:
+                k = int(np.argmax(proba[lo:hi]))
+                if proba[lo + k] > best:
+                    best, subject = float(proba[lo + k]), blocks[b][1][k][0]
+        scores[i] = max(best, 0.0)
+        subjects.append(subject)
     return scores, subjects
 
 
@@ -476,16 +509,14 @@ def permutation_importance(model: Any, F: Featurised, *, seed: int = 0) -> dict[
     base, _ = conversation_scores(model, F)
     auc = _roc_auc(base, labels)
     rng = np.random.default_rng(seed)
-    owners = np.concatenate([np.full(len(X), i) for i, X in enumerate(F.mats) if len(X)])
-    stacked = np.vstack([X for X in F.mats if len(X)])
     out = {}
     for j, name in enumerate(FEATURE_NAMES):
-        shuffled = stacked.copy()
-        shuffled[:, j] = rng.permutation(stacked[:, j])
-        mats = [shuffled[owners == i] for i in range(len(F))]
-        G = Featurised(F.ids, F.labels, F.subgroups, F.authors, F.offenders, F.paces, mats,
-                       F.pairs)
-        scores, _ = conversation_scores(model, G)
+        def shuffle(rows: np.ndarray, j: int = j) -> np.ndarray:
+            rows = rows.copy()
+            rows[:, j] = rng.permutation(rows[:, j])
+            return rows
+
+        scores, _ = conversation_scores(model, F.with_rows(shuffle))
         out[name] = float(auc - _roc_auc(scores, labels))
     return out
 
@@ -592,13 +623,12 @@ def factor_stability(config: CrossAuthorConfig | None = None, *,
             idx = [FEATURE_NAMES.index(c) for c in columns]
 
             def without(F: Featurised, idx: list[int] = idx) -> Featurised:
-                mats = []
-                for X in F.mats:
-                    X = X.copy()
-                    X[:, idx] = 0.0
-                    mats.append(X)
-                return Featurised(F.ids, F.labels, F.subgroups, F.authors, F.offenders,
-                                  F.paces, mats, F.pairs)
+                def zero(rows: np.ndarray) -> np.ndarray:
+                    rows = rows.copy()
+                    rows[:, idx] = 0.0
+                    return rows
+
+                return F.with_rows(zero)
 
             a_fit, a_in, a_test = without(fit_F.take(~inner)), without(fit_F.take(inner)), \
                 without(test_F)

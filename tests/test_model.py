@@ -340,3 +340,44 @@ def test_a_context_indicator_past_the_cap_changes_no_factor(extractor):
                           {"a": 35, "b": None})
         plain = factors(extractor, dialogue(adult, [*base, "ok"]), {"a": 35, "b": None})
         assert (with_it == plain) is same
+
+
+def test_the_cross_author_measure_flags_what_the_pipeline_flags():
+    """A held-out author is measured as the pipeline scores it: flagged when the score
+    after any message where it could rise reaches the threshold (not only the whole
+    conversation's), the score being that peak and the subject its pair's older party."""
+    pytest.importorskip("sklearn")
+    from classifier.evaluation.crossauthor import (
+        FittedModel,
+        conversation_scores,
+        featurise,
+        fit_fold,
+        load_corpus,
+    )
+    from classifier.evaluation.train import small_config
+
+    from classifier import Pipeline
+
+    config = small_config(authors=("generator", "a01_sms", "a04_kids_apps"))
+    corpus = load_corpus(config)
+    fold = fit_fold(corpus, ("generator", "a01_sms"), config)
+    convs = corpus.by_author["a04_kids_apps"][:120]
+    F = featurise(convs, "a04_kids_apps", fold.extractor)
+    scores, subjects = conversation_scores(fold.model, F)
+    final, _ = conversation_scores(fold.model, _final_only(F))  # what it used to be
+    pipeline = Pipeline(model=FittedModel(fold.model, fold.threshold, "fold"),
+                        extractor=fold.extractor)
+    results = [r for r in pipeline.score_many(convs) if r.status == "scored"]
+    assert [r.conversation_id for r in results] == F.ids
+    flagged = scores >= fold.threshold
+    assert flagged.tolist() == [r.flagged for r in results]
+    for i, r in enumerate(results):
+        if r.flagged:
+            assert (scores[i], subjects[i]) == (pytest.approx(r.score, abs=1e-6), r.subject)
+    assert (scores >= final).all() and (scores > final + 1e-9).any()  # some peak earlier
+
+
+def _final_only(F):
+    G = F.take([True] * len(F))
+    G.earlier, G.earlier_pairs = [], []
+    return G
