@@ -102,6 +102,9 @@ class CrossAuthorConfig:
     kind: str = "gbt"
     inner_folds: int | None = 5  # author groups for the threshold (None: one per author)
     relationship_metadata: bool = True  # False: measure without the provider's metadata
+    # a negative's earlier prefixes (where a score could rise) as negatives too, with this
+    # much weight in all per conversation (0: the whole conversation's pairs only)
+    prefix_negative_weight: float = 0.0
     random_state: int = 0
 
     def policy(self) -> ThresholdPolicy:
@@ -194,10 +197,12 @@ def featurise(conversations: Sequence[Conversation], author: str,
     return out
 
 
-def training_rows(F: Featurised) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def training_rows(F: Featurised, prefix_negative_weight: float = 0.0,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows to fit on: for a positive, the offender's pair towards the participant it
     wrote to most; for a negative, every pair, weighted so that each conversation counts
-    once."""
+    once, and (``prefix_negative_weight`` > 0) every pair of its earlier prefixes, with
+    that much weight in all (the pipeline flags on any of them)."""
     rows, ys, ws = [], [], []
     i_pair = FEATURE_NAMES.index("log_pair_messages")
     i_dyad = FEATURE_NAMES.index("adult_minor_dyad")
@@ -215,11 +220,17 @@ def training_rows(F: Featurised) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows.extend(X)
             ys.extend([0] * len(X))
             ws.extend([1.0 / len(X)] * len(X))
+    if prefix_negative_weight > 0:
+        for E, label in zip(F.earlier, F.labels, strict=True):
+            if label == 0 and len(E):
+                rows.extend(E)
+                ys.extend([0] * len(E))
+                ws.extend([prefix_negative_weight / len(E)] * len(E))
     return (np.vstack(rows).astype(np.float32), np.asarray(ys), np.asarray(ws))
 
 
 def _fit(F: Featurised, config: CrossAuthorConfig) -> Any:
-    X, y, w = training_rows(F)
+    X, y, w = training_rows(F, config.prefix_negative_weight)
     return fit_model(config.kind, X, y, random_state=config.random_state, sample_weight=w)
 
 

@@ -381,3 +381,24 @@ def _final_only(F):
     G = F.take([True] * len(F))
     G.earlier, G.earlier_pairs = [], []
     return G
+
+
+def test_training_rows_weigh_each_conversation_once_and_a_negatives_prefixes_as_asked():
+    from classifier.evaluation.crossauthor import Featurised, training_rows
+
+    from classifier import FEATURE_NAMES
+
+    n = len(FEATURE_NAMES)
+    rows = lambda k, v: np.full((k, n), v, dtype=np.float32)  # noqa: E731
+    F = Featurised(ids=["p", "q"], labels=[1, 0], subgroups=["grooming", "teen_peers"],
+                   authors=["x", "x"], offenders=["a", None], paces=["fast", "fast"],
+                   mats=[rows(2, 1.0), rows(2, 2.0)],
+                   pairs=[[("a", "b"), ("b", "a")], [("c", "d"), ("d", "c")]],
+                   earlier=[rows(3, 5.0), rows(4, 3.0)],
+                   earlier_pairs=[[("a", "b")] * 3, [("c", "d")] * 4])
+    X, y, w = training_rows(F)
+    assert len(X) == 3 and y.tolist() == [1, 0, 0] and w.tolist() == [1.0, 0.5, 0.5]
+    X, y, w = training_rows(F, 0.5)  # the negative's 4 prefix rows, 0.5 in all
+    assert len(X) == 7 and y.tolist() == [1, 0, 0, 0, 0, 0, 0]
+    assert w.tolist() == [1.0, 0.5, 0.5] + [0.125] * 4 and (X[3:] == 3.0).all()
+    assert (X[0] == 1.0).all()  # a positive: its offender's final pair only, no prefix
