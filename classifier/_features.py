@@ -36,7 +36,7 @@ every score is multiplied by :func:`peer_gate`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -322,13 +322,15 @@ class RiskFactorBuilder:
     def prefix_matrices(self, state: ConversationState, columns: MessageColumns,
                         context: FactorContext | Mapping[str, int | None] | None = None, *,
                         also: ConversationState | None = None,
+                        positions: Sequence[int] | None = None,
                         ) -> tuple[list[tuple[np.ndarray, list[tuple[str, str]]]], list[int]]:
         """Add a run of messages to ``state`` (and to ``also``, when given) and return the
-        factor matrices (:meth:`pair_matrix`) after each of its
-        :meth:`relevant_positions`, with those positions: the scores a stream would have
-        seen rise. ``state`` ends holding the whole run; its final matrix is not among
-        them."""
-        positions = self.relevant_positions(columns, state)
+        factor matrices (:meth:`pair_matrix`) after each of ``positions`` (default: its
+        :meth:`relevant_positions`, the scores a stream would have seen rise; ``[]``: none,
+        the run is only added), with those positions. ``state`` ends holding the whole
+        run; its final matrix is not among them."""
+        positions = list(self.relevant_positions(columns, state) if positions is None
+                         else positions)
         mats = []
         done = 0
         for pos in [*positions, len(columns) - 1]:

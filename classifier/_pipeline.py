@@ -227,16 +227,12 @@ class Pipeline:
             context = FactorContext.of(conv)
             part = ConversationState(conv.conversation_id, self.extractor.catalogue)
             state = part if prior is None else prior.copy()
-            also = None if prior is None else part  # the new part, merged in at the end
-            positions: list[int] = []
-            if early:  # the factors of each prefix, read off the running state
-                prefix, positions = self.factors.prefix_matrices(state, columns[j], context,
-                                                                 also=also)
-                mats.extend(prefix)
-            else:
-                state.add(columns[j])
-                if also is not None:
-                    also.add(columns[j])
+            # the factors of each prefix where a score can rise, read off the running state
+            # (and the new part, merged in at the end, when continuing a prior state)
+            prefix, positions = self.factors.prefix_matrices(
+                state, columns[j], context, also=None if prior is None else part,
+                positions=None if early else [])
+            mats.extend(prefix)
             if prior is not None:
                 state = prior.merge(part)  # exact merge (order flags, seams)
             mats.append(self.factors.pair_matrix(state, context))
