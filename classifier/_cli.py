@@ -7,6 +7,7 @@ line and an exit code (:mod:`classifier._cli_base`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ from ._cli_base import (
     typer_app,
 )
 from ._conversation import Conversation, read_jsonl, sample_path
-from ._errors import ClassifierError, Errors, RecordError
+from ._errors import ClassifierError, Errors, MissingDependencyError, RecordError
 from ._state import ConversationState
 
 app = typer_app(name="solicitation-classifier",
@@ -424,7 +425,8 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
 
 
 def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None,
-                     include_sealed: bool, small: bool, extras: bool, stability: bool) -> int:
+                     include_sealed: bool, small: bool, extras: bool, stability: bool,
+                     peer: bool = False) -> int:
     """Leave one author out, log one MLflow run, print the headline table."""
     from .evaluation.crossauthor import CrossAuthorConfig, cross_author, factor_stability
     from .evaluation.harness import default_tracking_uri
@@ -441,7 +443,11 @@ def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None
 
     config = replace(config, include_sealed=include_sealed)
     uri = tracking_uri or default_tracking_uri()
-    results = cross_author(config, held_out=held_out or None, extras=extras, progress=say)
+    if peer and importlib.util.find_spec("sentence_transformers") is None:
+        raise MissingDependencyError(Errors.E006.format(what="The embedding peer",
+                                                        extra="peer"))
+    results = cross_author(config, held_out=held_out or None, extras=extras, peer=peer,
+                           progress=say)
     stab = factor_stability(config, held_out=held_out or None, progress=say) if stability \
         else None
     from ._features import FACTOR_VERSION
@@ -483,11 +489,14 @@ def evaluate(data: Annotated[list[Path] | None,
                  "with --cross-author: coverage, factor importance, text baseline"))] = True,
              stability: Annotated[bool, typer.Option(help=(
                  "with --cross-author: the factor-stability ablations (slow)"))] = False,
+             peer: Annotated[bool, typer.Option(help=(
+                 "with --cross-author: the embedding nearest-neighbour peer beside the "
+                 "model (extra [peer]; slow)"))] = False,
              ) -> int:
     """Measure errors and log an MLflow run (extras [eval], [train])."""
     if cross_author:
         return run_cross_author(tracking_uri, held_out=held_out, include_sealed=include_sealed,
-                                small=small, extras=extras, stability=stability)
+                                small=small, extras=extras, stability=stability, peer=peer)
     if not data:
         raise typer.BadParameter("give --data FILE ... or --cross-author", param_hint="--data")
     train_files = baseline_train if baseline_train else ([] if baseline else None)

@@ -57,8 +57,8 @@ from .authors import (
     load_author,
 )
 from .benign import load_chitchat
-from .metrics import f_latency, wilson_interval
-from .recognisers import build_recognisers
+from .metrics import f_latency, recall_at_fpr, wilson_interval
+from .recognisers import author_turns, build_recognisers
 
 __all__ = [
     "HARD_NEGATIVE_SUBGROUPS",
@@ -76,6 +76,7 @@ __all__ = [
     "inner_groups",
     "load_corpus",
     "measure",
+    "peer_baseline",
     "permutation_importance",
     "summary_table",
     "text_baseline",
@@ -390,6 +391,7 @@ class FoldResult:
     coverage: dict[str, Any] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    peer: dict[str, Any] = field(default_factory=dict)
 
 
 def _roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -481,17 +483,25 @@ def _latency(fold: FittedFold, F: Featurised, conversations: Sequence[Conversati
 
 def cross_author(config: CrossAuthorConfig | None = None, *,
                  held_out: Sequence[str] | None = None, latency: bool = True,
-                 extras: bool = False, progress: Callable[[str], None] | None = None,
+                 extras: bool = False, peer: bool = False,
+                 progress: Callable[[str], None] | None = None,
                  corpus: Corpus | None = None) -> list[FoldResult]:
     """Leave each author out in turn (or only ``held_out``); see module docs.
 
     ``extras``: also the held-out author's wording coverage (with recognisers that never
     saw it), each factor's permutation importance on it, and the naive text baseline
-    trained on the same authors (needs ``[train]``).
+    trained on the same authors (needs ``[train]``). ``peer``: also the embedding
+    nearest-neighbour peer indexed on the same authors (needs ``[peer]``; slow: every
+    message is embedded, once per run).
     """
     config = config or CrossAuthorConfig()
     corpus = corpus or load_corpus(config)
     say = progress or (lambda _: None)
+    encoder = None
+    if peer:
+        from .peer import minilm_encoder
+
+        encoder = minilm_encoder()
     results = []
     for h in held_out or list(corpus.by_author):
         say(f"held-out author {h}")
@@ -509,6 +519,9 @@ def cross_author(config: CrossAuthorConfig | None = None, *,
             result.coverage = coverage(corpus.by_author[h], fold.extractor).to_dict()
             result.importance = permutation_importance(fold.model, F)
             result.baseline = text_baseline(corpus, train, h, metrics["fpr"])
+        if peer:
+            say("embedding peer")
+            result.peer = peer_baseline(corpus, train, h, metrics["fpr"], encoder=encoder)
         results.append(result)
     return results
 
@@ -532,6 +545,30 @@ def permutation_importance(model: Any, F: Featurised, *, seed: int = 0) -> dict[
     return out
 
 
+def peer_baseline(corpus: Corpus, train: Sequence[str], held: str, model_fpr: float, *,
+                  encoder: Any = None) -> dict[str, Any]:
+    """The embedding nearest-neighbour peer (:mod:`evaluation.peer`; reads substance)
+    indexed on the same authors' turns and real benign chat: its ROC-AUC on the held-out
+    author's scanned conversations, and at the model's false-positive rate there its
+    recall and its worst subgroup (where only age structure tells, it cannot)."""
+    from .peer import EmbeddingPeer
+
+    turns = [t for a in train for t in author_turns(corpus.by_author[a], a)]
+    turns += author_turns(corpus.benign_fit, "real_benign")
+    peer = EmbeddingPeer(encoder=encoder).fit(turns)
+    test = [c for c in corpus.by_author[held] if refusal_reason(c) is None]
+    scores, _ = peer.scores(test)
+    labels = np.array([int(c.label or 0) for c in test])
+    recall, cut = recall_at_fpr(scores, labels, model_fpr)
+    groups = np.array([c.subgroup or "unknown" for c in test])
+    sub = {g: float((scores[(groups == g) & (labels == 0)] > cut).mean())
+           for g in sorted(set(groups[labels == 0].tolist()))}
+    worst = max(sub.items(), key=lambda kv: kv[1]) if sub else ("-", math.nan)
+    return {"roc_auc": _roc_auc(scores, labels), "recall_at_model_fpr": recall,
+            "model_fpr": model_fpr, "subgroups": sub, "worst_subgroup": worst[0],
+            "worst_subgroup_fpr": worst[1]}
+
+
 def text_baseline(corpus: Corpus, train: Sequence[str], held: str,
                   model_fpr: float) -> dict[str, Any]:
     """The naive TF-IDF baseline (reads substance) trained on the same authors: its ROC-AUC
@@ -543,10 +580,7 @@ def text_baseline(corpus: Corpus, train: Sequence[str], held: str,
     test = corpus.by_author[held]
     scores = model.scores(test)
     labels = np.array([int(c.label or 0) for c in test])
-    neg = np.sort(scores[labels == 0])[::-1]
-    k = int(np.floor(model_fpr * len(neg)))
-    cut = neg[k] if k < len(neg) else -np.inf
-    recall = float((scores[labels == 1] > cut).mean()) if (labels == 1).any() else math.nan
+    recall, _ = recall_at_fpr(scores, labels, model_fpr)
     return {"roc_auc": _roc_auc(scores, labels), "recall_at_model_fpr": recall,
             "model_fpr": model_fpr}
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["f_beta", "f_latency", "latency_penalty", "wilson_interval"]
+__all__ = ["f_beta", "f_latency", "latency_penalty", "recall_at_fpr", "wilson_interval"]
 
 _P = math.log(3) / 89  # Vogt et al. 2021: penalty 0.5 after 90 messages
 
@@ -155,3 +155,19 @@ def account_error_rate(flagged_accounts: Sequence[tuple[str, bool]]) -> tuple[fl
     a3 = len(confirmed)
     b3 = sum(1 for ok in confirmed.values() if not ok)
     return (b3 / a3 if a3 else 0.0), b3, a3
+
+
+def recall_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float,
+                  ) -> tuple[float, float]:
+    """Recall at the cut that flags at most ``fpr`` of the negatives (strictly above the
+    cut), and that cut: how a score that was never thresholded compares at another
+    model's false-positive rate.
+
+    >>> recall_at_fpr(np.array([0.9, 0.5, 0.8, 0.1]), np.array([1, 1, 0, 0]), 0.5)
+    (1.0, 0.1)
+    """
+    neg = np.sort(scores[labels == 0])[::-1]
+    k = int(np.floor(fpr * len(neg)))
+    cut = float(neg[k]) if k < len(neg) else -math.inf
+    recall = float((scores[labels == 1] > cut).mean()) if (labels == 1).any() else math.nan
+    return recall, cut

@@ -121,6 +121,23 @@ def cross_author_tables(results: Sequence[FoldResult],
                   for r in results),
             "The baseline is trained on the same authors and scored on the same held-out "
             "author; its recall is read at the false-positive rate the model reached there."))
+    if any(r.peer for r in results):
+        tables.append(Table(
+            "Beside the model: the embedding nearest-neighbour peer (all-MiniLM-L6-v2 "
+            "sentence embeddings, 10 nearest labelled turns, per-sender aggregation, as Roblox "
+            "Sentinel works; reads substance; never saved)",
+            ("author", "model ROC-AUC", "peer ROC-AUC", "model recall",
+             "peer recall at the model's FPR", "peer worst subgroup at that FPR"),
+            tuple((r.author, _num(r.metrics["roc_auc"]), _num(r.peer.get("roc_auc")),
+                   _num(r.metrics["recall"]), _num(r.peer.get("recall_at_model_fpr")),
+                   f"{r.peer.get('worst_subgroup', '-')} "
+                   f"{_pct(r.peer.get('worst_subgroup_fpr', math.nan))}")
+                  for r in results if r.peer),
+            "The peer's index holds the same training authors' annotated risky turns and "
+            "their benign turns and real benign chat; it is scored on the same held-out "
+            "conversations the model scanned, its recall and subgroups read at the model's "
+            "false-positive rate there. It ranks wording it has neighbours for and cannot "
+            "tell two teenagers from an adult and a child."))
     if stability:
         tables.append(Table(
             "Factor stability: ROC-AUC change when a group of factors is removed",
