@@ -261,7 +261,7 @@ def spark_run(convs: Sequence[Conversation], in_process_s: float) -> None:
 
 def peer_run(convs: Sequence[Conversation], ours_msg_s: float, spacy_msg_s: float,
              n_messages: int) -> None:
-    from evaluation.peer import EmbeddingPeer, minilm_encoder
+    from classifier.evaluation.peer import EmbeddingPeer, minilm_encoder
 
     encoder = minilm_encoder(threads=1, cache=False)  # every run encodes anew
     texts = texts_of(convs)[:n_messages]
