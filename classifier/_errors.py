@@ -80,6 +80,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E012 = ("The authors' corpora are not here ({missing} of {registered} registered authors "
             "have no {folder}/<author>/data.jsonl): they live in a source checkout, the "
             "installed package holds only their registry. Run from a clone of the repository.")
+    E013 = ("The embedding peer's index needs risky and benign turns ({risky} risky, "
+            "{benign} benign given).")
 
     # Indicator catalogue (E1xx)
     E100 = "Indicator catalogue {file}: the file does not exist."

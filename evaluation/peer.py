@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier import Conversation
+from classifier import ConfigError, Conversation, Errors
 
 __all__ = ["EmbeddingPeer", "Encoder", "minilm_encoder"]
 
@@ -73,7 +73,7 @@ def minilm_encoder(*, batch_size: int = 64, threads: int | None = None,
                                convert_to_numpy=True, show_progress_bar=False)
             vectors = dict(zip(new, emb.astype(np.float32), strict=True))
             if not cache:
-                return np.stack([vectors.get(t, seen.get(t)) for t in texts])
+                return np.stack([vectors[t] for t in texts])
             seen.update(vectors)
         return np.stack([seen[t] for t in texts])
 
@@ -115,8 +115,9 @@ class EmbeddingPeer:
         for label, texts in by_class.items():
             texts = sorted(set(texts), key=lambda t: hashlib.sha256(t.encode()).digest())
             chosen += [(t, label) for t in texts[:self.index_size]]
-        if not chosen or len({lab for _, lab in chosen}) < 2:
-            raise ValueError("the index needs risky and benign turns")
+        if not by_class[0] or not by_class[1]:
+            raise ConfigError(Errors.E013.format(risky=len(by_class[1]),
+                                                 benign=len(by_class[0])))
         self.index_ = self.encoder_([t for t, _ in chosen])
         self.index_labels_ = np.array([lab for _, lab in chosen], dtype=np.float32)
         return self

@@ -50,7 +50,7 @@ def test_the_index_holds_both_classes_and_a_message_scores_its_risky_neighbours(
     assert peer.index_.shape == (8, 256) and peer.index_labels_.sum() == 4
     risky, plain = peer.message_scores(["keep it a secret between us", "practice is at six"])
     assert risky > plain and 0.0 <= plain <= risky <= 1.0
-    with pytest.raises(ValueError, match="risky and benign"):
+    with pytest.raises(ValueError, match=r"\[E013\].*risky and benign turns \(0 risky, 4"):
         EmbeddingPeer(encoder=trigrams).fit([t for t in TURNS if t[1] is None])
     # index_size caps each class, drawn the same way every time
     small = EmbeddingPeer(index_size=2, encoder=trigrams).fit(TURNS)
