@@ -74,6 +74,7 @@ TEXT_READERS = {
     "classifier/_message_rows.py": "the message-row format",
     "classifier/indicators/_component.py": "the extractor as a spaCy pipeline component",
     "evaluation/baseline.py": "the naive text baseline (reads substance by design)",
+    "evaluation/peer.py": "the embedding nearest-neighbour peer (reads substance by design)",
     "evaluation/audit.py": "the substance audit's bag-of-words attacker",
     "evaluation/recognisers.py": "training turns for the learned recognisers",
     "evaluation/content.py": "the content-rule scan of the data",
