@@ -60,6 +60,11 @@ class MessageRow:
     family_link, contact_age_days, mutual_contacts
         The provider's relationship metadata on the conversation's pair (any row may
         carry it; the latest given value of each applies).
+    protected_roles
+        Participant id -> ``"helpline"``, ``"counselling"``, ``"medical"``, ``"legal"``
+        or None (a mapping, or the list of pairs a table's map column gives): protected
+        participants named on any row, whether or not they wrote in this batch, so that
+        a child's messages to a helpline that has not answered yet are refused, not read.
     """
 
     record: str
@@ -74,6 +79,7 @@ class MessageRow:
     family_link: Any = None
     contact_age_days: Any = None
     mutual_contacts: Any = None
+    protected_roles: Any = None
 
     def __reduce__(self) -> Any:
         # The substance firewall: message text never travels by pickle.
@@ -169,6 +175,33 @@ def _assurance(value: Any) -> str | None:
     return value
 
 
+def _protected_roles(value: Any) -> dict[str, str]:
+    """The protected participants a row or stream message names (id -> role; ids whose
+    role is null left out): from a mapping or a list of (id, role) pairs."""
+    if value is None or (not isinstance(value, Mapping | list | tuple) and _missing(value)):
+        return {}
+    problem = _RowCheck("protected_roles", "must map participant ids to null or one of "
+                        f"{', '.join(PROTECTED_ROLES)}")
+    try:
+        pairs = list(value.items() if isinstance(value, Mapping) else value)
+    except TypeError:
+        raise problem from None
+    roles: dict[str, str] = {}
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise problem
+        pid, role = pair
+        if not isinstance(pid, str) or not pid or len(pid) > MAX_ID_CHARS \
+                or not is_encodable(pid):
+            raise problem
+        if role is None or _missing(role):
+            continue
+        if role not in PROTECTED_ROLES:
+            raise problem
+        roles[pid] = role
+    return roles
+
+
 def _relationship(family_link: Any, contact_age_days: Any,
                   mutual_contacts: Any) -> tuple[bool | None, int | None, int | None]:
     """A row's relationship values (missing ones None), checked by the interchange
@@ -241,6 +274,7 @@ class _Checked:
     e2ee: bool
     assurance: str | None
     relationship: tuple[bool | None, int | None, int | None]
+    others: dict[str, str]  # protected participants the row names (protected_roles)
 
 
 def _check(row: MessageRow) -> _Checked:
@@ -248,7 +282,8 @@ def _check(row: MessageRow) -> _Checked:
                                                    row.protected_role, row.e2ee)
     return _Checked(Message(row.sender, ts, text, modality), _age(row.declared_age), role,
                     e2ee, _assurance(row.age_assurance),
-                    _relationship(row.family_link, row.contact_age_days, row.mutual_contacts))
+                    _relationship(row.family_link, row.contact_age_days, row.mutual_contacts),
+                    _protected_roles(row.protected_roles))
 
 
 def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> RejectedRow:
@@ -259,7 +294,8 @@ def _rejected(conversation_id: str | None, record: str, bad: _RowCheck) -> Rejec
 
 def _problem(conversation_id: Any, sender: Any, ts: Any, text: Any, modality: Any,
              protected_role: Any, e2ee: Any, declared_age: Any, age_assurance: Any = None,
-             relationship: tuple[Any, Any, Any] = (None, None, None)) -> _RowCheck | None:
+             relationship: tuple[Any, Any, Any] = (None, None, None),
+             protected_roles: Any = None) -> _RowCheck | None:
     """The first problem of a row (its conversation id, then its fields), or None."""
     if _missing(conversation_id) or not isinstance(conversation_id, str) or not conversation_id:
         return _RowCheck("conversation_id")
@@ -268,6 +304,7 @@ def _problem(conversation_id: Any, sender: Any, ts: Any, text: Any, modality: An
         _age(declared_age)
         _assurance(age_assurance)
         _relationship(*relationship)
+        _protected_roles(protected_roles)
     except _RowCheck as bad:
         return bad
     return None
@@ -283,7 +320,8 @@ def check_row(conversation_id: Any, row: MessageRow) -> RejectedRow | None:
     """Why one row (of a stream, say) cannot be used, or None if it can."""
     bad = _problem(conversation_id, row.sender, row.ts, row.text, row.modality,
                    row.protected_role, row.e2ee, row.declared_age, row.age_assurance,
-                   (row.family_link, row.contact_age_days, row.mutual_contacts))
+                   (row.family_link, row.contact_age_days, row.mutual_contacts),
+                   row.protected_roles)
     return None if bad is None else _named(conversation_id, row.record, bad)
 
 
@@ -297,11 +335,14 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
                    TEXT_MODALITY if message.text is not None else "not_text",
                    message.protected_role, message.e2ee, None)
     if bad is None and message.protected_roles is not None:
-        roles = message.protected_roles
-        if not isinstance(roles, Mapping) or not all(
-                r is None or r in PROTECTED_ROLES for r in roles.values()):
+        if not isinstance(message.protected_roles, Mapping):
             bad = _RowCheck("protected_roles", "must map participant ids to null or one of "
                             f"{', '.join(PROTECTED_ROLES)}")
+        else:
+            try:
+                _protected_roles(message.protected_roles)
+            except _RowCheck as found:
+                bad = found
     if bad is None and message.age_assurance is not None:
         problem = assurance_problem(message.age_assurance)
         bad = None if problem is None else _RowCheck("age_assurance", problem)
@@ -320,8 +361,10 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
     Messages are ordered by time, ties kept in row order. A sender's last non-missing
     ``declared_age`` is its declared age, its last ``age_assurance`` how the provider
     knows it; the last non-missing value of each relationship field applies to the
-    conversation; any ``protected_role`` or ``e2ee`` on any row applies to the whole
-    conversation (it will be refused, not scanned).
+    conversation; any ``protected_role`` or ``e2ee`` on any row, and any participant a
+    row's ``protected_roles`` names, applies to the whole conversation (it will be
+    refused, not scanned); a participant named there who sent no row joins the
+    conversation's participants.
 
     Returns
     -------
@@ -345,6 +388,7 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
     roles: dict[str, str | None] = {}
     assurances: dict[str, str | None] = {}
     relationship: list[Any] = [None, None, None]
+    others: dict[str, str] = {}
     e2ee = False
     for position, row in enumerate(rows):
         try:
@@ -363,11 +407,15 @@ def conversation_from_rows(conversation_id: Any, rows: Iterable[MessageRow],
         relationship = [old if new is None else new
                         for old, new in zip(relationship, got.relationship, strict=True)]
         e2ee = e2ee or got.e2ee
+        for pid, role in got.others.items():
+            others.setdefault(pid, role)
     if not kept:
         return None, rejected
     kept.sort(key=lambda mp: (mp[0].ts, mp[1]))
-    participants = tuple(Participant(pid, ages[pid], roles[pid],
+    participants = tuple(Participant(pid, ages[pid], roles[pid] or others.get(pid),
                                      age_assurance=assurances[pid]) for pid in ages)
+    participants += tuple(Participant(pid, None, role) for pid, role in others.items()
+                          if pid not in ages)
     return Conversation(conversation_id, participants, tuple(m for m, _ in kept),
                         e2ee=e2ee, relationship=Relationship(*relationship)
                         if any(v is not None for v in relationship) else None), rejected
@@ -377,7 +425,9 @@ def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
     """The inverse: one dict per message of an interchange-format conversation.
 
     Each row carries its sender's ``declared_age``, ``age_assurance`` and
-    ``protected_role``, the conversation's relationship fields, and a ``message_id`` of
+    ``protected_role``, the conversation's relationship fields, its protected participants
+    (``protected_roles``, id -> role, or None when it has none: so that one who never
+    wrote still refuses the conversation read back from rows), and a ``message_id`` of
     the form ``<conversation_id>/<index>``; ``ts`` is epoch seconds.
 
     Examples
@@ -391,6 +441,8 @@ def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
     """
     people = {p.id: p for p in conversation.participants}
     rel = conversation.relationship or Relationship()
+    protected = {p.id: p.protected_role for p in conversation.participants
+                 if p.protected_role} or None
     for i, m in enumerate(conversation.messages):
         p = people.get(m.sender)
         yield {"conversation_id": conversation.conversation_id,
@@ -402,4 +454,4 @@ def conversation_rows(conversation: Conversation) -> Iterator[dict[str, Any]]:
                "e2ee": conversation.e2ee,
                "age_assurance": p.age_assurance if p is not None else None,
                "family_link": rel.family_link, "contact_age_days": rel.contact_age_days,
-               "mutual_contacts": rel.mutual_contacts}
+               "mutual_contacts": rel.mutual_contacts, "protected_roles": protected}

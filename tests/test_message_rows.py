@@ -86,6 +86,45 @@ def test_protected_role_or_e2ee_on_any_row_refuses_the_conversation(scorer):
     assert out.result.reason == "e2ee" and out.prior is None  # the prior numbers are dropped
 
 
+def test_a_protected_participant_named_on_rows_refuses_before_it_writes(scorer):
+    """A child's rows to a helpline that has not answered yet: ``protected_roles`` (a
+    mapping, or the pairs a table's map column gives) names it, the conversation is
+    refused, and a conversation read back from its rows keeps a protected participant
+    who never wrote."""
+    from classifier import Conversation, Message, Participant
+    from classifier._conversation import parse_timestamp
+
+    for named in ({"h-1": "helpline"}, [("h-1", "helpline")], [("h-1", None), ("h-2", "legal")]):
+        rows = [MessageRow("row 0", "kid", 1.0e9, CANARY, protected_roles=named),
+                MessageRow("row 1", "kid", 1.0e9 + 5, "are you there")]
+        out = score_rows(scorer, "c-1", rows)
+        assert (out.result.status, out.result.reason, out.prior) == (
+            "refused", "protected_participant", None)
+    # a null role protects nobody: the same rows are scored
+    out = score_rows(scorer, "c-2", [MessageRow("row 0", "kid", 1.0e9, "hi",
+                                                protected_roles={"h-1": None})])
+    assert out.result.status == "scored"
+    conv = Conversation("c-3", (Participant("kid", 12), Participant("h-1", None, "helpline")),
+                        (Message("kid", parse_timestamp(1.0e9), "hello"),))
+    back, rejected = conversation_from_rows("c-3", [MessageRow(**{
+        k: v for k, v in r.items() if k not in ("conversation_id", "message_id")},
+        record=r["message_id"]) for r in conversation_rows(conv)])
+    assert rejected == [] and {p.id: p.protected_role for p in back.participants} == {
+        "kid": None, "h-1": "helpline"}
+    assert scorer.score(back).reason == "protected_participant"
+
+
+@pytest.mark.parametrize("named", [{"h-1": "wizard"}, {"": "helpline"}, {7: "helpline"},
+                                   [("h-1",)], "helpline", 3])
+def test_bad_protected_roles_on_a_row_are_rejected_by_field(named):
+    good = MessageRow("row 0", "v", 1.0e9, "hello")
+    bad = MessageRow("row 1", "u", 1.0e9, CANARY, protected_roles=named)
+    conv, rejected = conversation_from_rows("c-1", [good, bad])
+    assert [(r.record, r.field) for r in rejected] == [("row 1", "protected_roles")]
+    assert rejected[0].reason.startswith("[E211]") and CANARY not in rejected[0].reason
+    assert "wizard" not in rejected[0].reason and len(conv.messages) == 1
+
+
 def test_consecutive_batches_score_as_the_whole_conversation(scorer, conversations):
     checked_flags = 0
     for conv in conversations:

@@ -129,6 +129,32 @@ def test_bad_rows_are_reported_and_the_good_ones_scored(spark, conversations, sc
     assert_same_as_in_process(scored[0], conv, scorer)
 
 
+def test_protected_roles_refuse_a_conversation_whose_helpline_has_not_written(
+        spark, conversations):
+    """A child's rows to a helpline that has not answered: ``protected_roles`` (a map
+    column) names it, and the conversation is refused; a bad map is rejected by field,
+    and the conversation beside it is scored."""
+    conv = conversations[0]
+    rows = [{**r, "protected_roles": None} for r in rows_of([conv])]
+    rows += [{"conversation_id": "to-helpline", "message_id": f"k{i}", "sender": "kid",
+              "ts": 1.0e9 + i, "text": CANARY, "protected_roles": {"h-1": "helpline"}}
+             for i in range(3)]
+    rows += [{"conversation_id": "bad-map", "message_id": "b0", "sender": "kid",
+              "ts": 1.0e9, "text": CANARY, "protected_roles": {"h-1": "wizard"}}]
+    df = spark.createDataFrame(rows, SCHEMA + ", protected_roles map<string,string>")
+    out = spark_mod.score_messages(df).collect()
+    status = {(r.conversation_id, r.status): r for r in out}
+    assert status[("to-helpline", "refused")].reason == "protected_participant"
+    assert status[("bad-map", "rejected")].field == "protected_roles"
+    assert all(CANARY not in (r.reason or "") for r in out)
+    assert (conv.conversation_id, "scored") in status
+    wrong = spark.createDataFrame([("c", "u", 1.0, "hi", "helpline")],
+                                  "conversation_id string, sender string, ts double, "
+                                  "text string, protected_roles string")
+    with pytest.raises(ValueError, match=r"\[E221\].*'protected_roles'"):
+        spark_mod.score_messages(wrong)
+
+
 def test_schema_problems_are_raised_at_once(spark):
     df = spark.createDataFrame([("c", "u", 1.0)],
                                "conversation_id string, sender string, ts double")

@@ -20,6 +20,11 @@ column                        type                                             r
 ``family_link``               boolean, the pair linked in a family group       no
 ``contact_age_days``          integer, days the pair have been contacts        no
 ``mutual_contacts``           integer, contacts the pair share                 no
+``protected_roles``           map<string, string>, protected participants      no
+                              (id -> ``helpline``, ``counselling``,
+                              ``medical``, ``legal``), named on any row
+                              whether or not they wrote: the conversation is
+                              refused before a child's rows to them are read
 ``message_id``                string, names a rejected row in its reason       no
 ============================  ===============================================  ========
 
@@ -162,6 +167,11 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
     for name in _BOOLEAN_COLUMNS:
         if name in types and not isinstance(types[name], T.BooleanType):
             raise wrong(name, "boolean")
+    if "protected_roles" in types and not (
+            isinstance(types["protected_roles"], T.MapType)
+            and isinstance(types["protected_roles"].keyType, T.StringType)
+            and isinstance(types["protected_roles"].valueType, T.StringType)):
+        raise wrong("protected_roles", "a map of strings to strings")
     ts_type = types["ts"]
     if isinstance(ts_type, T.TimestampType):
         ts_epoch, ts_text = F.unix_micros("ts") / F.lit(1e6), F.lit(None).cast("string")
@@ -180,7 +190,8 @@ def _normalise(messages: DataFrame, *, streaming: bool = False) -> DataFrame:
                        ("declared_age", "double"), ("protected_role", "string"),
                        ("e2ee", "boolean"), ("age_assurance", "string"),
                        ("family_link", "boolean"), ("contact_age_days", "double"),
-                       ("mutual_contacts", "double")):
+                       ("mutual_contacts", "double"),
+                       ("protected_roles", "map<string,string>")):
         cols.append((F.col(name) if name in types else F.lit(None)).cast(cast).alias(name))
     return messages.select(*cols)
 
@@ -214,7 +225,7 @@ def _message_row(cols: Mapping[str, list[Any]], i: int) -> MessageRow:
                       cols["text"][i], cols["modality"][i], cols["declared_age"][i],
                       cols["protected_role"][i], cols["e2ee"][i], cols["age_assurance"][i],
                       cols["family_link"][i], cols["contact_age_days"][i],
-                      cols["mutual_contacts"][i])
+                      cols["mutual_contacts"][i], cols["protected_roles"][i])
 
 
 def _prior(state: bytes | None, declared: Any, flagged_at: Any, assurance: Any,
