@@ -175,13 +175,15 @@ def _assurance(value: Any) -> str | None:
     return value
 
 
+_ROLES_PROBLEM = f"must map participant ids to null or one of {', '.join(PROTECTED_ROLES)}"
+
+
 def _protected_roles(value: Any) -> dict[str, str]:
     """The protected participants a row or stream message names (id -> role; ids whose
     role is null left out): from a mapping or a list of (id, role) pairs."""
     if value is None or (not isinstance(value, Mapping | list | tuple) and _missing(value)):
         return {}
-    problem = _RowCheck("protected_roles", "must map participant ids to null or one of "
-                        f"{', '.join(PROTECTED_ROLES)}")
+    problem = _RowCheck("protected_roles", _ROLES_PROBLEM)
     try:
         pairs = list(value.items() if isinstance(value, Mapping) else value)
     except TypeError:
@@ -335,14 +337,12 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
                    TEXT_MODALITY if message.text is not None else "not_text",
                    message.protected_role, message.e2ee, None)
     if bad is None and message.protected_roles is not None:
-        if not isinstance(message.protected_roles, Mapping):
-            bad = _RowCheck("protected_roles", "must map participant ids to null or one of "
-                            f"{', '.join(PROTECTED_ROLES)}")
-        else:
-            try:
-                _protected_roles(message.protected_roles)
-            except _RowCheck as found:
-                bad = found
+        try:  # a stream message takes a mapping only (rows also take a table's pairs)
+            if not isinstance(message.protected_roles, Mapping):
+                raise _RowCheck("protected_roles", _ROLES_PROBLEM)
+            _protected_roles(message.protected_roles)
+        except _RowCheck as found:
+            bad = found
     if bad is None and message.age_assurance is not None:
         problem = assurance_problem(message.age_assurance)
         bad = None if problem is None else _RowCheck("age_assurance", problem)
