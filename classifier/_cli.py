@@ -339,6 +339,10 @@ def data_espd(file: Path, output: Annotated[Path, typer.Option("-o", "--output")
 
 
 # -- train, evaluate, substance audit ------------------------------------------------
+_JOBS_HELP = ("cross-author folds in this many processes at once (about 1.5 GB each); the "
+              "same figures as one")
+
+
 @app.command()
 def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
               "model directory (default: the shipped model's directory; the learned "
@@ -355,6 +359,7 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
               "with the cross-author run: coverage, importance, text baseline"))] = False,
           tracking_uri: Annotated[str | None, typer.Option(help=(
               "log the cross-author run to MLflow here"))] = None,
+          jobs: Annotated[int, typer.Option(min=1, help=_JOBS_HELP)] = 1,
           ) -> int:
     """Rebuild the risk model and its learned recognisers (extras [train], [eval])."""
     from dataclasses import replace
@@ -370,7 +375,7 @@ def train(output: Annotated[Path | None, typer.Option("-o", "--output", help=(
     shipped = output is None
     out = output or default_model_dir()
     meta = build(out, config, with_cross_author=cross_author, extras=extras,
-                 tracking_uri=tracking_uri)
+                 tracking_uri=tracking_uri, jobs=jobs)
     if shipped:
         from .indicators import load_catalogue
 
@@ -426,7 +431,7 @@ def run_evaluate(data: Sequence[Path], model: Path | None, tracking_uri: str | N
 
 def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None,
                      include_sealed: bool, small: bool, extras: bool, stability: bool,
-                     peer: bool = False) -> int:
+                     peer: bool = False, jobs: int = 1) -> int:
     """Leave one author out, log one MLflow run, print the headline table."""
     from .evaluation.crossauthor import CrossAuthorConfig, cross_author, factor_stability
     from .evaluation.harness import default_tracking_uri
@@ -448,7 +453,7 @@ def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None
         raise MissingDependencyError(Errors.E006.format(what="The embedding peer",
                                                         extra="peer"))
     results = cross_author(config, held_out=held_out or None, extras=extras, peer=peer,
-                           progress=say)
+                           progress=say, jobs=jobs)
     stab = factor_stability(config, held_out=held_out or None, progress=say) if stability \
         else None
     from ._features import FACTOR_VERSION
@@ -493,11 +498,13 @@ def evaluate(data: Annotated[list[Path] | None,
              peer: Annotated[bool, typer.Option(help=(
                  "with --cross-author: the embedding nearest-neighbour peer beside the "
                  "model (extra [peer]; slow)"))] = False,
+             jobs: Annotated[int, typer.Option(min=1, help=_JOBS_HELP)] = 1,
              ) -> int:
     """Measure errors and log an MLflow run (extras [eval], [train])."""
     if cross_author:
         return run_cross_author(tracking_uri, held_out=held_out, include_sealed=include_sealed,
-                                small=small, extras=extras, stability=stability, peer=peer)
+                                small=small, extras=extras, stability=stability, peer=peer,
+                                jobs=jobs)
     if not data:
         raise typer.BadParameter("give --data FILE ... or --cross-author", param_hint="--data")
     train_files = baseline_train if baseline_train else ([] if baseline else None)

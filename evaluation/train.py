@@ -78,11 +78,13 @@ def _jsonable(value: Any) -> Any:
 
 def train(out_dir: str | Path, config: CrossAuthorConfig | None = None, *,
           with_cross_author: bool = True, extras: bool = False,
-          tracking_uri: str | None = None, report: Any = sys.stderr) -> dict[str, Any]:
+          tracking_uri: str | None = None, report: Any = sys.stderr,
+          jobs: int = 1) -> dict[str, Any]:
     """Build a model directory (``model.onnx``, ``metadata.json``, ``recognisers.npz``,
     ``model_card.md``); ``config`` defaults to the release configuration. ``extras``: the
     cross-author run also measures coverage, factor importance and the text baseline;
-    ``tracking_uri``: it is logged as one MLflow run (with the model card)."""
+    ``tracking_uri``: it is logged as one MLflow run (with the model card); ``jobs``: its
+    folds in this many processes (:func:`~evaluation.crossauthor.cross_author`)."""
     config = config or CrossAuthorConfig()
     def say(msg: str) -> None:
         print(msg, file=report, flush=True)
@@ -90,7 +92,8 @@ def train(out_dir: str | Path, config: CrossAuthorConfig | None = None, *,
     corpus = load_corpus(config)
     results: list[FoldResult] = []
     if with_cross_author:
-        results = cross_author(config, corpus=corpus, progress=say, extras=extras)
+        results = cross_author(config, corpus=corpus, progress=say, extras=extras,
+                               jobs=jobs)
     say("the shipped model, from every author")
     everyone = list(corpus.by_author)
     fold = fit_fold(corpus, everyone, config, progress=say)

@@ -402,3 +402,26 @@ def test_training_rows_weigh_each_conversation_once_and_a_negatives_prefixes_as_
     assert len(X) == 7 and y.tolist() == [1, 0, 0, 0, 0, 0, 0]
     assert w.tolist() == [1.0, 0.5, 0.5] + [0.125] * 4 and (X[3:] == 3.0).all()
     assert (X[0] == 1.0).all()  # a positive: its offender's final pair only, no prefix
+
+
+def test_cross_author_folds_in_two_processes_equal_one_process():
+    """``jobs=2`` runs the folds in spawned processes that load the corpus themselves:
+    the same numbers as one process, in the same order; a corpus the config does not
+    reproduce is refused rather than measured on other data."""
+    pytest.importorskip("sklearn")
+    from classifier.evaluation.crossauthor import cross_author, load_corpus
+    from classifier.evaluation.train import small_config
+
+    from classifier import ConfigError
+
+    config = small_config(authors=("generator", "a01_sms", "a04_kids_apps"))
+    corpus = load_corpus(config)
+    one = cross_author(config, corpus=corpus, held_out=("a01_sms", "a04_kids_apps"))
+    two = cross_author(config, corpus=corpus, held_out=("a01_sms", "a04_kids_apps"), jobs=2)
+    assert [r.author for r in two] == ["a01_sms", "a04_kids_apps"]
+    assert [(r.threshold, r.metrics) for r in two] == [(r.threshold, r.metrics) for r in one]
+    corpus.benign_test = corpus.benign_test[:-1]
+    with pytest.raises(ConfigError, match="E005"):
+        cross_author(config, corpus=corpus, held_out=("a01_sms", "a04_kids_apps"), jobs=2)
+    with pytest.raises(ConfigError, match="jobs"):
+        cross_author(config, corpus=corpus, jobs=0)
