@@ -114,7 +114,7 @@ def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "
     by_category: Counter[str] = Counter()
     rejected = 0
     start = time.perf_counter()
-    with open_output(output, private=True) as out:
+    with open_output(output, private=True, inputs=inputs) as out:
         for path in inputs:
             bad = _Rejections(path.name)
             for result in _progress(read_jsonl(path), f"extract {path.name}",
@@ -135,6 +135,8 @@ def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "
                     out.write(json.dumps(state_summary(state, names)) + "\n")
             bad.summary()
             rejected += bad.n
+        if not n_conv and not rejected:  # (before the output replaces anything)
+            raise CommandError(Errors.C003.format(path=", ".join(str(p) for p in inputs)))
     say(f"catalogue {extractor.catalogue.name} {extractor.catalogue.version} "
         f"({len(names)} indicators, {extractor.catalogue.n_patterns} patterns), "
         f"{_engine_note(extractor)}")
@@ -148,8 +150,6 @@ def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "
             if by_category[cat]:
                 say(f"  {cat:<{width}}  {by_category[cat]}")
     say(f"done in {time.perf_counter() - start:.2f} s")
-    if not n_conv and not rejected:
-        raise CommandError(Errors.C003.format(path=", ".join(str(p) for p in inputs)))
     return EXIT_OK if not rejected else EXIT_REJECTED
 
 
@@ -157,7 +157,7 @@ def run_extract(inputs: Sequence[Path], output: str | None, *, language: str = "
 def extract(inputs: Annotated[list[Path], typer.Argument(help="interchange JSONL files")],
             output: Annotated[str | None, typer.Option("-o", "--output", help=(
                 "write one numeric summary per conversation (JSONL; '-' for stdout)"))] = None,
-            language: str = "en",
+            language: Annotated[str, typer.Option(help="the catalogue's language")] = "en",
             prefilter: Annotated[str, typer.Option(help="auto, hyperscan, re or none")] = "auto",
             ) -> int:
     """Extract indicators from interchange JSONL (numbers only)."""
@@ -194,7 +194,7 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
     pending: list[tuple[int, Conversation]] = []
     pending_messages = 0
 
-    with open_output(output, private=True) as out:
+    with open_output(output, private=True, inputs=[src]) as out:
         assert out is not None
 
         def flush() -> None:
@@ -217,6 +217,8 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
             if pending_messages >= 20_000:
                 flush()
         flush()
+        if not counts and not bad.n:  # (before the output replaces anything)
+            raise CommandError(Errors.C003.format(path=src))
     bad.summary()
     say(f"model {model.version}, threshold {pipeline.threshold:.6f} "
         f"({model.metadata.get('threshold_policy')}); {_engine_note(extractor)}")
@@ -230,8 +232,6 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
         record_scan(guard, pipeline.policy)
         say(f"{pipeline.counts['queued']} cases opened for human review in {queue} "
             f"(solicitation-classifier review list --store {queue})")
-    if not total and not bad.n:
-        raise CommandError(Errors.C003.format(path=src))
     return EXIT_OK if not bad.n else EXIT_REJECTED
 
 
@@ -258,8 +258,11 @@ def _score_isolated(pipeline: Any, pending: list[tuple[int, Conversation]],
 def score(input: Annotated[Path, typer.Argument(help="interchange JSONL")],
           output: Annotated[str, typer.Option("-o", "--output",
                                               help="scores (JSONL; '-' for stdout)")],
-          model: Annotated[Path | None, typer.Option(help="model directory")] = None,
-          threshold: float | None = None,
+          model: Annotated[Path | None, typer.Option(help=(
+              "model directory (default: the shipped model)"))] = None,
+          threshold: Annotated[float | None, typer.Option(help=(
+              "flag at this score, 0..1 (default: the model's threshold, chosen on "
+              "cross-author validation)"))] = None,
           queue: Annotated[str | None, typer.Option(metavar="STORE_URL", help=(
               "open a review case for every flagged conversation in this guard store "
               "(needs the master key)"))] = None,
@@ -291,11 +294,24 @@ def _write_conversations(convs: Any, output: Path, errors: list[Any], extra: str
     return EXIT_OK if not errors else EXIT_REJECTED
 
 
+def _split(value: str) -> str:
+    if value not in ("train", "test"):
+        raise typer.BadParameter("must be train or test")
+    return value
+
+
 @data_app.command("synth")
-def data_synth(n: Annotated[int, typer.Option(help="how many conversations")],
-               split: Annotated[str, typer.Option(help="train or test")],
+def data_synth(n: Annotated[int, typer.Option(min=1, help="how many conversations")],
+               split: Annotated[str, typer.Option(callback=_split, help=(
+                   "train or test: the generator's phrase families of each are disjoint"))],
                output: Annotated[Path, typer.Option("-o", "--output")],
-               seed: int = 0, positive_share: float = 0.35, noise: float = 0.3) -> int:
+               seed: Annotated[int, typer.Option(help="random seed (the same seed, the "
+                                                       "same file)")] = 0,
+               positive_share: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+                   "share of grooming positives"))] = 0.35,
+               noise: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
+                   "share of lines given a chat-surface change (typo, slang, emoji, casing)"))] = 0.3,
+               ) -> int:
     """Synthetic grooming and hard-negative conversations (deterministic by seed)."""
     from .evaluation import generate
 
@@ -305,7 +321,8 @@ def data_synth(n: Annotated[int, typer.Option(help="how many conversations")],
 
 
 @data_app.command("benign")
-def data_benign(split: Annotated[str, typer.Option(help="train or test")],
+def data_benign(split: Annotated[str, typer.Option(callback=_split,
+                                                   help="train or test half")],
                 output: Annotated[Path, typer.Option("-o", "--output")]) -> int:
     """Real benign chat (chitchat-dataset, extra [eval])."""
     from .evaluation import load_chitchat
@@ -474,7 +491,8 @@ def run_cross_author(tracking_uri: str | None, *, held_out: Sequence[str] | None
 @app.command()
 def evaluate(data: Annotated[list[Path] | None,
                             typer.Option(help="labelled interchange JSONL")] = None,
-             model: Path | None = None,
+             model: Annotated[Path | None, typer.Option(help=(
+                 "model directory (default: the shipped model)"))] = None,
              tracking_uri: Annotated[str | None, typer.Option(help=(
                  "MLflow tracking URI (default: sqlite:///mlruns.db here)"))] = None,
              baseline_train: Annotated[list[Path] | None, typer.Option(help=(
@@ -512,7 +530,8 @@ def evaluate(data: Annotated[list[Path] | None,
 
 
 @app.command("substance-audit")
-def substance_audit(tracking_uri: str | None = None) -> int:
+def substance_audit(tracking_uri: Annotated[str | None, typer.Option(help=(
+        "MLflow tracking URI (default: sqlite:///mlruns.db here)"))] = None) -> int:
     """Can the risk factors reveal the topic? (extras [eval], [train])"""
     from .evaluation.audit import load_topics
     from .evaluation.audit import substance_audit as audit
@@ -559,9 +578,11 @@ def compliance_matrix(output: Annotated[str, typer.Option("-o", "--output", help
 
 
 @compliance_app.command("dpia")
-def compliance_dpia(tracking_uri: Annotated[str, typer.Option()],
+def compliance_dpia(tracking_uri: Annotated[str, typer.Option(help=(
+                        "the MLflow tracking URI holding the model's cross-author run"))],
                     output: Annotated[Path, typer.Option("-o", "--output")],
-                    model: Path | None = None) -> int:
+                    model: Annotated[Path | None, typer.Option(help=(
+                        "model directory (default: the shipped model)"))] = None) -> int:
     """The technical annex of a DPIA (Markdown)."""
     from .compliance import tagged_test_index
     from .evaluation.dpia import dpia_annex

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,15 +54,25 @@ def run_guarded(call: Callable[[], int]) -> int:
     except Exception as exc:  # a bug of ours: one line, never the (input-bearing) message
         if os.environ.get(DEBUG_ENV):
             raise
+        if type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in (
+                "OperationalError", "InterfaceError"):  # (the message may hold the URL)
+            problem = "the database cannot be reached or refused the connection"
+            say(f"error: {Errors.G100.format(url='(given)', problem=problem)}")
+            return EXIT_FAILED
         say(f"error: internal error ({type(exc).__name__}); set {DEBUG_ENV}=1 to see where")
         return EXIT_FAILED
 
 
 @contextlib.contextmanager
-def open_output(path: str | Path | None, *, private: bool = False) -> Iterator[IO[str] | None]:
+def open_output(path: str | Path | None, *, private: bool = False,
+                inputs: Sequence[Path] = ()) -> Iterator[IO[str] | None]:
     """An output file (``-`` is stdout, None is no output), or a C002 error naming it.
 
+    The file is written beside its place and moved there when the command succeeds: a
+    command that fails leaves what was there before (and an output that is also the
+    command's input is read whole before it is replaced).
     ``private``: the file holds ids or content; it is created 0600 from the start.
+    ``inputs``: the command's input files, which it must never overwrite.
     """
     if path is None:
         yield None
@@ -70,16 +80,27 @@ def open_output(path: str | Path | None, *, private: bool = False) -> Iterator[I
     if str(path) == "-":
         yield sys.stdout
         return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(Errors.C002.format(path=path, problem="it is a directory"))
+    if path.exists() and any(p.exists() and path.samefile(p) for p in inputs):
+        raise CommandError(Errors.C002.format(path=path, problem="it is an input of this "
+                                              "command: choose another output"))
     try:
-        fd = os.open(path, flags, 0o600 if private else 0o644)
-        if private:
-            os.fchmod(fd, 0o600)
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                                   prefix=f".{path.name}.", suffix=".partial")
+        os.fchmod(fd, 0o600 if private else 0o644)
         fh = os.fdopen(fd, "w", encoding="utf-8")
     except OSError as exc:
         raise CommandError(Errors.C002.format(path=path, problem=exc.strerror)) from None
-    with fh:
-        yield fh
+    try:
+        with fh:
+            yield fh
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CommandError(Errors.C002.format(path=path, problem=exc.strerror)) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_private(path: str | Path, data: str | bytes) -> None:

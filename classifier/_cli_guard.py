@@ -187,9 +187,13 @@ def review_show(case: str, token: TokenOpt = None, store: StoreOpt = DEFAULT_STO
 
 @review_app.command("decide")
 def review_decide(case: str, decision: Annotated[str, typer.Argument(help="confirm or dismiss")],
-                  reason: Annotated[str, typer.Option(help="a coded reason")],
+                  reason: Annotated[str, typer.Option(help=(
+                      "a coded reason (a wrong one is refused with the list of reasons, "
+                      "G106)"))],
                   token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
-                  minor_to_minor: bool = False, master_key_file: KeyOpt = None,
+                  minor_to_minor: Annotated[bool, typer.Option(help=(
+                      "the conversation is between minors (recital 6: recorded with the "
+                      "decision)"))] = False, master_key_file: KeyOpt = None,
                   audit_key_file: AuditKeyOpt = None, key_store: KeyStoreOpt = None) -> int:
     """Confirm (after viewing the evidence) or dismiss a case you hold."""
     guard = _guard(store, master_key_file, audit_key_file, key_store)
@@ -345,10 +349,12 @@ def audit_summary(token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
     return EXIT_OK
 
 
-def transparency(year: Annotated[int, typer.Option()],
+def transparency(year: Annotated[int, typer.Option(help="the calendar year reported on")],
                  output: Annotated[str, typer.Option("-o", "--output", help=(
                      "path prefix: PREFIX.md, PREFIX.json"))],
-                 organisation: Annotated[list[str] | None, typer.Option()] = None,
+                 organisation: Annotated[list[str] | None, typer.Option(help=(
+                     "an organisation the reports went to (repeat the option for "
+                     "several)"))] = None,
                  token: TokenOpt = None, store: StoreOpt = DEFAULT_STORE,
                  master_key_file: KeyOpt = None, audit_key_file: AuditKeyOpt = None,
                  key_store: KeyStoreOpt = None) -> int:
@@ -488,7 +494,7 @@ def console_command(store: StoreOpt = DEFAULT_STORE,
                     host: Annotated[str, typer.Option(help=(
                         "address to listen on (a loopback address unless behind TLS)"))
                     ] = "127.0.0.1",
-                    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+                    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
                     master_key_file: KeyOpt = None, key_store: KeyStoreOpt = None,
                     checkpoint_dir: Annotated[Path | None, typer.Option(help=(
                         "folder of exported checkpoints: the newest is verified with the "

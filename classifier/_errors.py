@@ -152,7 +152,8 @@ class Errors(metaclass=ErrorsWithCodes):
 
     # Guard: keys (G0xx)
     G001 = "The master key must be 32 bytes (base64); evidence is never stored without one."
-    G002 = "${env} is not set: evidence is never stored without a master key."
+    G002 = ("No master key: give --master-key-file, or set ${file_env} (a file only its owner "
+            "can read) or ${env}; evidence is never stored without a master key.")
     G003 = "${env} is not valid base64 of 32 bytes."
     G004 = "The master key does not match this store (fingerprint {got}, the store expects {expected}): nothing was written."
     G005 = "Master key file {path}: {problem}."

@@ -40,7 +40,7 @@ from ._conversation import (
 from ._errors import Errors, FirewallError
 
 __all__ = ["MessageRow", "RejectedRow", "StreamMessage", "check_row", "check_stream_message",
-           "conversation_from_rows", "conversation_rows"]
+           "conversation_from_rows", "conversation_rows", "normal_declared_ages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +165,22 @@ def _age(value: Any) -> int | None:
     if age != value or not 0 <= age <= 130:
         raise _RowCheck("declared_age", "must be an integer in 0..130")
     return age
+
+
+def normal_declared_ages(value: Any) -> dict[str, int | None]:
+    """A stream message's ``declared_ages`` checked (participant id -> an integer age in
+    0..130, or null) and as plain ints; a ValueError says what is wrong, never a value."""
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping of participant id to age")
+    out = {}
+    for pid, age in value.items():
+        if not isinstance(pid, str) or not pid:
+            raise ValueError("keys must be non-empty participant ids")
+        try:
+            out[pid] = _age(age)
+        except _RowCheck as bad:
+            raise ValueError(bad.problem) from None
+    return out
 
 
 def _assurance(value: Any) -> str | None:
@@ -343,6 +359,11 @@ def check_stream_message(message: StreamMessage, position: int) -> RejectedRow |
             _protected_roles(message.protected_roles)
         except _RowCheck as found:
             bad = found
+    if bad is None and message.declared_ages:
+        try:
+            normal_declared_ages(message.declared_ages)
+        except ValueError as found:
+            bad = _RowCheck("declared_ages", str(found))
     if bad is None and message.age_assurance is not None:
         problem = assurance_problem(message.age_assurance)
         bad = None if problem is None else _RowCheck("age_assurance", problem)

@@ -35,7 +35,12 @@ from ._conversation import (
 )
 from ._errors import ConfigError, Errors, StateError
 from ._features import FactorContext
-from ._message_rows import RejectedRow, StreamMessage, check_stream_message
+from ._message_rows import (
+    RejectedRow,
+    StreamMessage,
+    check_stream_message,
+    normal_declared_ages,
+)
 from ._pipeline import Pipeline
 from ._state import ConversationState
 from ._text import MessageColumns
@@ -78,7 +83,7 @@ class _Open:
         whether any of them changed."""
         changed = False
         if m.declared_ages and not m.declared_ages.items() <= self.declared.items():
-            self.declared.update(m.declared_ages)  # (items not all there already)
+            self.declared.update(normal_declared_ages(m.declared_ages))  # (checked: ints)
             changed = True
         if m.age_assurance and not m.age_assurance.items() <= (self.assurance or {}).items():
             self.assurance = {**(self.assurance or {}), **m.age_assurance}
@@ -355,15 +360,61 @@ class StreamScorer:
         how many."""
         catalogue = self.pipeline.extractor.catalogue
         loaded: OrderedDict[str, _Open] = OrderedDict()
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                d = json.loads(line)
-                state = ConversationState.from_bytes(base64.b64decode(d["state"]), catalogue)
+        with open(path, encoding="utf-8", errors="strict") as fh:
+            for n, line in enumerate(_lines(fh), 1):
+                d = _checkpoint_line(line, n)
+                state = ConversationState.from_bytes(
+                    base64.b64decode(d["state"], validate=True), catalogue)
                 loaded[d["conversation_id"]] = _Open(
-                    state, dict(d["declared"]), d["n_messages"], d["flagged_at"],
+                    state, d["declared"], d["n_messages"], d["flagged_at"],
                     d["last_seen"], d.get("refused"), *_metadata(d, n))
         self._open = loaded
         return len(self._open)
+
+
+def _lines(fh: Any) -> Iterator[str]:
+    """A checkpoint's lines; one that is not UTF-8 is E301 (naming no content)."""
+    try:
+        yield from fh
+    except UnicodeDecodeError:
+        raise StateError(Errors.E301.format(problem="the checkpoint is not UTF-8")) from None
+
+
+def _checkpoint_line(line: str, n: int) -> dict[str, Any]:
+    """One checkpoint line parsed and its fields checked (types and ranges; the state's
+    bytes are checked by :meth:`ConversationState.from_bytes`): E301 naming the line and
+    the field, never a value."""
+    def bad(field: str, problem: str) -> StateError:
+        return StateError(Errors.E301.format(problem=f"checkpoint line {n}, field {field!r}: "
+                                                    f"{problem}"))
+    try:
+        d = json.loads(line)
+    except ValueError:
+        raise StateError(Errors.E301.format(problem=f"checkpoint line {n} is not JSON (a "
+                                                    "file cut short or edited)")) from None
+    if not isinstance(d, dict):
+        raise bad("", "must be an object")
+    for field, kinds in (("conversation_id", str), ("state", str), ("declared", dict),
+                         ("n_messages", int), ("last_seen", (int, float))):
+        if not isinstance(d.get(field), kinds) or isinstance(d.get(field), bool):
+            raise bad(field, "missing or of the wrong type")
+    if d["n_messages"] < 0 or not math.isfinite(d["last_seen"]):
+        raise bad("n_messages" if d["n_messages"] < 0 else "last_seen", "out of range")
+    flagged = d.get("flagged_at")
+    if flagged is not None and (isinstance(flagged, bool) or not isinstance(flagged, int)
+                                or not 0 <= flagged < max(d["n_messages"], 1)):
+        raise bad("flagged_at", "must be null or a message index")
+    if d.get("refused") not in (None, "e2ee", "protected_participant"):
+        raise bad("refused", "must be null, e2ee or protected_participant")
+    try:
+        d["declared"] = normal_declared_ages(d["declared"])
+    except ValueError:
+        raise bad("declared", "must map participant ids to ages in 0..130 or null") from None
+    try:
+        base64.b64decode(d["state"], validate=True)
+    except ValueError:
+        raise bad("state", "not base64") from None
+    return d
 
 
 def _epoch(ts: datetime | float | str) -> float:

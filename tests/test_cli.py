@@ -64,14 +64,31 @@ def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsy
     (["audit", "verify", "--store", "sqlite:///nowhere.db"], 1, "[G128]"),
     (["score", "{sample}"], 2, "Missing option"),
     (["frobnicate"], 2, "No such command"),
+    (["score", "{sample}", "-o", "x.jsonl", "--queue", "notaurl", "--master-key-file",
+      "{key}"], 1, "[G100] Guard store (given): not a database URL"),
+    (["score", "{sample}", "-o", "x.jsonl", "--queue", "sqlite:////nonexistent-dir/q.db",
+      "--master-key-file", "{key}"], 1, "[G100]"),
+    (["score", "{sample}", "-o", "x.jsonl", "--queue",
+      "postgresql+psycopg://u:pw-canary@127.0.0.1:1/db", "--master-key-file", "{key}"], 1,
+     "[G100] Guard store (given): the database cannot be reached"),
+    (["data", "synth", "--n", "5", "--split", "bogus", "-o", "x.jsonl"], 2,
+     "must be train or test"),
+    (["console", "--port", "99999"], 2, "--port"),
 ])
 def test_errors_are_one_line_and_an_exit_code(tmp_path, args, code, message):
+    if "{key}" in args:
+        from classifier.guard import Keys
+
+        key = tmp_path.parent / f"{tmp_path.name}.key"  # (outside: the folder stays empty)
+        key.write_text(Keys.generate())
+        key.chmod(0o600)
+        args = [a.replace("{key}", str(key)) for a in args]
     args = [a.replace("{sample}", str(sample_path())) for a in args]
     env = {"SOLICITATION_MASTER_KEY": "", "SOLICITATION_MASTER_KEY_FILE": ""}
     proc = run_cli(*args, env=env, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "pw-canary" not in proc.stderr
     # a refused command leaves nothing behind (no empty store, no output)
     if code == 1:
         assert not list(tmp_path.iterdir())
@@ -82,6 +99,30 @@ def test_empty_input_is_an_error(tmp_path):
     empty.write_text("\n\n")
     proc = run_cli("score", str(empty), "-o", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 1 and "[C003]" in proc.stderr
+    assert "results in" not in proc.stderr  # no success line before the error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl"]  # no output left
+
+
+def test_an_output_never_overwrites_the_input_and_a_failed_command_keeps_the_old_one(
+        tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(sample_path().read_bytes())
+    before = src.read_bytes()
+    for cmd in ("score", "extract"):
+        proc = run_cli(cmd, str(src), "-o", str(src))
+        assert proc.returncode == 1 and "[C002]" in proc.stderr and "input" in proc.stderr
+        assert src.read_bytes() == before
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous results\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    assert run_cli("score", str(tmp_path / "empty.jsonl"), "-o", str(out)).returncode == 1
+    assert out.read_text() == "previous results\n"  # a failed command replaced nothing
+    assert run_cli("score", str(src), "-o", str(out)).returncode == 0
+    assert len(out.read_text().splitlines()) == len(before.splitlines())
+    assert (out.stat().st_mode & 0o777) == 0o600
+    proc = run_cli("score", str(src), "-o", str(tmp_path))
+    assert proc.returncode == 1 and "[C002]" in proc.stderr and "directory" in proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
 def test_wrong_master_key_file_is_refused(tmp_path):

@@ -134,6 +134,13 @@ def test_the_providers_metadata_counts_and_survives_a_checkpoint(scorer, tmp_pat
 @pytest.mark.parametrize("bad, field", [
     ({"age_assurance": {1: "verified"}}, "age_assurance"),  # not a participant id
     ({"age_assurance": {"u-1": "passport"}}, "age_assurance"),
+    ({"declared_ages": {"u-1": CANARY}}, "declared_ages"),  # kept, it broke every later add
+    ({"declared_ages": {"u-1": -4}}, "declared_ages"),  # what batch scoring refuses (E204)
+    ({"declared_ages": {"u-1": 5000}}, "declared_ages"),
+    ({"declared_ages": {"u-1": 13.5}}, "declared_ages"),
+    ({"declared_ages": {"u-1": True}}, "declared_ages"),
+    ({"declared_ages": ["u-1"]}, "declared_ages"),
+    ({"declared_ages": {"": 13}}, "declared_ages"),
     ({"relationship": "family"}, "relationship"),
     ({"relationship": "family_link=str"}, "relationship.family_link"),
     ({"relationship": "contact_age_days=-1"}, "relationship.contact_age_days"),
@@ -185,13 +192,25 @@ def test_a_checkpoint_is_replaced_whole_and_a_hand_edited_one_is_refused(scorer,
     record = json.loads(good)
     for key, value in (("assurance", {"u-1": "passport"}),
                        ("relationship", {"family_link": "yes"}),
-                       ("relationship", {"family_link": True, "extra": 1})):
+                       ("relationship", {"family_link": True, "extra": 1}),
+                       ("declared", {"u-1": CANARY}), ("declared", {"u-1": -1}),
+                       ("n_messages", -1), ("n_messages", "3"), ("flagged_at", 10**6),
+                       ("last_seen", None), ("refused", CANARY), ("state", "%%%"),
+                       ("conversation_id", 7)):
         path.write_text(json.dumps({**record, key: value}) + "\n")
         restored = StreamScorer(scorer)
         restored.add("c-open", "u-1", conv.messages[0].ts, "hi")
-        with pytest.raises(StateError, match=rf"\[E301\].*line 1, field '{key}"):
+        with pytest.raises(StateError, match=rf"\[E301\].*line 1, field '{key}") as caught:
             restored.restore(path)
+        assert CANARY not in str(caught.value)
         assert list(restored._open) == ["c-open"]  # nothing replaced by half a file
+    for text in ("zzz\n", good[: len(good) // 2], "[1]\n"):  # garbage, cut short, no object
+        path.write_text(text)
+        with pytest.raises(StateError, match=r"\[E301\].*line 1"):
+            StreamScorer(scorer).restore(path)
+    path.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(StateError, match=r"\[E301\].*not UTF-8"):
+        StreamScorer(scorer).restore(path)
 
 
 def test_micro_batches_equal_a_message_at_a_time(scorer):

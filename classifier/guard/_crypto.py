@@ -185,7 +185,8 @@ class Keys(_Secret):
     def from_env(cls) -> Keys:
         value = os.environ.get(MASTER_KEY_ENV)
         if not value:
-            raise MasterKeyError(Errors.G002.format(env=MASTER_KEY_ENV))
+            raise MasterKeyError(Errors.G002.format(env=MASTER_KEY_ENV,
+                                                     file_env=MASTER_KEY_FILE_ENV))
         raw = _b64_key(value)
         if raw is None:
             raise MasterKeyError(Errors.G003.format(env=MASTER_KEY_ENV))

@@ -245,7 +245,23 @@ class Store:
         if engine is None and self.sqlite_path is not None:
             if not create and not self.sqlite_path.exists():
                 raise StoreError(Errors.G128.format(url=url))
-            _create_private_file(path)
+            if not self.sqlite_path.exists() and not self.sqlite_path.parent.is_dir():
+                raise StoreError(Errors.G100.format(url=self._shown_url, problem=(
+                    "its folder does not exist")))
+            try:
+                _create_private_file(path)
+            except OSError as exc:
+                raise StoreError(Errors.G100.format(url=self._shown_url,
+                                                    problem=exc.strerror)) from None
+        if engine is None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(url)
+            except ArgumentError:
+                raise StoreError(Errors.G100.format(url="(given)", problem=(
+                    "not a database URL (sqlite:///path or postgresql+psycopg://...)"))) from None
         self.engine = engine or self._make_engine(url)
         self._key_store = key_store
         self._key_store_default = key_store is None
