@@ -78,7 +78,8 @@ class ScoreResult:
     """One line of scoring output.
 
     ``status`` is ``"scored"`` or ``"refused"`` (with ``reason``). ``subject`` is the
-    participant a flag is about (the sender of the riskier direction).
+    participant a flag is about (the possible adult of the riskiest pair); None when the
+    conversation is not flagged (nobody is named without a flag).
     """
 
     conversation_id: str
@@ -100,7 +101,7 @@ class ScoreResult:
             return {"conversation_id": self.conversation_id, "status": self.status,
                     "reason": self.reason}
         return {"conversation_id": self.conversation_id, "score": round(self.score or 0.0, 6),
-                "flagged": self.flagged, "subject": self.subject if self.flagged else None,
+                "flagged": self.flagged, "subject": self.subject,
                 "risk_factors": {k: round(v, 6) for k, v in self.risk_factors.items()},
                 "model_version": self.model_version, "threshold": self.threshold,
                 "flagged_at_message": self.flagged_at_message}
@@ -272,7 +273,8 @@ class Pipeline:
             result = ScoreResult(
                 conv.conversation_id, score, flagged,
                 {f.name: f.contribution for f in explanation.factors} if explanation else {},
-                self.model.version, self.threshold, first, subject=subject,
+                self.model.version, self.threshold, first,
+                subject=subject if flagged else None,
                 explanation=explanation)
             self.counts["flagged" if flagged else "scored"] += 1
             if flagged and self.guard is not None:

@@ -425,3 +425,14 @@ def test_cross_author_folds_in_two_processes_equal_one_process():
         cross_author(config, corpus=corpus, held_out=("a01_sms", "a04_kids_apps"), jobs=2)
     with pytest.raises(ConfigError, match="jobs"):
         cross_author(config, corpus=corpus, jobs=0)
+
+
+def test_nobody_is_named_without_a_flag(scorer):
+    """``subject`` is given for flagged conversations only, by the API as by the CLI."""
+    from classifier.evaluation.synth import generate
+
+    results = [scorer.score(c) for c in generate(60, seed=3, split="test")]
+    assert any(r.flagged for r in results) and any(not r.flagged for r in results)
+    for r in results:
+        assert (r.subject is not None) == r.flagged
+        assert r.to_dict().get("subject") == r.subject
