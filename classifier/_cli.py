@@ -230,7 +230,8 @@ def run_score(src: Path, output: str, *, model_dir: Path | None = None,
         from .guard import record_scan
 
         record_scan(guard, pipeline.policy)
-        say(f"{pipeline.counts['queued']} cases opened for human review in {queue} "
+        queued = pipeline.counts["queued"]
+        say(f"{queued} case{'' if queued == 1 else 's'} opened for human review in {queue} "
             f"(solicitation-classifier review list --store {queue})")
     return EXIT_OK if not bad.n else EXIT_REJECTED
 

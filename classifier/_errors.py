@@ -114,7 +114,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E204 = "Line {line}, field {field!r}: invalid value ({problem})."
     E205 = "Line {line}, field {field!r}: the sender is not a participant of the conversation."
     E206 = "Line {line}, field {field!r}: duplicate participant id (the same id as participants[{first}])."
-    E207 = "Line {line}, field {field!r}: timestamp is not ISO 8601 with a time zone."
+    E207 = ("Line {line}, field {field!r}: not a timestamp (ISO 8601 with a time zone, or "
+            "epoch seconds), or a date that does not exist or lies outside years 1-9999.")
     E208 = "Line {line}, field {field!r}: unknown field (key number {position} of that object; allowed: {allowed})."
     E209 = "Line {line}: not valid UTF-8 (at byte {offset})."
     E212 = "Line {line}: longer than the limit of {limit} bytes; the line was skipped."
@@ -217,6 +218,7 @@ class Errors(metaclass=ErrorsWithCodes):
     G143 = "Changing the password needs a sign-in with your password (and TOTP code), not a token."
     G144 = ("An audit log entry is not valid JSON (the database was edited): nothing was "
             "done; run `audit verify` to find it.")
+    G145 = "Checkpoint file {name} does not exist."
 
     # Review console (W0xx): web pages and the JSON API
     W001 = "Sign in to use the review console."
@@ -234,7 +236,7 @@ class Errors(metaclass=ErrorsWithCodes):
     W014 = "The request is too large (more than {limit} bytes)."
 
     # Command line (C0xx)
-    C001 = "Input file {path} does not exist."
+    C001 = "Input file {path} does not exist or is not a file."
     C002 = "Cannot write {path} ({problem})."
     C003 = "Input {path} holds no records."
     C004 = "Cannot read {path} ({problem})."

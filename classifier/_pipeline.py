@@ -170,8 +170,11 @@ class Pipeline:
         self.policy = policy or ScanPolicy()
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(
                 threshold, (int, float)) or not 0.0 <= threshold <= 1.0):
+            got = (f"{type(threshold).__name__} outside [0, 1]"
+                   if isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                   else type(threshold).__name__)  # (the value itself is never quoted)
             raise ConfigError(Errors.E005.format(name="threshold", expected="a number in "
-                                                 "[0, 1] or None", got=type(threshold).__name__))
+                                                 "[0, 1] or None", got=got))
         self.threshold = self.model.threshold if threshold is None else float(threshold)
         self.explain = explain
         self.explain_top = explain_top

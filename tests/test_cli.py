@@ -29,7 +29,7 @@ def test_demo_runs_in_its_own_folder(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "6 conversations read, 0 records rejected" in err
     assert "1 not scanned (not text)" in err
-    assert "1 cases opened for human review" in err
+    assert "1 case opened for human review" in err
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {
         "indicators.jsonl", "scores.jsonl", "guard.db", "master.key"}
     assert oct((tmp_path / "out" / "master.key").stat().st_mode & 0o777) == "0o600"
@@ -57,7 +57,9 @@ def test_extract_writes_numeric_summaries_and_keeps_good_records(tmp_path, capsy
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["extract", "missing.jsonl"], 1, "[C001] Input file missing.jsonl does not exist."),
+    (["extract", "missing.jsonl"], 1, "[C001] Input file missing.jsonl does not exist"),
+    (["score", "/", "-o", "x.jsonl"], 1, "[C001] Input file / does not exist or is not a file"),
+    (["score", "{sample}", "-o", "x.jsonl", "--threshold", "5"], 1, "got float outside [0, 1]"),
     (["score", "missing.jsonl", "-o", "x.jsonl"], 1, "[C001]"),
     (["score", "{sample}", "-o", "/nonexistent-dir/x.jsonl"], 1, "[C002] Cannot write"),
     (["score", "{sample}", "-o", "x.jsonl", "--queue", "sqlite:///q.db"], 1, "[G002]"),

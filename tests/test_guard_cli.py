@@ -63,7 +63,7 @@ def test_cli_review_report_complaint_purge_audit_transparency(env, capsys, monke
     url = f"sqlite:///{env / 'q.db'}"
     code, _, err = run(capsys, "score", str(sample_path()), "-o", str(env / "s.jsonl"),
                        "--queue", url)
-    assert code == 0 and "1 cases opened for human review" in err
+    assert code == 0 and "1 case opened for human review" in err
     assert oct((env / "q.db").stat().st_mode & 0o777) == "0o600"
     ann, bob, cat, eve = (add(capsys, url, name, role, monkeypatch) for name, role in (
         ("Ann", "reviewer"), ("bob", "reviewer"), ("cat", "supervisor"), ("eve", "auditor")))
@@ -133,6 +133,9 @@ def test_cli_review_report_complaint_purge_audit_transparency(env, capsys, monke
     code, _, err = run(capsys, "audit", "verify", "--store", url, "--audit-key-file",
                        str(audit_key), "--checkpoint", str(head))
     assert code == 0 and "MACs: checked" in err and "signature not checked" in err
+    code, _, err = run(capsys, "audit", "verify", "--store", url, "--checkpoint",
+                       str(env / "nope.json"), "--public-key", f"{signing}.pub")
+    assert code == 1 and "[G145]" in err and "does not exist" in err
     code, out, _ = run(capsys, "audit", "summary", "--store", url, "--audit-key-file",
                        str(audit_key), "--token", eve)
     assert json.loads(out)["cases_by_status"] == {"reported": 1}

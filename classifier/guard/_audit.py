@@ -192,6 +192,8 @@ class Checkpoint:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        if not Path(path).is_file():
+            raise StoreError(Errors.G145.format(name=path))
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
