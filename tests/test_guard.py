@@ -159,6 +159,17 @@ def test_every_other_path_to_a_report_is_refused(guard, scorer, store, people):
         guard.decide(case_id, ann, "confirm", "free text reason")
     with pytest.raises(StoreError, match=r"\[G103\]"):
         export_report(guard, "nope", cat)
+    # a whole queue entry (a dict) or any other non-string as the id: no case, coded
+    from classifier.guard import file_complaint
+
+    entry = {"case_id": case_id}
+    for call in (lambda: guard.case_summary(entry, ann), lambda: guard.claim(entry, ann),
+                 lambda: guard.view_evidence(7, ann), lambda: guard.release(None, ann),
+                 lambda: guard.release_claim(b"x", ann), lambda: export_report(guard, entry, cat),
+                 lambda: guard.decide(entry, ann, "dismiss", "no_solicitation"),
+                 lambda: file_complaint(guard, entry, channel="email")):
+        with pytest.raises(StoreError, match=r"\[G103\] No case '\(not an id\)'"):
+            call()
 
 
 def test_dismissal_destroys_evidence_and_forgets_the_case_at_once(guard, scorer, store, people):

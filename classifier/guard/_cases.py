@@ -92,6 +92,14 @@ def shown(identifier: object) -> str:
     return identifier if isinstance(identifier, str) and _ID.match(identifier) else "(not an id)"
 
 
+def case_key(case_id: object) -> str:
+    """A case id as the store holds it (a string); anything else is G103, no case, rather
+    than a database error (a caller passing a whole queue entry, say)."""
+    if not isinstance(case_id, str):
+        raise StoreError(Errors.G103.format(case_id=shown(case_id)))
+    return case_id
+
+
 # -- the report ----------------------------------------------------------------------
 _REPORT_GRANTS: set[int] = set()
 _REPORTS: weakref.WeakValueDictionary[int, Report] = weakref.WeakValueDictionary()
@@ -698,6 +706,7 @@ class Guard(Sealed):
     def case_summary(self, case_id: str, principal: Principal) -> dict[str, Any]:
         """A case without its evidence: score, threshold, model version, risk-factor
         contributions, status, deadline (reviewers and supervisors)."""
+        case_id = case_key(case_id)
         with self.store.engine.connect() as conn:
             self._principal(conn, principal, "reviewer", "supervisor")
             with _log_read():
@@ -718,6 +727,7 @@ class Guard(Sealed):
         A claim older than ``CLAIM_HOURS`` (a reviewer who left without releasing it) may
         be taken over: the new claim views the evidence again, and the audit entry names
         the former holder."""
+        case_id = case_key(case_id)
         now = time.time()
         with self.store.write() as conn:
             p = self._principal(conn, principal, "reviewer")
@@ -740,6 +750,7 @@ class Guard(Sealed):
     def release_claim(self, case_id: str, principal: Principal) -> None:
         """A supervisor gives back to the queue a case another reviewer holds (one who
         left, or is away); audited with the former holder."""
+        case_id = case_key(case_id)
         with self.store.write() as conn:
             p = self._principal(conn, principal, "supervisor")
             row = conn.execute(select(cases.c.status, cases.c.claimed_by)
@@ -770,6 +781,7 @@ class Guard(Sealed):
 
     def release(self, case_id: str, principal: Principal) -> None:
         """Give a claimed case back to the queue (a new claim views the evidence again)."""
+        case_id = case_key(case_id)
         with self.store.write() as conn:
             p = self._principal(conn, principal, "reviewer")
             self._held(conn, case_id, p)
@@ -803,6 +815,7 @@ class Guard(Sealed):
     def view_evidence(self, case_id: str, principal: Principal) -> dict[str, Any]:
         """Decrypt the evidence for the reviewer holding the case: the decryption and its
         audit entry are one transaction (no view without its entry)."""
+        case_id = case_key(case_id)
         with self.store.write() as conn:
             p = self._principal(conn, principal, "reviewer")
             self._held(conn, case_id, p)
@@ -832,6 +845,7 @@ class Guard(Sealed):
         """Confirm (only after viewing the evidence in this claim) or dismiss a claimed
         case. A dismissal destroys its evidence and deletes its pseudonyms, score and
         explanation at once."""
+        case_id = case_key(case_id)
         allowed = CONFIRM_REASONS if decision == "confirm" else DISMISS_REASONS
         if decision not in ("confirm", "dismiss") or reason not in allowed:
             raise StoreError(Errors.G106.format(confirm=", ".join(CONFIRM_REASONS),
@@ -1142,6 +1156,7 @@ def export_report(guard: Guard, case_id: str, principal: Principal) -> Report:
     case moves ``confirmed -> reported`` once (concurrent exports: one report). Then the
     evidence is decrypted and the reported account re-identified.
     """
+    case_id = case_key(case_id)
     guard._need_keys()
     with guard.store.engine.connect() as conn:
         guard._principal(conn, principal, "supervisor")

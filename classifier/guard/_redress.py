@@ -25,7 +25,15 @@ from sqlalchemy import case, delete, func, insert, select, update
 
 from .._errors import Errors, StoreError
 from .._scope import ScanPolicy
-from ._cases import FORGET, MAX_RETENTION_DAYS, Guard, account_stat, case_entries, shown
+from ._cases import (
+    FORGET,
+    MAX_RETENTION_DAYS,
+    Guard,
+    account_stat,
+    case_entries,
+    case_key,
+    shown,
+)
 from ._identity import Principal
 from ._store import (
     STATS_COLUMNS,
@@ -57,6 +65,7 @@ def file_complaint(guard: Guard, case_id: str, *, user_id: str | None = None,
     entered it, if any. One complaint per case is open at a time (G116), accepted for at
     least six months after the decision, by this host's clock (no caller can move it).
     """
+    case_id = case_key(case_id)
     if window_days < COMPLAINT_WINDOW_DAYS:
         raise StoreError(Errors.G126.format(days=COMPLAINT_WINDOW_DAYS))
     if (user_id is None) == (channel is None):
