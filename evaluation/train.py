@@ -262,8 +262,10 @@ def model_card(meta: dict[str, Any]) -> str:
         "- The indicator factors are shares of what one party sent the other, so a long "
         "ordinary prelude dilutes them: the same nine risky messages after 0, 160 and 300 "
         "messages of small talk scored 0.97, 0.74 and 0.71 in one test, and in a variant "
-        "written by a newcomer they fell below the threshold after 160 (0.21). A "
-        "conversation that turns late is caught later or not at all.",
+        "written by a newcomer they fell below the threshold after 160 (0.21). Over five "
+        "authors measured unseen, 150 messages of real benign chat put before each "
+        "conversation cut recall to 0.54-0.73 (from 0.78-0.92), 300 to 0.19-0.50 "
+        "(docs/evaluation.md, scripts/measure_late_turn.py).",
         "- English only; the text boundary is the only reader of text.", "",
     ]
     return "\n".join(lines)

@@ -184,3 +184,29 @@ def test_the_shipped_models_authors_are_those_it_lists_in_registry_order():
     assert list(chosen) == sorted(chosen, key=order.index)
     sealed = [a.id for a in authors(include_sealed=True) if a.status == "sealed"]
     assert sealed and not set(sealed) & set(chosen) and set(chosen) < set(order)
+
+
+def test_the_late_turn_measurement_reproduces_recall_as_written_and_dilutes_with_a_prelude():
+    """``scripts/measure_late_turn.py``: K = 0 is the author's recall as written (the same
+    as scoring the file); a prelude of ordinary chat can only be measured, not hidden."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from classifier.evaluation.authors import authors, load_author
+
+    from classifier import Scorer
+
+    pytest.importorskip("chitchat_dataset")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "measure_late_turn.py"),
+                           "a04_kids_apps", "--prelude", "0", "100"],
+                          capture_output=True, text=True, check=True)
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["a04_kids_apps", "0"], ["a04_kids_apps", "100"]]
+    convs = load_author(next(a for a in authors() if a.id == "a04_kids_apps"))
+    results = [(c, r) for c, r in zip(convs, Scorer().score_batch(convs), strict=True)
+               if r.status == "scored" and c.label == 1]
+    recall = sum(r.flagged for _, r in results) / len(results)
+    assert float(rows[0][2]) == pytest.approx(recall, abs=5e-4)
+    assert float(rows[1][2]) < float(rows[0][2])  # the dilution the model card names
