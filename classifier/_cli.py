@@ -311,7 +311,8 @@ def data_synth(n: Annotated[int, typer.Option(min=1, help="how many conversation
                positive_share: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
                    "share of grooming positives"))] = 0.35,
                noise: Annotated[float, typer.Option(min=0.0, max=1.0, help=(
-                   "share of lines given a chat-surface change (typo, slang, emoji, casing)"))] = 0.3,
+                   "share of lines given a chat-surface change (typo, slang, emoji, "
+                   "casing)"))] = 0.3,
                ) -> int:
     """Synthetic grooming and hard-negative conversations (deterministic by seed)."""
     from .evaluation import generate

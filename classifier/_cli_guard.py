@@ -494,7 +494,8 @@ def console_command(store: StoreOpt = DEFAULT_STORE,
                     host: Annotated[str, typer.Option(help=(
                         "address to listen on (a loopback address unless behind TLS)"))
                     ] = "127.0.0.1",
-                    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
+                    port: Annotated[int, typer.Option(min=1, max=65535,
+                                                      help="port to listen on")] = 8080,
                     master_key_file: KeyOpt = None, key_store: KeyStoreOpt = None,
                     checkpoint_dir: Annotated[Path | None, typer.Option(help=(
                         "folder of exported checkpoints: the newest is verified with the "

@@ -32,7 +32,8 @@ def main() -> None:
     scorer = Scorer()
     texts = [m.text for c in load_chitchat("test") for m in c.messages if m.is_text]
     pool = itertools.cycle(texts)
-    print(f"{'author':<32} {'K':>4} {'recall':>7} {'HN FPR':>7}  (threshold {scorer.threshold:.3f})")
+    print(f"{'author':<32} {'K':>4} {'recall':>7} {'HN FPR':>7}  "
+          f"(threshold {scorer.threshold:.3f})")
     for a in args.authors:
         convs = [c for c in load_author(registry[a]) if c.label is not None]
         for k in args.prelude:
