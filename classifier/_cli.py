@@ -35,13 +35,32 @@ from ._conversation import Conversation, read_jsonl, sample_path
 from ._errors import ClassifierError, Errors, MissingDependencyError, RecordError
 from ._state import ConversationState
 
-app = typer_app(name="solicitation-classifier",
-                help="Detect possible solicitation of children from key indicators and "
-                     "objectively identified risk factors (Reg. (EU) 2021/1232).")
+app = typer_app(name="solicitation-classifier")  # (its help: the docstring of _options)
 data_app = typer_app(help="Make evaluation data in the interchange format.")
 compliance_app = typer_app(help="The compliance matrix and the DPIA annex.")
 app.add_typer(data_app, name="data")
 app.add_typer(compliance_app, name="compliance")
+
+
+def _show_version(value: bool) -> None:
+    if not value:
+        return
+    from . import __version__
+    from ._model import default_model_dir
+
+    meta = json.loads((default_model_dir() / "metadata.json").read_text(encoding="utf-8"))
+    print(f"solicitation-classifier {__version__}; model {meta.get('model_version')}, "
+          f"catalogue {meta.get('catalogue_version')}, risk factors "
+          f"{meta.get('factor_version')}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="print the package, model, catalogue and risk-factor versions")] = False) -> None:
+    """Detect possible solicitation of children from key indicators and objectively
+    identified risk factors (Reg. (EU) 2021/1232)."""
 
 MAX_ERRORS_SHOWN = 100
 PREFILTERS = ("auto", "hyperscan", "re", "none")

@@ -212,3 +212,16 @@ def test_outputs_that_hold_ids_are_private_and_lines_are_counted_in_blocks(tmp_p
     odd.write_bytes(b"a\n\n" + b"x" * 50 + b"\nlast without newline")
     assert count_lines(odd, block=4) == 4
     assert count_lines(tmp_path / "missing.jsonl") is None
+
+
+def test_version_names_the_package_model_catalogue_and_factors():
+    from classifier import __version__
+    from classifier._model import default_model_dir
+
+    meta = json.loads((default_model_dir() / "metadata.json").read_text())
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == (
+        f"solicitation-classifier {__version__}; model {meta['model_version']}, catalogue "
+        f"{meta['catalogue_version']}, risk factors {meta['factor_version']}")
+    assert "Detect possible solicitation of children" in run_cli("--help").stdout
