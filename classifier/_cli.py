@@ -45,7 +45,8 @@ app.add_typer(compliance_app, name="compliance")
 def _show_version(value: bool) -> None:
     if not value:
         return
-    from . import __version__
+    from classifier import __version__
+
     from ._model import default_model_dir
 
     meta = json.loads((default_model_dir() / "metadata.json").read_text(encoding="utf-8"))
