@@ -56,7 +56,8 @@ def run_guarded(call: Callable[[], int]) -> int:
             raise
         if type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in (
                 "OperationalError", "InterfaceError"):  # (the message may hold the URL)
-            problem = "the database cannot be reached or refused the connection"
+            problem = ("the database cannot be reached, refused the connection or failed "
+                       f"({type(exc).__name__})")
             say(f"error: {Errors.G100.format(url='(given)', problem=problem)}")
             return EXIT_FAILED
         say(f"error: internal error ({type(exc).__name__}); set {DEBUG_ENV}=1 to see where")
@@ -87,8 +88,8 @@ def open_output(path: str | Path | None, *, private: bool = False,
         raise CommandError(Errors.C002.format(path=path, problem="it is an input of this "
                                               "command: choose another output"))
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                                   prefix=f".{path.name}.", suffix=".partial")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix=".partial")
         os.fchmod(fd, 0o600 if private else 0o644)
         fh = os.fdopen(fd, "w", encoding="utf-8")
     except OSError as exc:

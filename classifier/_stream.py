@@ -360,11 +360,10 @@ class StreamScorer:
         how many."""
         catalogue = self.pipeline.extractor.catalogue
         loaded: OrderedDict[str, _Open] = OrderedDict()
-        with open(path, encoding="utf-8", errors="strict") as fh:
+        with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(_lines(fh), 1):
                 d = _checkpoint_line(line, n)
-                state = ConversationState.from_bytes(
-                    base64.b64decode(d["state"], validate=True), catalogue)
+                state = ConversationState.from_bytes(d["state"], catalogue)
                 loaded[d["conversation_id"]] = _Open(
                     state, d["declared"], d["n_messages"], d["flagged_at"],
                     d["last_seen"], d.get("refused"), *_metadata(d, n))
@@ -381,8 +380,8 @@ def _lines(fh: Any) -> Iterator[str]:
 
 
 def _checkpoint_line(line: str, n: int) -> dict[str, Any]:
-    """One checkpoint line parsed and its fields checked (types and ranges; the state's
-    bytes are checked by :meth:`ConversationState.from_bytes`): E301 naming the line and
+    """One checkpoint line parsed and its fields checked (types and ranges), with the state
+    as bytes (checked by :meth:`ConversationState.from_bytes`): E301 naming the line and
     the field, never a value."""
     def bad(field: str, problem: str) -> StateError:
         return StateError(Errors.E301.format(problem=f"checkpoint line {n}, field {field!r}: "
@@ -402,7 +401,7 @@ def _checkpoint_line(line: str, n: int) -> dict[str, Any]:
         raise bad("n_messages" if d["n_messages"] < 0 else "last_seen", "out of range")
     flagged = d.get("flagged_at")
     if flagged is not None and (isinstance(flagged, bool) or not isinstance(flagged, int)
-                                or not 0 <= flagged < max(d["n_messages"], 1)):
+                                or not 0 <= flagged < d["n_messages"]):
         raise bad("flagged_at", "must be null or a message index")
     if d.get("refused") not in (None, "e2ee", "protected_participant"):
         raise bad("refused", "must be null, e2ee or protected_participant")
@@ -411,7 +410,7 @@ def _checkpoint_line(line: str, n: int) -> dict[str, Any]:
     except ValueError:
         raise bad("declared", "must map participant ids to ages in 0..130 or null") from None
     try:
-        base64.b64decode(d["state"], validate=True)
+        d["state"] = base64.b64decode(d["state"], validate=True)
     except ValueError:
         raise bad("state", "not base64") from None
     return d

@@ -557,11 +557,6 @@ _WORKER: dict[str, Any] = {}  # a fold worker's corpus, loaded once per process
 
 
 def _init_worker(config: CrossAuthorConfig, digest: str) -> None:
-    from threadpoolctl import threadpool_limits
-
-    # one thread per worker: OpenMP pools of several workers on the same cores spin
-    # against each other (measured: three times the CPU time per fold, no gain)
-    _WORKER["limits"] = threadpool_limits(1)
     corpus = load_corpus(config)
     _WORKER.update(corpus=corpus, config=config, same=_corpus_digest(corpus) == digest)
 
@@ -575,18 +570,22 @@ def _worker_fold(h: str, latency: bool, extras: bool) -> FoldResult:
                  progress=lambda _: None)
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 @contextlib.contextmanager
 def _one_thread_each() -> Iterator[None]:
-    """OMP_NUM_THREADS=1 for the processes spawned meanwhile (unless it is set already),
-    so that their OpenMP pools start with one thread."""
-    before = os.environ.get("OMP_NUM_THREADS")
-    if before is None:
-        os.environ["OMP_NUM_THREADS"] = "1"
+    """One thread per thread pool (OpenMP, BLAS) in the processes spawned meanwhile, where
+    the caller has not set its own: two workers' OpenMP pools on two cores spun against
+    each other (the two-fold test took 186 s, with one thread each 30 s). A spawned
+    process reads these when its libraries load, so nothing else is needed."""
+    unset = [name for name in _THREAD_VARIABLES if name not in os.environ]
+    os.environ.update(dict.fromkeys(unset, "1"))
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def _parallel_folds(config: CrossAuthorConfig, corpus: Corpus, names: Sequence[str],
@@ -599,9 +598,9 @@ def _parallel_folds(config: CrossAuthorConfig, corpus: Corpus, names: Sequence[s
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
-    with _one_thread_each(), ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=ctx,
-                             initializer=_init_worker,
-                             initargs=(config, _corpus_digest(corpus))) as pool:
+    with _one_thread_each(), ProcessPoolExecutor(
+            max_workers=min(jobs, len(names)), mp_context=ctx, initializer=_init_worker,
+            initargs=(config, _corpus_digest(corpus))) as pool:
         futures = {pool.submit(_worker_fold, h, latency, extras): h for h in names}
         done: dict[str, FoldResult] = {}
         for k, future in enumerate(as_completed(futures), 1):
